@@ -1,0 +1,58 @@
+"""Orbax checkpoints of the train state: periodic saves, resume from the latest.
+
+Saves are atomic (Orbax writes to a temporary folder and renames), so a crash
+mid-save leaves the previous checkpoint as the latest.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import jax
+import orbax.checkpoint as ocp
+
+from resnet_flax.state import TrainState
+
+_FIELDS = ("step", "params", "batch_stats", "opt_state")
+
+
+def _tree(state: TrainState) -> dict:
+    return {f: getattr(state, f) for f in _FIELDS}
+
+
+class Checkpointer:
+    """Saves every ``every_steps`` (and when forced), keeps the last ``keep``."""
+
+    def __init__(self, workdir: str, every_steps: int, keep: int):
+        self.directory = pathlib.Path(workdir).absolute() / "checkpoints"
+        self._manager = ocp.CheckpointManager(
+            self.directory,
+            options=ocp.CheckpointManagerOptions(save_interval_steps=every_steps,
+                                                 max_to_keep=keep))
+
+    def latest_step(self) -> int | None:
+        return self._manager.latest_step()
+
+    def restore_latest(self, state: TrainState) -> TrainState:
+        """``state`` with the latest checkpoint's values, or ``state`` if there is none.
+
+        ``state`` gives the structure, dtypes and shardings to restore into.
+        """
+        step = self._manager.latest_step()
+        if step is None:
+            return state
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _tree(state))
+        restored = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        return state.replace(**restored)
+
+    def save(self, state: TrainState, force: bool = False) -> bool:
+        """Saves if the step is due (or ``force``); returns whether it saved."""
+        step = int(state.step)
+        if step == self._manager.latest_step():
+            return False
+        return self._manager.save(step, args=ocp.args.StandardSave(_tree(state)), force=force)
+
+    def close(self) -> None:
+        """Waits for pending asynchronous writes."""
+        self._manager.wait_until_finished()
+        self._manager.close()

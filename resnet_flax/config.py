@@ -1,0 +1,97 @@
+"""The config schema: every field a recipe in ``configs/`` may set, with defaults.
+
+Recipes start from ``default_config()`` and change what they need; the CLI's
+``--config.key=value`` overrides then apply on a locked copy, so a mistyped key
+fails instead of being silently added.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "warmup_cosine", "piecewise")
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """All fields with neutral defaults (a recipe sets dataset, model and optimizer)."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+
+    # Data: a TFDS dataset read whole into device memory.
+    c.dataset = "fashion_mnist"
+    c.data_dir = ""  # TFDS data dir; "" means TFDS's default ($TFDS_DATA_DIR).
+    c.allow_download = True  # Only tried when the download host answers.
+    c.crop_padding = 0  # Pad-and-random-crop margin in pixels; 0 disables.
+    c.random_flip = False  # Random horizontal flips.
+
+    # Model: a name from resnet_flax.models.names(); options left unset (None) keep
+    # the family's own default and are otherwise passed to models.create.
+    c.model = "fashion_mnist_resnet"
+    opt = ml_collections.config_dict.placeholder
+    c.model_options = ml_collections.ConfigDict({
+        "dtype": opt(str),  # "float32" | "bfloat16" | "float16" compute dtype.
+        "shortcut": opt(str),  # "A" | "B" | "C".
+        "plain": opt(bool),  # True: no shortcuts.
+        "zero_init_residual": opt(bool),
+        "dropout_rate": opt(float),
+        "conv_init": opt(str),  # "kaiming_fan_out" | "flax_default".
+        "bn_momentum": opt(float),  # Flax convention: torch's 0.1 is 0.9 here.
+        "bn_epsilon": opt(float),
+        "preact": opt(bool),  # True: pre-activation blocks (He et al. 2016).
+        "stochastic_depth": opt(float),  # Drop rate of the last block (linear rule).
+        "width_multiplier": opt(float),  # Scales the stem and every stage width.
+    })
+
+    # Optimisation.
+    c.batch_size = 128  # Global batch, split over all devices.
+    c.eval_batch_size = 1000
+    c.num_epochs = 10
+    c.optimizer = "sgd"  # One of OPTIMIZERS.
+    c.lr = 0.1  # Peak learning rate for a global batch of batch_size.
+    c.momentum = 0.9  # SGD momentum.
+    c.nesterov = False
+    c.b1 = 0.9  # Adam/AdamW.
+    c.b2 = 0.999
+    c.eps = 1e-8
+    c.weight_decay = 0.0  # L2 for sgd/adam, decoupled for adamw.
+    c.decay_bn_and_bias = True  # False: no weight decay on BN scales/offsets and biases.
+    c.label_smoothing = 0.0
+    c.schedule = "constant"  # One of SCHEDULES.
+    c.warmup_epochs = 0.0  # Linear warmup from 0 (warmup_cosine).
+    c.lr_boundaries_epochs = (100, 150)  # piecewise: multiply by lr_decay_factor here.
+    c.lr_decay_factor = 0.1
+
+    # Bookkeeping.
+    c.checkpoint_every_steps = 500  # Also at the end of training.
+    c.keep_checkpoints = 3
+    c.progress_bar = True
+    return c
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Fails on values no run could use, naming the field, the value and valid ones."""
+    def check_choice(field, choices):
+        if config[field] not in choices:
+            raise ValueError(f"config.{field}={config[field]!r} is not one of {choices}")
+
+    check_choice("optimizer", OPTIMIZERS)
+    check_choice("schedule", SCHEDULES)
+    for field in ("batch_size", "eval_batch_size", "num_epochs", "checkpoint_every_steps",
+                  "keep_checkpoints"):
+        if config[field] <= 0:
+            raise ValueError(f"config.{field}={config[field]!r} must be positive")
+    if config.lr < 0:
+        raise ValueError(f"config.lr={config.lr!r} must be >= 0")
+    if not 0.0 <= config.label_smoothing < 1.0:
+        raise ValueError(f"config.label_smoothing={config.label_smoothing!r} must be in [0, 1)")
+    if config.crop_padding < 0:
+        raise ValueError(f"config.crop_padding={config.crop_padding!r} must be >= 0")
+    boundaries = list(config.lr_boundaries_epochs)
+    if boundaries != sorted(boundaries):
+        raise ValueError(f"config.lr_boundaries_epochs={tuple(boundaries)} must be increasing")
+
+
+def model_overrides(config: ml_collections.ConfigDict) -> dict:
+    """The ``model_options`` a recipe or the command line actually set."""
+    return {k: v for k, v in config.model_options.items() if v is not None}

@@ -1,0 +1,55 @@
+"""Batch order for small datasets held whole on the device.
+
+Batches are index arrays into on-device image/label arrays; the step gathers
+them. The order is a pure function of (seed, epoch), so a run resumed from any
+checkpoint sees exactly the batches an uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """One split in memory: uint8 NHWC images and int32 labels."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __post_init__(self):
+        if len(self.images) != len(self.labels):
+            raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def steps_per_epoch(num_examples: int, batch_size: int) -> int:
+    """Full training batches per epoch (the remainder is reshuffled into the next)."""
+    if batch_size > num_examples:
+        raise ValueError(f"batch_size={batch_size} exceeds the {num_examples} training examples")
+    return num_examples // batch_size
+
+
+def train_batches(seed: int, epoch: int, num_examples: int, batch_size: int) -> np.ndarray:
+    """(steps, batch_size) indices: a fresh permutation for every (seed, epoch)."""
+    order = np.random.default_rng([seed, epoch]).permutation(num_examples)
+    steps = steps_per_epoch(num_examples, batch_size)
+    return order[: steps * batch_size].reshape(steps, batch_size).astype(np.int32)
+
+
+def eval_batches(num_examples: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and 0/1 mask covering every example exactly once.
+
+    The last batch is padded with index 0 and mask 0, so it keeps the compiled
+    shape and the padding counts for nothing.
+    """
+    num_batches = -(-num_examples // batch_size)
+    flat = np.zeros(num_batches * batch_size, np.int32)
+    flat[:num_examples] = np.arange(num_examples)
+    mask = np.zeros(num_batches * batch_size, np.float32)
+    mask[:num_examples] = 1.0
+    return flat.reshape(num_batches, batch_size), mask.reshape(num_batches, batch_size)

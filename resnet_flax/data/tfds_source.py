@@ -1,0 +1,139 @@
+"""TFDS datasets as numpy arrays, built offline from a user's original archives.
+
+Reading a prepared ``array_record`` dataset goes through ``tfds.data_source``
+and needs no TensorFlow. Building one (from archives or by download) runs the
+stock TFDS builder, which needs TensorFlow (``pip install 'resnet_flax[build]'``).
+
+TFDS's own ``tfds.load`` retries downloads for minutes when offline; here an
+unprepared dataset with no archives and no reachable download host fails in
+well under a second with a message that says what to do.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+import socket
+import urllib.parse
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from resnet_flax.data import datasets
+
+# A download host that does not answer within this long counts as offline.
+_PROBE_TIMEOUT_S = 3.0
+_READ_CHUNK = 4096
+
+
+class DatasetUnavailable(RuntimeError):
+    """The dataset is neither prepared nor buildable here; the message says what to do."""
+
+
+def data_root(data_dir: str | None) -> pathlib.Path:
+    """The TFDS data directory: ``data_dir`` or TFDS's default ($TFDS_DATA_DIR)."""
+    return pathlib.Path(data_dir or tfds.core.constants.DATA_DIR).expanduser()
+
+
+def manual_dir(data_dir: str | None) -> pathlib.Path:
+    """Where TFDS looks for archives a user downloaded by hand."""
+    return data_root(data_dir) / "downloads" / "manual"
+
+
+def build_command(name: str, data_dir: str | None) -> str:
+    """The one command that builds ``name`` from archives in a folder."""
+    dd = f" --data_dir {data_dir}" if data_dir else ""
+    return f"python -m resnet_flax.data.build {name} --archives /path/to/archives{dd}"
+
+
+def _host_reachable(url: str) -> bool:
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=_PROBE_TIMEOUT_S).close()
+        return True
+    except OSError:
+        return False
+
+
+def _require_tensorflow(name: str) -> None:
+    if importlib.util.find_spec("tensorflow") is None:
+        raise DatasetUnavailable(
+            f"building the TFDS dataset {name!r} needs TensorFlow, which is not installed: "
+            "pip install 'resnet_flax[build]' (training on the built dataset does not need it)")
+
+
+def prepare(name: str, data_dir: str | None = None, archives: str | None = None,
+            allow_download: bool = True):
+    """Returns the TFDS builder of ``name`` with its data prepared on disk.
+
+    Builds from ``archives`` (a folder with the original files) or from
+    ``<data_dir>/downloads/manual`` when the files are there, otherwise downloads
+    when ``allow_download`` and the host answers, otherwise raises
+    ``DatasetUnavailable`` at once. TFDS verifies each archive's checksum.
+    """
+    spec = datasets.get(name)
+    builder = tfds.builder(name, data_dir=str(data_root(data_dir)))
+    if builder.is_prepared() and archives is None:
+        return builder
+
+    source = pathlib.Path(archives).expanduser() if archives else manual_dir(data_dir)
+    present = [f for f in spec.archives if (source / f).is_file()]
+    if archives is not None and len(present) < len(spec.archives):
+        missing = sorted(set(spec.archives) - set(present))
+        raise DatasetUnavailable(
+            f"{source} lacks {missing} needed to build {name!r}; expected {spec.archive_hint}: "
+            f"{list(spec.archives)}")
+    if builder.is_prepared():
+        return builder
+
+    urls = sorted(builder.url_infos or {})
+    if len(present) == len(spec.archives):
+        config = tfds.download.DownloadConfig(manual_dir=str(source))
+    elif allow_download and urls and _host_reachable(urls[0]):
+        config = tfds.download.DownloadConfig()
+    else:
+        raise DatasetUnavailable(
+            f"TFDS dataset {name!r} is not prepared in {data_root(data_dir)} and cannot be "
+            f"downloaded (no network). Build it offline from {spec.archive_hint} "
+            f"({', '.join(spec.archives)}):\n  {build_command(name, data_dir)}\n"
+            f"or put those files in {manual_dir(data_dir)} and run again.")
+    _require_tensorflow(name)
+    builder.download_and_prepare(download_config=config, file_format="array_record")
+    return builder
+
+
+def _read_data_source(builder, split: str) -> tuple[np.ndarray, np.ndarray]:
+    source = builder.as_data_source(split=split)
+    images, labels = [], []
+    for start in range(0, len(source), _READ_CHUNK):
+        for example in source.__getitems__(range(start, min(start + _READ_CHUNK, len(source)))):
+            images.append(example["image"])
+            labels.append(example["label"])
+    return np.stack(images), np.asarray(labels, np.int32)
+
+
+def _read_tf_dataset(builder, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Reads a dataset built by plain ``tfds.load`` (tfrecord); needs TensorFlow."""
+    if importlib.util.find_spec("tensorflow") is None:
+        raise DatasetUnavailable(
+            f"{builder.data_dir} is in {builder.info.file_format} format, which needs "
+            "TensorFlow to read; rebuild it as array_record with "
+            f"`{build_command(builder.name, None)}` or pip install 'resnet_flax[build]'")
+    data = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
+    return np.asarray(data["image"]), np.asarray(data["label"], np.int32)
+
+
+def load_split(name: str, split: str, data_dir: str | None = None,
+               allow_download: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """All of ``split`` as (uint8 images NHWC, int32 labels), preparing it if needed."""
+    builder = prepare(name, data_dir, allow_download=allow_download)
+    if builder.info.file_format == tfds.core.FileFormat.ARRAY_RECORD:
+        images, labels = _read_data_source(builder, split)
+    else:
+        images, labels = _read_tf_dataset(builder, split)
+    expected = datasets.get(name).image_shape
+    if images.shape[1:] != expected:
+        raise ValueError(f"{name} {split}: images have shape {images.shape[1:]}, "
+                         f"expected {expected}")
+    return images, labels

@@ -1,0 +1,10 @@
+"""Residual networks in Flax linen: ``create(name, num_classes=...)`` and ``names()``."""
+
+from resnet_flax.models.blocks import BasicBlock, Bottleneck, Shortcut, SqueezeExcite
+from resnet_flax.models.registry import ModelSpec, create, names, register, spec
+from resnet_flax.models.resnet import ResNet
+
+__all__ = [
+    "BasicBlock", "Bottleneck", "ModelSpec", "ResNet", "Shortcut", "SqueezeExcite", "create",
+    "names", "register", "spec",
+]

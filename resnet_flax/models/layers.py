@@ -1,0 +1,149 @@
+"""Conv, norm and pooling helpers whose arithmetic matches PyTorch's.
+
+torch pads a k x k convolution by k // 2 on every side; Flax's ``'SAME'`` pads
+asymmetrically for even inputs with stride 2, which shifts every feature map by
+a pixel and breaks weight import. Everything here pads explicitly.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+from jax.nn import initializers
+
+Dtype = Any
+Initializer = Callable[..., Any]
+
+# torchvision's ResNet init: kaiming_normal_(mode="fan_out", nonlinearity="relu"),
+# an untruncated normal with variance 2 / fan_out.
+TORCH_CONV_INIT = initializers.variance_scaling(2.0, "fan_out", "normal")
+CONV_INITS = {
+    "kaiming_fan_out": TORCH_CONV_INIT,
+    "flax_default": nn.linear.default_kernel_init,  # lecun_normal, fan_in
+    "keras_default": initializers.glorot_uniform(),  # Keras Conv2D's glorot_uniform
+}
+BN_CONVENTIONS = ("flax", "torch")
+
+
+def conv_initializer(name: str) -> Initializer:
+    """The conv kernel initializer called ``name`` (see ``CONV_INITS``)."""
+    if name not in CONV_INITS:
+        raise ValueError(f"conv_init={name!r} is not one of {sorted(CONV_INITS)}")
+    return CONV_INITS[name]
+
+
+def torch_padding(kernel_size: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Symmetric padding torch uses for a ``kernel_size`` conv with ``padding=k//2``."""
+    p = kernel_size // 2
+    return ((p, p), (p, p))
+
+
+def conv(
+    features: int,
+    kernel_size: int,
+    strides: int = 1,
+    *,
+    groups: int = 1,
+    dtype: Dtype = jnp.float32,
+    kernel_init: Initializer = TORCH_CONV_INIT,
+    name: str | None = None,
+) -> nn.Conv:
+    """A bias-free conv padded like torch's ``Conv2d(k, stride, padding=k//2)``."""
+    return nn.Conv(
+        features,
+        (kernel_size, kernel_size),
+        strides=(strides, strides),
+        padding=torch_padding(kernel_size),
+        feature_group_count=groups,
+        use_bias=False,
+        dtype=dtype,
+        param_dtype=jnp.float32,
+        kernel_init=kernel_init,
+        name=name,
+    )
+
+
+def batch_norm(
+    train: bool,
+    *,
+    momentum: float = 0.9,
+    epsilon: float = 1e-5,
+    dtype: Dtype = jnp.float32,
+    zero_scale: bool = False,
+    name: str | None = None,
+) -> nn.BatchNorm:
+    """BatchNorm in Flax's momentum convention (running = m*running + (1-m)*batch).
+
+    torch's ``momentum=0.1`` is Flax's ``momentum=0.9``; both default eps to 1e-5.
+    ``zero_scale`` starts the scale at zero (the "zero-init last BN" trick).
+    """
+    return nn.BatchNorm(
+        use_running_average=not train,
+        momentum=momentum,
+        epsilon=epsilon,
+        dtype=dtype,
+        param_dtype=jnp.float32,
+        scale_init=initializers.zeros if zero_scale else initializers.ones,
+        name=name,
+    )
+
+
+def flax_momentum(momentum: float, convention: str = "flax") -> float:
+    """``momentum`` in Flax's convention, given in ``convention``.
+
+    Flax (and Keras) keep ``running = m * running + (1 - m) * batch``; torch
+    keeps ``running = (1 - m) * running + m * batch``. So torch's 0.1 is Flax's
+    0.9, and Flax's/Keras' 0.99 is torch's 0.01. Epsilon means the same in all
+    three (torch and Flax default to 1e-5, Keras to 1e-3).
+    """
+    if convention not in BN_CONVENTIONS:
+        raise ValueError(f"bn_convention={convention!r} is not one of {BN_CONVENTIONS}")
+    if not 0.0 <= momentum <= 1.0:
+        raise ValueError(f"bn_momentum={momentum} must lie in [0, 1]")
+    return 1.0 - momentum if convention == "torch" else momentum
+
+
+def max_pool_3x3_s2(x: jnp.ndarray) -> jnp.ndarray:
+    """torch's ``MaxPool2d(3, stride=2, padding=1)``: pads with -inf, symmetric."""
+    return nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+
+
+def avg_pool_2x2_ceil(x: jnp.ndarray) -> jnp.ndarray:
+    """torch's ``AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False)`` (ResNet-D).
+
+    Odd sizes get a last, partial window averaged over its valid pixels only.
+    """
+    pad = ((0, x.shape[1] % 2), (0, x.shape[2] % 2))
+    return nn.avg_pool(x, (2, 2), strides=(2, 2), padding=pad, count_include_pad=False)
+
+
+def global_avg_pool(x: jnp.ndarray) -> jnp.ndarray:
+    """Mean over the spatial axes of an NHWC tensor."""
+    return jnp.mean(x, axis=(1, 2))
+
+
+def norm_factory(train: bool, momentum: float, epsilon: float, dtype: Dtype):
+    """``batch_norm`` with the model-wide settings bound; blocks add name/zero_scale."""
+    return functools.partial(batch_norm, train, momentum=momentum, epsilon=epsilon, dtype=dtype)
+
+
+class DropPath(nn.Module):
+    """Stochastic depth (Huang et al. 2016): drops a whole residual branch per sample.
+
+    Kept branches are scaled by ``1 / (1 - rate)`` (timm's ``DropPath``), so eval
+    mode is the identity. Draws from the ``'dropout'`` rng stream.
+    """
+
+    rate: float
+    deterministic: bool = True
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        if self.rate == 0.0 or self.deterministic:
+            return x
+        return nn.Dropout(self.rate, broadcast_dims=tuple(range(1, x.ndim)),
+                          deterministic=False)(x)

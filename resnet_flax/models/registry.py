@@ -1,0 +1,167 @@
+"""Model names -> ``functools.partial(ResNet, ...)``; ``create``, ``names``, ``spec``.
+
+Every family can also be built without shortcuts: prefix its name with
+``plain_`` (``plain_resnet20``) or pass ``plain=True``. Each name records its
+natural number of classes and input shape (``spec``); ``create`` uses that
+class count unless given one. Wide ResNets resolve any ``wrn_<depth>_<k>`` with
+``depth = 6n + 4``, registered or not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+from collections.abc import Callable
+
+from resnet_flax.models.blocks import BasicBlock, Bottleneck
+from resnet_flax.models.resnet import ResNet
+
+PLAIN_PREFIX = "plain_"
+
+_IMAGENET_WIDTHS = (64, 128, 256, 512)
+_CIFAR_WIDTHS = (16, 32, 64)
+_WRN = re.compile(r"wrn_(\d+)_(\d+)")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """A registered model: its factory and natural classes / input (H, W, C)."""
+
+    factory: Callable[..., ResNet]
+    num_classes: int = 1000
+    input_shape: tuple[int, int, int] = (224, 224, 3)
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(name: str, factory: Callable[..., ResNet], *, num_classes: int = 1000,
+             input_shape: tuple[int, int, int] = (224, 224, 3)) -> None:
+    """Adds ``factory`` (usually a ``partial`` of ``ResNet``) under ``name``."""
+    if name in _REGISTRY or name.startswith(PLAIN_PREFIX):
+        raise ValueError(f"cannot register model name {name!r}")
+    _REGISTRY[name] = ModelSpec(factory, num_classes, tuple(input_shape))
+
+
+def _imagenet(stage_sizes, block_cls=BasicBlock, **kw):
+    kw = {"stem": "imagenet", **kw}
+    return functools.partial(ResNet, stage_sizes=stage_sizes, stage_widths=_IMAGENET_WIDTHS,
+                             block_cls=block_cls, **kw)
+
+
+def _cifar(n: int):
+    """He et al. 2015 sec. 4.2: 6n+2 layers, 16/32/64 channels, option-A shortcuts."""
+    return functools.partial(ResNet, stage_sizes=(n, n, n), stage_widths=_CIFAR_WIDTHS,
+                             stem="cifar", stem_width=16, shortcut="A")
+
+
+def _wrn(depth: int, k: int):
+    """Zagoruyko & Komodakis 2016: WRN-d-k, pre-activation basic blocks, (d-4)/6 per
+    stage, widths 16k/32k/64k, 1x1 projections (no BN), dropout 0.3 between convs."""
+    if depth < 10 or (depth - 4) % 6 or k < 1:
+        raise ValueError(f"wrn_{depth}_{k}: depth must be 6n + 4 (n >= 1), k >= 1")
+    n = (depth - 4) // 6
+    return functools.partial(ResNet, stage_sizes=(n, n, n),
+                             stage_widths=(16 * k, 32 * k, 64 * k), stem="cifar",
+                             stem_width=16, preact=True, block_dropout=0.3)
+
+
+_CIFAR = {"num_classes": 10, "input_shape": (32, 32, 3)}
+
+# He et al. 2015, table 1 (torchvision layout); resnet200 as in He et al. 2016 / timm.
+register("resnet18", _imagenet((2, 2, 2, 2)))
+register("resnet34", _imagenet((3, 4, 6, 3)))
+register("resnet50", _imagenet((3, 4, 6, 3), Bottleneck))
+register("resnet101", _imagenet((3, 4, 23, 3), Bottleneck))
+register("resnet152", _imagenet((3, 8, 36, 3), Bottleneck))
+register("resnet200", _imagenet((3, 24, 36, 3), Bottleneck))
+# ResNeXt (Xie et al. 2017) and Wide ResNet-50/101-2, torchvision's definitions.
+for _name, _sizes, _groups, _width in (
+        ("resnext50_32x4d", (3, 4, 6, 3), 32, 4),
+        ("resnext101_32x8d", (3, 4, 23, 3), 32, 8),
+        ("resnext101_64x4d", (3, 4, 23, 3), 64, 4),
+        ("wide_resnet50_2", (3, 4, 6, 3), 1, 128),
+        ("wide_resnet101_2", (3, 4, 23, 3), 1, 128)):
+    register(_name, _imagenet(_sizes, Bottleneck,
+                              block_kwargs={"groups": _groups, "base_width": _width}))
+# ResNet-D (He et al. 2019; timm's resnet50d): deep stem, avg-pool shortcuts.
+register("resnet50d", _imagenet((3, 4, 6, 3), Bottleneck, stem="deep", stem_width=32,
+                                shortcut="D"))
+# SE-ResNet-50 (Hu et al. 2018; timm's seresnet50): SE after the last BN, r = 16.
+register("se_resnet50", _imagenet((3, 4, 6, 3), Bottleneck, se_reduction=16))
+
+# CIFAR, He et al. 2015 sec. 4.2.
+for _depth in (20, 32, 44, 56, 110, 1202):
+    register(f"resnet{_depth}", _cifar((_depth - 2) // 6), **_CIFAR)
+# Pre-activation (He et al. 2016). 18: the ImageNet-18 layout on 32x32 (kuangliu's
+# PreActResNet18, plus the paper's final BN-ReLU); 164/1001: 9n+2 bottleneck layers,
+# widths 16/32/64 (x4 outputs), 1x1 projections.
+register("preact_resnet18", functools.partial(
+    ResNet, stage_sizes=(2, 2, 2, 2), stage_widths=_IMAGENET_WIDTHS, stem="cifar",
+    preact=True), **_CIFAR)
+for _depth in (164, 1001):
+    _n = (_depth - 2) // 9
+    register(f"preact_resnet{_depth}", functools.partial(
+        ResNet, stage_sizes=(_n, _n, _n), stage_widths=_CIFAR_WIDTHS, block_cls=Bottleneck,
+        stem="cifar", stem_width=16, preact=True), **_CIFAR)
+for _depth, _k in ((16, 4), (16, 8), (28, 10), (40, 4)):
+    register(f"wrn_{_depth}_{_k}", _wrn(_depth, _k), **_CIFAR)
+# ResNeXt-29 (Xie et al. 2017, CIFAR): 3 stages x 3 bottlenecks, 64-channel stem,
+# outputs 256/512/1024, cardinality C with 64-channel groups (3x3 width 64 C 2^i).
+for _card in (8, 16):
+    register(f"resnext29_{_card}x64d", functools.partial(
+        ResNet, stage_sizes=(3, 3, 3), stage_widths=(64, 128, 256), block_cls=Bottleneck,
+        stem="cifar", stem_width=64, block_kwargs={"groups": _card, "base_width": 64}),
+        **_CIFAR)
+
+# The tutorial nets. CIFAR: conv64, blocks 64, 64, 128/2, 128, 1x1 projections.
+register("cifar_resnet4", functools.partial(
+    ResNet, stage_sizes=(2, 2), stage_widths=(64, 128), stem="cifar", stem_width=64),
+    **_CIFAR)
+# Fashion-MNIST: conv32, 2x32, 2x64/2, 2x128/2, dropout 0.3 before the head.
+register("fashion_mnist_resnet", functools.partial(
+    ResNet, stage_sizes=(2, 2, 2), stage_widths=(32, 64, 128), stem="cifar", stem_width=32,
+    dropout_rate=0.3), num_classes=10, input_shape=(28, 28, 1))
+# ResNet-34 as Geron's Keras tutorial builds it (Hands-On ML, ch. 14): the ResNet-34
+# layout with Keras' defaults (glorot-uniform convs, BN momentum 0.99, eps 1e-3) and a
+# 10-class head. (Keras pads 'same'; here torch's symmetric padding, as everywhere.)
+register("keras_resnet34", _imagenet((3, 4, 6, 3), conv_init="keras_default",
+                                     bn_momentum=0.99, bn_epsilon=1e-3), num_classes=10)
+
+
+def names() -> list[str]:
+    """Registered model names (each also exists as ``plain_<name>``)."""
+    return sorted(_REGISTRY)
+
+
+def spec(name: str) -> ModelSpec:
+    """The ``ModelSpec`` of ``name`` (``plain_`` prefix allowed)."""
+    base = name[len(PLAIN_PREFIX):] if name.startswith(PLAIN_PREFIX) else name
+    if base in _REGISTRY:
+        return _REGISTRY[base]
+    match = _WRN.fullmatch(base)
+    if match:
+        return ModelSpec(_wrn(int(match[1]), int(match[2])), **_CIFAR)
+    raise ValueError(f"unknown model {name!r}; valid names: {', '.join(names())} "
+                     f"(each also as {PLAIN_PREFIX}<name>; any wrn_<6n+4>_<k>)")
+
+
+def create(name: str, num_classes: int | None = None, **overrides) -> ResNet:
+    """Builds the model called ``name`` with ``num_classes`` outputs.
+
+    ``num_classes`` defaults to the model's natural one (1000 for ImageNet nets,
+    10 for CIFAR and Fashion-MNIST nets). ``overrides`` replace any ``ResNet``
+    field (``dtype="bfloat16"``, ``shortcut="C"``, ``zero_init_residual=True``, ...).
+    """
+    model_spec = spec(name)
+    valid = {f.name for f in dataclasses.fields(ResNet)} - {"parent", "name"}
+    unknown = sorted(set(overrides) - valid)
+    if unknown:
+        raise ValueError(f"unknown model option(s) {unknown} for {name!r}; "
+                         f"valid options: {sorted(valid)}")
+    if name.startswith(PLAIN_PREFIX):
+        overrides = {**overrides, "plain": True}
+    if num_classes is None:
+        num_classes = model_spec.num_classes
+    return model_spec.factory(num_classes=num_classes, **overrides)

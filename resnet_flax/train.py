@@ -1,0 +1,178 @@
+"""``train_and_evaluate(config, workdir)``: the training loop, evaluation and resume."""
+
+from __future__ import annotations
+
+import functools
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import tqdm
+
+from resnet_flax import checkpoint, metrics, models, optim, parallel, steps
+from resnet_flax import state as state_lib
+from resnet_flax.config import model_overrides, validate
+from resnet_flax.data import datasets, pipeline, tfds_source
+
+
+def load_data(config) -> tuple[pipeline.Split, pipeline.Split]:
+    """The train and test splits of ``config.dataset`` as in-memory arrays."""
+    spec = datasets.get(config.dataset)
+    load = functools.partial(tfds_source.load_split, config.dataset,
+                             data_dir=config.data_dir or None,
+                             allow_download=config.allow_download)
+    return (pipeline.Split(*load(spec.train_split)), pipeline.Split(*load(spec.test_split)))
+
+
+def _sum(a, b):
+    return b if a is None else jax.tree.map(jnp.add, a, b)
+
+
+def _means(sums, prefix: str) -> dict[str, float]:
+    sums = jax.device_get(sums)
+    count = float(sums["count"])
+    return {f"{prefix}_loss": float(sums["loss_sum"]) / count,
+            f"{prefix}_accuracy": float(sums["correct"]) / count}
+
+
+def _check_finite(sums, step: int, ckpt: checkpoint.Checkpointer) -> None:
+    """Fail fast on NaN/inf loss, before a bad state could be checkpointed."""
+    if sums is not None and float(sums["nonfinite"]) > 0:
+        raise FloatingPointError(
+            f"non-finite training loss by step {step}; the last good checkpoint is step "
+            f"{ckpt.latest_step()} in {ckpt.directory}. Try a lower config.lr.")
+
+
+class Trainer:
+    """Compiled steps and on-device data for one config; ``evaluate`` and ``train_epoch``."""
+
+    def __init__(self, config, train: pipeline.Split, test: pipeline.Split, mesh=None):
+        self.config = config
+        self.spec = datasets.get(config.dataset)
+        self.mesh = mesh or parallel.make_mesh()
+        parallel.check_divisible(config.batch_size, self.mesh, "batch_size")
+        parallel.check_divisible(config.eval_batch_size, self.mesh, "eval_batch_size")
+        self.num_train, self.num_test = len(train), len(test)
+        self.steps_per_epoch = pipeline.steps_per_epoch(len(train), config.batch_size)
+        self.total_steps = config.num_epochs * self.steps_per_epoch
+
+        self.model = models.create(config.model, num_classes=self.spec.num_classes,
+                                   **model_overrides(config))
+        self.lr = optim.schedule(config, self.steps_per_epoch)
+        tx = optim.optimizer(config, self.lr)
+        init_key, self.step_key = jax.random.split(jax.random.key(config.seed))
+
+        repl, batch = parallel.replicated(self.mesh), parallel.batch_sharded(self.mesh)
+        self._repl, self._batch = repl, batch
+        self.state = jax.device_put(
+            state_lib.create(self.model, tx, init_key, self.spec.image_shape), repl)
+        self.step_key = jax.device_put(self.step_key, repl)
+        self.train_data = jax.device_put((train.images, train.labels), repl)
+        self.test_data = jax.device_put((test.images, test.labels), repl)
+
+        cfg = steps.StepConfig(
+            num_classes=self.spec.num_classes, mean=self.spec.mean, std=self.spec.std,
+            crop_padding=config.crop_padding, random_flip=config.random_flip,
+            label_smoothing=config.label_smoothing)
+        self._train_step = jax.jit(
+            functools.partial(steps.train_step, cfg=cfg),
+            in_shardings=(repl, repl, repl, batch, repl), out_shardings=(repl, repl),
+            donate_argnums=0)
+        self._eval_step = jax.jit(functools.partial(steps.eval_step, cfg=cfg),
+                                  in_shardings=(repl, repl, repl, batch, batch),
+                                  out_shardings=repl)
+
+    def compile(self) -> float:
+        """Compiles both steps ahead of the first batch; returns seconds taken."""
+        start = time.perf_counter()
+        idx = jax.device_put(np.zeros(self.config.batch_size, np.int32), self._batch)
+        self._train_step = self._train_step.lower(
+            self.state, *self.train_data, idx, self.step_key).compile()
+        eval_idx = np.zeros(self.config.eval_batch_size, np.int32)
+        self._eval_step = self._eval_step.lower(
+            self.state, *self.test_data, jax.device_put(eval_idx, self._batch),
+            jax.device_put(eval_idx.astype(np.float32), self._batch)).compile()
+        return time.perf_counter() - start
+
+    def evaluate(self) -> dict[str, float]:
+        """Loss and accuracy over every test example exactly once."""
+        sums = None
+        for idx, mask in zip(*pipeline.eval_batches(self.num_test, self.config.eval_batch_size)):
+            sums = _sum(sums, self._eval_step(self.state, *self.test_data,
+                                              jax.device_put(idx, self._batch),
+                                              jax.device_put(mask, self._batch)))
+        return _means(sums, "test")
+
+    def train_steps(self, epoch: int, first: int, on_step=None):
+        """Runs steps ``first``.. of ``epoch``; returns the summed step metrics."""
+        batches = pipeline.train_batches(self.config.seed, epoch, self.num_train,
+                                         self.config.batch_size)
+        sums = None
+        bar = tqdm.trange(first, self.steps_per_epoch, desc=f"epoch {epoch + 1}", leave=False,
+                          disable=not self.config.progress_bar, unit="step")
+        for i in bar:
+            self.state, step_metrics = self._train_step(
+                self.state, *self.train_data, jax.device_put(batches[i], self._batch),
+                self.step_key)
+            sums = _sum(sums, step_metrics)
+            if on_step is not None:
+                on_step(epoch * self.steps_per_epoch + i + 1, sums)
+        return sums
+
+
+def save_config(config, workdir: pathlib.Path) -> None:
+    """The resolved config, as run, beside the checkpoints."""
+    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
+    """Trains ``config`` in ``workdir``, resuming from its latest checkpoint.
+
+    Writes checkpoints, ``metrics.jsonl``, TensorBoard events and ``config.json``
+    to ``workdir``; returns the last epoch's metrics.
+    """
+    validate(config)
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    save_config(config, workdir)
+    trainer = Trainer(config, *load_data(config))
+    ckpt = checkpoint.Checkpointer(str(workdir), config.checkpoint_every_steps,
+                                   config.keep_checkpoints)
+    trainer.state = ckpt.restore_latest(trainer.state)
+    start = int(trainer.state.step)
+    compile_seconds = trainer.compile()
+    writer = metrics.MetricWriter(str(workdir))
+
+    def on_step(step, sums):
+        if step % config.checkpoint_every_steps == 0:
+            _check_finite(sums, step, ckpt)
+            ckpt.save(trainer.state)
+
+    summary = {}
+    try:
+        for epoch in range(start // trainer.steps_per_epoch, config.num_epochs):
+            first = max(start - epoch * trainer.steps_per_epoch, 0)
+            tic = time.perf_counter()
+            sums = trainer.train_steps(epoch, first, on_step)
+            jax.block_until_ready(trainer.state)
+            seconds = time.perf_counter() - tic
+            step = (epoch + 1) * trainer.steps_per_epoch
+            _check_finite(sums, step, ckpt)
+            summary = {**_means(sums, "train"), **trainer.evaluate(),
+                       "learning_rate": float(trainer.lr(step - 1)),
+                       "images_per_sec": float(sums["count"]) / seconds,
+                       "epoch": epoch + 1}
+            if epoch == start // trainer.steps_per_epoch:
+                summary["compile_seconds"] = compile_seconds
+            writer.write(step, summary)
+            metrics.console(epoch + 1, config.num_epochs, summary)
+        if not summary:  # Already trained: report the final model.
+            summary = trainer.evaluate()
+        ckpt.save(trainer.state, force=True)
+    finally:
+        ckpt.close()
+        writer.close()
+    return summary

@@ -1,0 +1,110 @@
+"""Batches, augmentation, and TFDS datasets built offline from original archives."""
+
+import gzip
+import hashlib
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import SHARED_DATA
+
+from resnet_flax.data import augment, datasets, pipeline, tfds_source
+
+
+def test_train_batches_are_a_fresh_permutation_per_epoch_and_reproducible():
+    a0 = pipeline.train_batches(seed=1, epoch=0, num_examples=100, batch_size=8)
+    a1 = pipeline.train_batches(seed=1, epoch=1, num_examples=100, batch_size=8)
+    assert a0.shape == (12, 8) and len(set(a0.ravel())) == 96
+    assert not np.array_equal(a0, a1)
+    np.testing.assert_array_equal(a0, pipeline.train_batches(1, 0, 100, 8))
+
+
+def test_eval_batches_cover_each_example_once():
+    idx, mask = pipeline.eval_batches(num_examples=10, batch_size=4)
+    assert idx.shape == mask.shape == (3, 4)
+    assert sorted(idx[mask == 1].tolist()) == list(range(10))
+    assert mask[-1].tolist() == [1, 1, 0, 0]
+
+
+def test_random_crop_is_a_shifted_window_of_the_zero_padded_image():
+    images = jnp.arange(2 * 6 * 6 * 1, dtype=jnp.uint8).reshape(2, 6, 6, 1) + 1
+    out = augment.random_crop(jax.random.key(0), images, padding=2)
+    assert out.shape == images.shape
+    padded = np.pad(np.asarray(images), ((0, 0), (2, 2), (2, 2), (0, 0)))
+    for n in range(2):
+        windows = [padded[n, i:i + 6, j:j + 6] for i in range(5) for j in range(5)]
+        assert any(np.array_equal(out[n], w) for w in windows)
+
+
+def test_random_flip_mirrors_or_keeps_each_image():
+    images = jnp.arange(8 * 3 * 3, dtype=jnp.uint8).reshape(8, 3, 3, 1)
+    out = augment.random_flip(jax.random.key(1), images)
+    flipped = [bool(jnp.array_equal(o, i[:, ::-1])) for o, i in zip(out, images)]
+    kept = [bool(jnp.array_equal(o, i)) for o, i in zip(out, images)]
+    assert all(f or k for f, k in zip(flipped, kept)) and any(flipped) and any(kept)
+
+
+def test_normalize_uses_per_channel_statistics():
+    x = jnp.full((1, 1, 1, 3), 255, jnp.uint8)
+    np.testing.assert_allclose(augment.normalize(x, (0.5, 0.0, 1.0), (0.5, 1.0, 2.0))[0, 0, 0],
+                               [1.0, 1.0, 0.0])
+
+
+def test_unknown_dataset_lists_valid_ones():
+    with pytest.raises(ValueError, match="cifar10.*fashion_mnist"):
+        datasets.get("imagenet2013")
+
+
+def test_offline_without_data_fails_fast_with_instructions(tmp_path):
+    start = time.perf_counter()
+    with pytest.raises(tfds_source.DatasetUnavailable) as err:
+        tfds_source.load_split("mnist", "train", data_dir=str(tmp_path))
+    assert time.perf_counter() - start < 30  # TFDS itself retries for minutes.
+    message = str(err.value)
+    assert "python -m resnet_flax.data.build mnist --archives" in message
+    assert "t10k-labels-idx1-ubyte.gz" in message and str(tmp_path) in message
+
+
+def test_build_cli_names_missing_archives(tmp_path):
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"")
+    proc = subprocess.run(
+        [sys.executable, "-m", "resnet_flax.data.build", "fashion_mnist", "--archives",
+         str(tmp_path), "--data_dir", str(tmp_path / "tfds")],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "t10k-images-idx3-ubyte.gz" in proc.stderr and "train-labels" in proc.stderr
+
+
+def _idx_images(path):
+    with gzip.open(path) as f:
+        data = f.read()
+    return np.frombuffer(data, np.uint8, offset=16).reshape(-1, 28, 28, 1)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED_DATA / "fashion_mnist").is_dir(),
+                    reason="../shared/data/fashion_mnist is not here")
+def test_offline_build_of_real_fashion_mnist(tmp_path):
+    archives = SHARED_DATA / "fashion_mnist"
+    proc = subprocess.run(
+        [sys.executable, "-m", "resnet_flax.data.build", "fashion_mnist", "--archives",
+         str(archives), "--data_dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "test: 10000" in proc.stdout and "train: 60000" in proc.stdout
+
+    images, labels = tfds_source.load_split("fashion_mnist", "train", str(tmp_path),
+                                            allow_download=False)
+    test_images, _ = tfds_source.load_split("fashion_mnist", "test", str(tmp_path),
+                                            allow_download=False)
+    assert images.shape == (60000, 28, 28, 1) and test_images.shape == (10000, 28, 28, 1)
+    assert np.bincount(labels).tolist() == [6000] * 10
+    # TFDS stores examples in its own order; find the original first ten images.
+    label_of = {hashlib.sha1(im.tobytes()).digest(): lab for im, lab in zip(images, labels)}
+    originals = _idx_images(archives / "train-images-idx3-ubyte.gz")[:10]
+    first = [int(label_of[hashlib.sha1(im.tobytes()).digest()]) for im in originals]
+    assert first == [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]  # As published with the files.

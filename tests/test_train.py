@@ -1,0 +1,132 @@
+"""The command line end to end on a tiny real TFDS dataset: outputs, resume, errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+from conftest import REPO, TINY_TRAIN, tiny_overrides
+
+CONFIG = str(REPO / "configs" / "fashion_mnist.py")
+
+# Runs main, but SIGKILLs itself when asked to checkpoint step KILL_AT_STEP: the
+# previous checkpoint survives and the steps since are lost, as in a real crash.
+_KILLING_MAIN = """
+import os, signal, sys
+from resnet_flax import checkpoint, main
+kill_at = int(os.environ["KILL_AT_STEP"])
+save = checkpoint.Checkpointer.save
+def save_or_die(self, state, force=False):
+    if int(state.step) == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return save(self, state, force)
+checkpoint.Checkpointer.save = save_or_die
+sys.argv[0] = "resnet_flax.main"
+from absl import app
+app.run(main.main)
+"""
+
+
+def run_main(workdir, *overrides, kill_at=None, env_extra=None):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", **(env_extra or {})}
+    args = ["--config", CONFIG, "--workdir", str(workdir), *overrides]
+    if kill_at is None:
+        cmd = [sys.executable, "-m", "resnet_flax.main", *args]
+    else:
+        env["KILL_AT_STEP"] = str(kill_at)
+        cmd = [sys.executable, "-c", _KILLING_MAIN, *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600,
+                          cwd=REPO)
+
+
+def final_params(workdir):
+    ckpt_dir = workdir / "checkpoints"
+    last = max(int(p.name) for p in ckpt_dir.iterdir() if p.name.isdigit())
+    with ocp.StandardCheckpointer() as ckptr:
+        tree = ckptr.restore(ckpt_dir / str(last) / "default")
+    return last, tree
+
+
+def read_metrics(workdir):
+    return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_data_dir, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("run")
+    proc = run_main(workdir, *tiny_overrides(tiny_data_dir))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return workdir
+
+
+def test_main_writes_checkpoints_metrics_events_and_config(uninterrupted):
+    steps_per_epoch = TINY_TRAIN // 8
+    records = read_metrics(uninterrupted)
+    assert [r["epoch"] for r in records] == [1, 2]
+    assert [r["step"] for r in records] == [steps_per_epoch, 2 * steps_per_epoch]
+    for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy",
+                "learning_rate", "images_per_sec"):
+        assert np.isfinite(records[-1][key]), key
+    assert records[-1]["learning_rate"] == pytest.approx(1e-3)
+    events = list((uninterrupted / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+    config = json.loads((uninterrupted / "config.json").read_text())
+    assert config["batch_size"] == 8 and config["model"] == "fashion_mnist_resnet"
+    last, _ = final_params(uninterrupted)
+    assert last == 2 * steps_per_epoch
+
+
+def test_killed_then_resumed_equals_uninterrupted(uninterrupted, tiny_data_dir, tmp_path):
+    overrides = tiny_overrides(tiny_data_dir)
+    killed = run_main(tmp_path, *overrides, kill_at=12)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    # Saves are asynchronous: step 8's may still have been in flight, then step 4's is
+    # the latest complete one. Either way the steps after it were lost.
+    assert final_params(tmp_path)[0] in (4, 8)
+    resumed = run_main(tmp_path, *overrides)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    step_a, a = final_params(uninterrupted)
+    step_b, b = final_params(tmp_path)
+    assert step_a == step_b
+    flat_a, flat_b = ocp.tree.to_flat_dict(a), ocp.tree.to_flat_dict(b)
+    assert flat_a.keys() == flat_b.keys()
+    for key in flat_a:
+        np.testing.assert_array_equal(flat_a[key], flat_b[key], err_msg=str(key))
+    assert read_metrics(tmp_path)[-1]["test_loss"] == read_metrics(uninterrupted)[-1][
+        "test_loss"]
+
+
+def test_mistyped_config_key_fails_clearly(tmp_path):
+    proc = run_main(tmp_path, "--config.lrr=0.1")
+    assert proc.returncode != 0
+    assert "lrr" in proc.stderr and "Did you mean \"lr\"" in proc.stderr
+
+
+def test_training_does_not_need_tensorflow(tiny_data_dir, tmp_path):
+    code = (
+        # As if TensorFlow were not installed: find_spec says None, import fails.
+        "import importlib.util, sys\n"
+        "is_tf = lambda name: name.split('.')[0] == 'tensorflow'\n"
+        "find_spec = importlib.util.find_spec\n"
+        "importlib.util.find_spec = lambda n, p=None: None if is_tf(n) else find_spec(n, p)\n"
+        "class NoTensorFlow:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if is_tf(name):\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, NoTensorFlow())\n"
+        "from resnet_flax import train\n"
+        "from resnet_flax.config import default_config\n"
+        f"c = default_config(); c.data_dir = {str(tiny_data_dir)!r}; c.batch_size = 8\n"
+        "c.eval_batch_size = 8; c.num_epochs = 1; c.progress_bar = False\n"
+        "c.model_options.width_multiplier = 0.25\n"
+        f"m = train.train_and_evaluate(c, {str(tmp_path)!r})\n"
+        "assert 'tensorflow' not in sys.modules\n"
+        "print('accuracy', m['test_accuracy'])\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "accuracy" in proc.stdout
