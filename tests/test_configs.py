@@ -1,0 +1,31 @@
+"""Every recipe in configs/ loads, validates, and documents its command."""
+
+import importlib.util
+
+import pytest
+from conftest import REPO
+
+from resnet_flax import models
+from resnet_flax.config import validate
+from resnet_flax.data import datasets
+
+CONFIGS = sorted((REPO / "configs").glob("*.py"))
+
+
+def load(path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_config_is_valid_and_documents_its_command(path):
+    module = load(path)
+    config = module.get_config()
+    validate(config)
+    assert config.model in models.names()
+    datasets.get(config.dataset)
+    doc = module.__doc__
+    assert f"python -m resnet_flax.main --config configs/{path.name}" in doc
+    assert "Expected:" in doc
