@@ -31,16 +31,19 @@ def default_config() -> ml_collections.ConfigDict:
     opt = ml_collections.config_dict.placeholder
     c.model_options = ml_collections.ConfigDict({
         "dtype": opt(str),  # "float32" | "bfloat16" | "float16" compute dtype.
-        "shortcut": opt(str),  # "A" | "B" | "C".
+        "shortcut": opt(str),  # "A" | "B" | "C" | "D" (avg-pool projection, ResNet-D).
         "plain": opt(bool),  # True: no shortcuts.
         "zero_init_residual": opt(bool),
         "dropout_rate": opt(float),
         "conv_init": opt(str),  # "kaiming_fan_out" | "flax_default".
-        "bn_momentum": opt(float),  # Flax convention: torch's 0.1 is 0.9 here.
+        "bn_momentum": opt(float),  # In bn_convention's terms.
         "bn_epsilon": opt(float),
+        "bn_convention": opt(str),  # "flax" (momentum 0.9 == torch's 0.1) | "torch".
         "preact": opt(bool),  # True: pre-activation blocks (He et al. 2016).
         "stochastic_depth": opt(float),  # Drop rate of the last block (linear rule).
         "width_multiplier": opt(float),  # Scales the stem and every stage width.
+        "se_reduction": opt(int),  # Squeeze-excitation reduction (16); 0 disables.
+        "block_dropout": opt(float),  # Dropout between a block's convs (Wide ResNet).
     })
 
     # Optimisation.
