@@ -4,6 +4,8 @@
         --config.lr=0.05
 
 Running the same command again resumes from the workdir's latest checkpoint.
+Several processes (hosts) train one model with --num_processes=N --process_id=i
+--coordinator_address=HOST:PORT; the mesh then spans every process's devices.
 """
 
 from absl import app, flags, logging
@@ -18,6 +20,10 @@ _HOST_DEVICES = flags.DEFINE_integer(
     "host_devices", None,
     "Virtual XLA devices to split a CPU into (default: one per core, at most 8). "
     "Ignored when XLA_FLAGS already sets --xla_force_host_platform_device_count.")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0, for a multi-process run.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", 1, "Processes in the run.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", 0, "This process's index in the run.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -27,8 +33,10 @@ def main(argv):
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO.
     host_devices.split_cpu(_HOST_DEVICES.value)
-    from resnet_flax import train  # JAX's backends must start after split_cpu.
+    # JAX's backends must start after split_cpu and distributed start-up.
+    from resnet_flax import parallel, train
 
+    parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
 

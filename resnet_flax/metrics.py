@@ -15,15 +15,21 @@ class MetricWriter:
 
     tensorboardX writes real TensorBoard event files without TensorFlow. On
     resume the JSONL file is appended to, so it holds the whole run's history.
+    In a multi-process run only process 0 writes (``active=False`` elsewhere).
     """
 
-    def __init__(self, workdir: str):
+    def __init__(self, workdir: str, active: bool = True):
+        self.active = active
+        if not active:
+            return
         self.workdir = pathlib.Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._tb = tensorboardX.SummaryWriter(str(self.workdir / "tensorboard"))
         self._jsonl = open(self.workdir / "metrics.jsonl", "a", encoding="utf-8")
 
     def write(self, step: int, scalars: dict[str, float]) -> None:
+        if not self.active:
+            return
         for name, value in scalars.items():
             self._tb.add_scalar(name, value, step)
         self._tb.flush()
@@ -32,6 +38,8 @@ class MetricWriter:
         self._jsonl.flush()
 
     def close(self) -> None:
+        if not self.active:
+            return
         self._tb.close()
         self._jsonl.close()
 

@@ -42,7 +42,13 @@ def cross_entropy(logits: jnp.ndarray, labels: jnp.ndarray, num_classes: int,
 
 def train_step(state: TrainState, images: jnp.ndarray, labels: jnp.ndarray,
                indices: jnp.ndarray, key: jax.Array, cfg: StepConfig) -> tuple[TrainState, Any]:
-    """One SGD step on ``images[indices]``; randomness is ``fold_in(key, step)``."""
+    """One SGD step on ``images[indices]``; randomness is ``fold_in(key, step)``.
+
+    ``key`` is a typed PRNG key or its raw ``jax.random.key_data`` (which, unlike a
+    typed key, can be assembled from host data in a multi-process run).
+    """
+    if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.wrap_key_data(key)
     aug_key, dropout_key = jax.random.split(jax.random.fold_in(key, state.step))
     batch_labels = labels[indices]
     x = augment.augment(aug_key, images[indices], cfg.crop_padding, cfg.random_flip)

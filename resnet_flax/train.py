@@ -63,15 +63,15 @@ class Trainer:
                                    **model_overrides(config))
         self.lr = optim.schedule(config, self.steps_per_epoch)
         tx = optim.optimizer(config, self.lr)
-        init_key, self.step_key = jax.random.split(jax.random.key(config.seed))
+        init_key, step_key = jax.random.split(jax.random.key(config.seed))
 
         repl, batch = parallel.replicated(self.mesh), parallel.batch_sharded(self.mesh)
         self._repl, self._batch = repl, batch
-        self.state = jax.device_put(
+        self.state = parallel.put(
             state_lib.create(self.model, tx, init_key, self.spec.image_shape), repl)
-        self.step_key = jax.device_put(self.step_key, repl)
-        self.train_data = jax.device_put((train.images, train.labels), repl)
-        self.test_data = jax.device_put((test.images, test.labels), repl)
+        self.step_key = parallel.put(jax.random.key_data(step_key), repl)
+        self.train_data = parallel.put((train.images, train.labels), repl)
+        self.test_data = parallel.put((test.images, test.labels), repl)
 
         cfg = steps.StepConfig(
             num_classes=self.spec.num_classes, mean=self.spec.mean, std=self.spec.std,
@@ -88,13 +88,13 @@ class Trainer:
     def compile(self) -> float:
         """Compiles both steps ahead of the first batch; returns seconds taken."""
         start = time.perf_counter()
-        idx = jax.device_put(np.zeros(self.config.batch_size, np.int32), self._batch)
+        idx = parallel.put(np.zeros(self.config.batch_size, np.int32), self._batch)
         self._train_step = self._train_step.lower(
             self.state, *self.train_data, idx, self.step_key).compile()
         eval_idx = np.zeros(self.config.eval_batch_size, np.int32)
         self._eval_step = self._eval_step.lower(
-            self.state, *self.test_data, jax.device_put(eval_idx, self._batch),
-            jax.device_put(eval_idx.astype(np.float32), self._batch)).compile()
+            self.state, *self.test_data, parallel.put(eval_idx, self._batch),
+            parallel.put(eval_idx.astype(np.float32), self._batch)).compile()
         return time.perf_counter() - start
 
     def evaluate(self) -> dict[str, float]:
@@ -102,8 +102,8 @@ class Trainer:
         sums = None
         for idx, mask in zip(*pipeline.eval_batches(self.num_test, self.config.eval_batch_size)):
             sums = _sum(sums, self._eval_step(self.state, *self.test_data,
-                                              jax.device_put(idx, self._batch),
-                                              jax.device_put(mask, self._batch)))
+                                              parallel.put(idx, self._batch),
+                                              parallel.put(mask, self._batch)))
         return _means(sums, "test")
 
     def train_steps(self, epoch: int, first: int, on_step=None):
@@ -112,10 +112,11 @@ class Trainer:
                                          self.config.batch_size)
         sums = None
         bar = tqdm.trange(first, self.steps_per_epoch, desc=f"epoch {epoch + 1}", leave=False,
-                          disable=not self.config.progress_bar, unit="step")
+                          disable=not self.config.progress_bar or jax.process_index() > 0,
+                          unit="step")
         for i in bar:
             self.state, step_metrics = self._train_step(
-                self.state, *self.train_data, jax.device_put(batches[i], self._batch),
+                self.state, *self.train_data, parallel.put(batches[i], self._batch),
                 self.step_key)
             sums = _sum(sums, step_metrics)
             if on_step is not None:
@@ -137,14 +138,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     validate(config)
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    save_config(config, workdir)
+    lead = jax.process_index() == 0
+    if lead:
+        save_config(config, workdir)
     trainer = Trainer(config, *load_data(config))
     ckpt = checkpoint.Checkpointer(str(workdir), config.checkpoint_every_steps,
                                    config.keep_checkpoints)
     trainer.state = ckpt.restore_latest(trainer.state)
     start = int(trainer.state.step)
     compile_seconds = trainer.compile()
-    writer = metrics.MetricWriter(str(workdir))
+    writer = metrics.MetricWriter(str(workdir), active=lead)
 
     def on_step(step, sums):
         if step % config.checkpoint_every_steps == 0:
@@ -168,7 +171,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             if epoch == start // trainer.steps_per_epoch:
                 summary["compile_seconds"] = compile_seconds
             writer.write(step, summary)
-            metrics.console(epoch + 1, config.num_epochs, summary)
+            if lead:
+                metrics.console(epoch + 1, config.num_epochs, summary)
         if not summary:  # Already trained: report the final model.
             summary = trainer.evaluate()
         ckpt.save(trainer.state, force=True)

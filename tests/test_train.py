@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
@@ -45,8 +46,11 @@ def run_main(workdir, *overrides, kill_at=None, env_extra=None):
 def final_params(workdir):
     ckpt_dir = workdir / "checkpoints"
     last = max(int(p.name) for p in ckpt_dir.iterdir() if p.name.isdigit())
-    with ocp.StandardCheckpointer() as ckptr:
-        tree = ckptr.restore(ckpt_dir / str(last) / "default")
+    # Saved on any topology (several processes too): restore onto this one device.
+    args = ocp.args.StandardRestore(
+        fallback_sharding=jax.sharding.SingleDeviceSharding(jax.devices()[0]))
+    with ocp.Checkpointer(ocp.StandardCheckpointHandler()) as ckptr:
+        tree = ckptr.restore(ckpt_dir / str(last) / "default", args=args)
     return last, tree
 
 
