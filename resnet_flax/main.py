@@ -8,6 +8,8 @@ Several processes (hosts) train one model with --num_processes=N --process_id=i
 --coordinator_address=HOST:PORT; the mesh then spans every process's devices.
 """
 
+import sys
+
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -37,7 +39,12 @@ def main(argv):
     from resnet_flax import parallel, train
 
     parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    from resnet_flax.data.tfds_source import DatasetUnavailable
+
+    try:
+        train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    except DatasetUnavailable as e:  # Says what to do; a traceback would bury that.
+        sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":

@@ -134,3 +134,10 @@ def test_training_does_not_need_tensorflow(tiny_data_dir, tmp_path):
                           timeout=600, env={**os.environ, "JAX_PLATFORMS": "cpu"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "accuracy" in proc.stdout
+
+
+def test_main_without_data_or_network_fails_fast_with_the_build_command(tmp_path):
+    proc = run_main(tmp_path / "run", f"--config.data_dir={tmp_path / 'empty'}")
+    assert proc.returncode == 1
+    assert "python -m resnet_flax.data.build fashion_mnist --archives" in proc.stderr
+    assert "Traceback" not in proc.stderr
