@@ -13,7 +13,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from resnet_flax import host_devices
+from resnet_flax import compile_cache, host_devices
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics.")
 _CONFIG = config_flags.DEFINE_config_file(
@@ -35,6 +35,7 @@ def main(argv):
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO.
     host_devices.split_cpu(_HOST_DEVICES.value)
+    compile_cache.enable()  # RESNET_FLAX_COMPILE_CACHE=0 turns it off.
     # JAX's backends must start after split_cpu and distributed start-up.
     from resnet_flax import parallel, train
 

@@ -1,0 +1,168 @@
+"""The PyTorch reference step: the same CIFAR ResNets and the same SGD train step.
+
+    python benchmarks/torch_reference.py --model resnet20 --batch 128 --steps 50
+
+prints one JSON line shaped like ``python -m resnet_flax.benchmark``'s. Models:
+
+* ``resnet20`` (and any ``resnet<6n+2>``): He et al. 2015 sec. 4.2, option-A
+  shortcuts (stride-2 subsample, zero-pad channels evenly on both sides), as in
+  akamaster's widely used ``resnet_cifar``; equals ``models.create('resnet20')``.
+* ``resnet18``: kuangliu's CIFAR ResNet-18 (3x3 stem, no max-pool, 1x1 projection
+  shortcuts), equals ``models.create('resnet18', num_classes=10, stem='cifar')``.
+
+The step is eager PyTorch with ``channels_last`` tensors (torch's fastest CPU
+layout for convs): forward, cross-entropy, backward, SGD with momentum 0.9 and
+weight decay 5e-4, on a fixed batch already on the device (the compute-bound
+figure, like the JAX benchmark's ``--data synthetic``). Test-only dependency:
+``torch==2.13.0``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class OptionA(nn.Module):
+    """Option-A shortcut: subsample by 2 and zero-pad the new channels evenly."""
+
+    def __init__(self, extra: int):
+        super().__init__()
+        self.extra = extra
+
+    def forward(self, x):
+        lo = self.extra // 2
+        return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, lo, self.extra - lo))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, in_planes, planes, stride=1, shortcut="B"):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_planes != planes:
+            if shortcut == "A":
+                self.shortcut = OptionA(planes - in_planes)
+            else:
+                self.shortcut = nn.Sequential(
+                    nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class CifarResNet(nn.Module):
+    """3x3 stem, stages of basic blocks (stride 2 from the second), avg-pool, linear."""
+
+    def __init__(self, stage_sizes, widths, stem_width, shortcut, num_classes=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, stem_width, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(stem_width)
+        layers, in_planes = [], stem_width
+        for i, (n, w) in enumerate(zip(stage_sizes, widths)):
+            for j in range(n):
+                layers.append(BasicBlock(in_planes, w, 2 if i > 0 and j == 0 else 1, shortcut))
+                in_planes = w
+        self.layers = nn.Sequential(*layers)
+        self.fc = nn.Linear(in_planes, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.layers(x)
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def create(name: str, num_classes: int = 10) -> CifarResNet:
+    """``resnet<6n+2>`` (option A, 16/32/64) or ``resnet18`` (kuangliu's CIFAR net)."""
+    if name == "resnet18":
+        return CifarResNet((2, 2, 2, 2), (64, 128, 256, 512), 64, "B", num_classes)
+    depth = int(name.removeprefix("resnet"))
+    if (depth - 2) % 6:
+        raise ValueError(f"{name}: CIFAR ResNets have depth 6n + 2")
+    n = (depth - 2) // 6
+    return CifarResNet((n, n, n), (16, 32, 64), 16, "A", num_classes)
+
+
+def param_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def make_step(model, lr=0.1, momentum=0.9, weight_decay=5e-4):
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
+                          weight_decay=weight_decay)
+
+    def step(x, y):
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
+def run(model_name: str, batch: int, steps: int, warmup: int, channels_last: bool = True,
+        threads: int | None = None) -> dict:
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = create(model_name).train()
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    x = torch.randn(batch, 3, 32, 32).to(memory_format=fmt)
+    y = torch.randint(0, 10, (batch,))
+    step = make_step(model)
+    tic = time.perf_counter()
+    for _ in range(warmup):
+        step(x, y)
+    warmup_s = time.perf_counter() - tic
+    times = []
+    for _ in range(steps):
+        tic = time.perf_counter()
+        step(x, y)
+        times.append(time.perf_counter() - tic)
+    ips = sorted(batch / t for t in times)
+    q = lambda p: ips[min(len(ips) - 1, int(p * len(ips)))]  # noqa: E731
+    return {
+        "framework": "torch", "model": model_name, "batch": batch, "steps": steps,
+        "dtype": "float32", "layout": "channels_last" if channels_last else "nchw",
+        "images_per_sec": statistics.median(ips),
+        "images_per_sec_p10": q(0.1), "images_per_sec_p90": q(0.9),
+        "step_ms": 1e3 * statistics.median(times), "warmup_s": warmup_s,
+        "params": param_count(model), "threads": torch.get_num_threads(),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "versions": {"torch": torch.__version__, "python": platform.python_version()},
+    }
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", default="resnet20")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    p.add_argument("--nchw", action="store_true", help="contiguous (NCHW) instead of NHWC")
+    a = p.parse_args(argv)
+    print(json.dumps(run(a.model, a.batch, a.steps, a.warmup, not a.nchw, a.threads)),
+          flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,331 @@
+"""Train-step throughput of a model, as one JSON line.
+
+    python -m resnet_flax.benchmark --model resnet20 --batch 128 --steps 50
+    python -m resnet_flax.benchmark --model resnet18 --stem cifar --batch 128 --steps 20 \
+        --data on-device --loop scan
+
+Times ``steps.train_step`` (SGD momentum 0.9, weight decay 5e-4, cross-entropy)
+exactly as ``train.Trainer`` compiles it: jitted with the state, data and key
+replicated over a 1-D ``data`` mesh and each batch split over it, the state
+donated. Reports images/s (median and 10th/90th percentile over the timed steps
+after warm-up), step time, compile time, memory, FLOPs per step (XLA's cost
+analysis of the step), achieved GFLOP/s and MFU against the device's peak (CPU:
+a float32 matmul measured here and now; GPU: the datasheet dense bf16 peak).
+
+``--data synthetic`` trains on one fixed batch (no augmentation): the
+compute-bound figure. ``--data on-device`` keeps a CIFAR-sized split of random
+uint8 images on the device and gathers, crops, flips and normalises each batch
+inside the step, with a fresh permutation every epoch: the training loop's
+figure. ``--loop scan`` runs ``--scan-steps`` steps per call under ``lax.scan``
+(``epoch_scan``) instead of one call per step.
+
+``--parallelism pmap`` is for comparison only: ``jax.pmap`` of the same step
+with per-device BatchNorm statistics, the updated parameters and optimizer
+state averaged over devices (for SGD exactly the update of averaged gradients).
+
+On a CPU the process is split into ``--devices`` virtual XLA devices (default:
+``host_devices.default_count()``, one per core) before JAX starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+
+# Dense bf16 tensor-core peaks from the vendors' datasheets, FLOP/s, by device_kind prefix.
+GPU_PEAK_BF16 = {
+    "NVIDIA H200": 989e12,
+    "NVIDIA H100 PCIe": 756e12,
+    "NVIDIA H100": 989e12,  # SXM
+    "NVIDIA A100": 312e12,
+    "NVIDIA L40S": 362e12,
+    "NVIDIA L4": 121e12,
+    "NVIDIA A10G": 70e12,
+    "NVIDIA A10": 125e12,
+    "Tesla V100": 125e12,  # fp16; V100 has no bf16
+    "Tesla T4": 65e12,  # fp16
+}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m resnet_flax.benchmark", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="resnet20", help="a registered model name")
+    p.add_argument("--stem", default=None, choices=("imagenet", "deep", "cifar"),
+                   help="override the model's stem (resnet18 --stem cifar: the CIFAR ResNet-18)")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="input height = width (default: the model's; 32 with --stem cifar)")
+    p.add_argument("--num-classes", type=int, default=None,
+                   help="default: the model's; 10 with --stem cifar")
+    p.add_argument("--batch", type=int, default=128, help="global batch size")
+    p.add_argument("--steps", type=int, default=50, help="timed steps")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps after compiling")
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
+                   help="compute dtype (parameters stay float32)")
+    p.add_argument("--parallelism", default="jit", choices=("jit", "pmap"))
+    p.add_argument("--devices", type=int, default=None,
+                   help="devices to use (CPU: virtual devices to split into; default one per "
+                        "core, at most 8; accelerators: default all)")
+    p.add_argument("--data", default="synthetic", choices=("synthetic", "on-device"))
+    p.add_argument("--dataset-size", type=int, default=None,
+                   help="examples in the on-device split (default 50000 up to 64 px, else "
+                        "32 batches)")
+    p.add_argument("--loop", default="step", choices=("step", "scan"),
+                   help="one call per step, or --scan-steps steps per call under lax.scan")
+    p.add_argument("--scan-steps", type=int, default=10, help="steps per call with --loop scan")
+    p.add_argument("--no-compile-cache", action="store_true",
+                   help="do not use the persistent compilation cache")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    if args.loop == "scan" and args.parallelism == "pmap":
+        p.error("--loop scan supports --parallelism jit only")
+    if args.batch < 1 or args.steps < 1 or args.warmup < 0 or args.scan_steps < 1:
+        p.error("--batch, --steps and --scan-steps must be >= 1, --warmup >= 0")
+    return args
+
+
+def cpu_matmul_peak(size: int = 2048, repeats: int = 5) -> float:
+    """Best float32 matmul FLOP/s of this CPU: numpy's BLAS or XLA's dot, all cores."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    a = np.random.default_rng(0).random((size, size), dtype=np.float32)
+    flop = 2.0 * size**3
+    best = 0.0
+    x = jax.device_put(a, jax.devices("cpu")[0])
+    dot = jax.jit(jnp.dot)
+    for fn in (lambda: a @ a, lambda: dot(x, x).block_until_ready()):
+        fn()
+        for _ in range(repeats):
+            tic = time.perf_counter()
+            fn()
+            best = max(best, flop / (time.perf_counter() - tic))
+    return best
+
+
+def device_peak(device) -> tuple[float | None, str]:
+    """(peak FLOP/s, where the figure comes from) for ``device``."""
+    if device.platform == "cpu":
+        return cpu_matmul_peak(), "measured float32 matmul (numpy/XLA, all cores)"
+    kind = getattr(device, "device_kind", "")
+    for prefix in sorted(GPU_PEAK_BF16, key=len, reverse=True):
+        if kind.startswith(prefix):
+            return GPU_PEAK_BF16[prefix], f"datasheet dense bf16 ({prefix})"
+    return None, f"unknown peak for {kind!r}"
+
+
+def _percentile(sorted_values, q: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+def _memory(compiled, devices) -> dict:
+    out = {}
+    try:
+        ma = compiled.memory_analysis()
+        if ma is not None:
+            for k in ("argument_size_in_bytes", "output_size_in_bytes", "alias_size_in_bytes",
+                      "temp_size_in_bytes"):
+                out[k.replace("_size_in_bytes", "_mb")] = getattr(ma, k) / 2**20
+    except Exception:  # noqa: BLE001 - not every backend implements it.
+        pass
+    try:
+        stats = devices[0].memory_stats()
+        if stats and "peak_bytes_in_use" in stats:
+            out["device_peak_mb"] = stats["peak_bytes_in_use"] / 2**20
+    except Exception:  # noqa: BLE001
+        pass
+    out["host_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def step_flops(fn, *args) -> float | None:
+    """FLOPs of ``fn(*args)`` from XLA's cost analysis of the unpartitioned program."""
+    import jax
+
+    try:
+        cost = jax.jit(fn).lower(*args).cost_analysis()
+    except Exception:  # noqa: BLE001
+        return None
+    if isinstance(cost, (list, tuple)):
+        cost = cost[0] if cost else None
+    return float(cost["flops"]) if cost and "flops" in cost else None
+
+
+def run(args: argparse.Namespace) -> dict:
+    import flax
+    import jax
+    import jax.numpy as jnp
+    import jaxlib
+    import numpy as np
+    import optax
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    from resnet_flax import epoch_scan, models, parallel, steps
+    from resnet_flax import state as state_lib
+    from resnet_flax.data import pipeline
+
+    devices = jax.devices()
+    if args.devices:
+        if args.devices > len(devices):
+            raise SystemExit(f"--devices {args.devices}: only {len(devices)} available")
+        devices = devices[: args.devices]
+    n = len(devices)
+    if args.batch % n:
+        raise SystemExit(f"--batch {args.batch} is not divisible by the {n} devices")
+
+    spec = models.spec(args.model)
+    overrides = {"dtype": args.dtype}
+    h, w, c = spec.input_shape
+    classes = spec.num_classes
+    if args.stem:
+        overrides["stem"] = args.stem
+        if args.stem == "cifar" and h > 64:
+            h, w, c, classes = 32, 32, 3, 10
+    if args.image_size:
+        h = w = args.image_size
+    classes = args.num_classes or classes
+    model = models.create(args.model, num_classes=classes, **overrides)
+    tx = optax.chain(optax.add_decayed_weights(5e-4), optax.sgd(0.1, momentum=0.9))
+
+    rng = np.random.default_rng(args.seed)
+    if args.data == "synthetic":
+        size = args.batch
+        cfg = steps.StepConfig(num_classes=classes, mean=(0.5,) * c, std=(0.25,) * c)
+    else:
+        size = args.dataset_size or (50_000 if h <= 64 else 32 * args.batch)
+        cfg = steps.StepConfig(num_classes=classes, mean=(0.5,) * c, std=(0.25,) * c,
+                               crop_padding=4 if h <= 64 else 0, random_flip=True)
+    if size < args.batch:
+        raise SystemExit(f"--dataset-size {size} is smaller than --batch {args.batch}")
+    images = rng.integers(0, 256, (size, h, w, c), dtype=np.uint8)
+    labels = rng.integers(0, classes, (size,), dtype=np.int32)
+    state = state_lib.create(model, tx, jax.random.key(args.seed), (h, w, c))
+    params = sum(x.size for x in jax.tree.leaves(state.params))
+    key = jax.random.key(args.seed + 1)
+    per_call = args.scan_steps if args.loop == "scan" else 1
+
+    def batches(call: int) -> np.ndarray:
+        """(per_call, batch) example indices for the ``call``-th call."""
+        if args.data == "synthetic":
+            return np.tile(np.arange(args.batch, dtype=np.int32), (per_call, 1))
+        per_epoch = pipeline.steps_per_epoch(size, args.batch)
+        rows = []
+        for s in range(call * per_call, (call + 1) * per_call):
+            rows.append(pipeline.train_batches(args.seed, s // per_epoch, size,
+                                               args.batch)[s % per_epoch])
+        return np.stack(rows)
+
+    flops = step_flops(functools.partial(steps.train_step, cfg=cfg), state,
+                       jax.ShapeDtypeStruct(images.shape, images.dtype),
+                       jax.ShapeDtypeStruct(labels.shape, labels.dtype),
+                       jax.ShapeDtypeStruct((args.batch,), jnp.int32), key)
+
+    if args.parallelism == "jit":
+        mesh = parallel.make_mesh(devices)
+        repl, bsh = parallel.replicated(mesh), parallel.batch_sharded(mesh)
+        if args.loop == "scan":
+            fn = epoch_scan.jit_train_steps(cfg, mesh)
+            idx_sharding = epoch_scan.rows_sharded(mesh)
+            put_idx = lambda rows: jax.device_put(rows, idx_sharding)  # noqa: E731
+        else:
+            fn = jax.jit(functools.partial(steps.train_step, cfg=cfg),
+                         in_shardings=(repl, repl, repl, bsh, repl),
+                         out_shardings=(repl, repl), donate_argnums=0)
+            put_idx = lambda rows: jax.device_put(rows[0], bsh)  # noqa: E731
+        state = jax.device_put(state, repl)
+        data = jax.device_put((images, labels), repl)
+        key = jax.device_put(key, repl)
+    else:
+        def pmapped(state, images, labels, indices, key):
+            state, metrics = steps.train_step(state, images, labels, indices, key, cfg)
+            mean = functools.partial(jax.lax.pmean, axis_name="d")
+            state = state.replace(params=mean(state.params), opt_state=mean(state.opt_state),
+                                  batch_stats=mean(state.batch_stats))
+            return state, jax.lax.psum(metrics, "d")
+
+        fn = jax.pmap(pmapped, axis_name="d", devices=devices, donate_argnums=0)
+        split = NamedSharding(Mesh(np.asarray(devices), ("d",)), PartitionSpec("d"))
+        stack = lambda x: jax.device_put(jnp.stack([x] * n), split)  # noqa: E731
+        state, data, key = jax.tree.map(stack, (state, (images, labels), key))
+        put_idx = lambda rows: jax.device_put(rows[0].reshape(n, -1), split)  # noqa: E731
+
+    tic = time.perf_counter()
+    compiled = fn.lower(state, *data, put_idx(batches(0)), key).compile()
+    compile_s = time.perf_counter() - tic
+
+    calls_warm = -(-args.warmup // per_call)
+    calls_timed = -(-args.steps // per_call)
+    times = []
+    tic = time.perf_counter()
+    for call in range(calls_warm + calls_timed):
+        idx = put_idx(batches(call))
+        t0 = time.perf_counter()
+        state, metrics = compiled(state, *data, idx, key)
+        jax.block_until_ready((state, metrics))
+        if call >= calls_warm:
+            times.append((time.perf_counter() - t0) / per_call)
+        elif call == calls_warm - 1:
+            warmup_s = time.perf_counter() - tic
+    if not calls_warm:
+        warmup_s = 0.0
+    loss = float(np.asarray(metrics["loss_sum"]).reshape(-1)[0]) / float(
+        np.asarray(metrics["count"]).reshape(-1)[0])
+
+    ips = sorted(args.batch / t for t in times)
+    step_s = statistics.median(times)
+    peak, peak_source = device_peak(devices[0])
+    achieved = flops / step_s if flops else None
+    dev = devices[0]
+    return {
+        "model": args.model + (f"[stem={args.stem}]" if args.stem else ""),
+        "params": int(params), "input_shape": [h, w, c], "batch": args.batch,
+        "steps": len(times) * per_call, "dtype": args.dtype, "parallelism": args.parallelism,
+        "devices": n, "data": args.data, "loop": args.loop,
+        "images_per_sec": statistics.median(ips),
+        "images_per_sec_p10": _percentile(ips, 0.1),
+        "images_per_sec_p90": _percentile(ips, 0.9),
+        "images_per_sec_min": ips[0], "images_per_sec_max": ips[-1],
+        "step_ms": 1e3 * step_s, "compile_s": compile_s, "warmup_s": warmup_s,
+        "flops_per_step": flops,
+        "gflops_per_sec": achieved / 1e9 if achieved else None,
+        "peak_gflops_per_sec": peak / 1e9 if peak else None, "peak_source": peak_source,
+        "mfu": achieved / peak if achieved and peak else None,
+        "memory": _memory(compiled, devices),
+        "final_loss": loss,
+        "device": {"platform": dev.platform, "kind": getattr(dev, "device_kind", ""),
+                   "count": n, "cpu_count": os.cpu_count(), "machine": platform.machine()},
+        "compile_cache": jax.config.jax_compilation_cache_dir,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "versions": {"jax": jax.__version__, "jaxlib": jaxlib.__version__,
+                     "flax": flax.__version__, "optax": optax.__version__,
+                     "numpy": np.__version__, "python": platform.python_version()},
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    from resnet_flax import host_devices
+
+    if "jax" not in sys.modules:  # The split must precede JAX's backend start-up.
+        host_devices.split_cpu(args.devices)
+    from resnet_flax import compile_cache
+
+    if not args.no_compile_cache:
+        compile_cache.enable()
+    result = run(args)
+    print(json.dumps(result), flush=True)
+    return result
+
+
+if __name__ == "__main__":
+    main()

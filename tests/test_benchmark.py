@@ -1,0 +1,130 @@
+"""The benchmark CLI, the scanned epoch, the compilation cache and the torch reference.
+
+No timings are asserted: only that the tools run and report what they promise.
+"""
+
+import functools
+import importlib.util
+import json
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from resnet_flax import benchmark, compile_cache, epoch_scan, models, parallel, steps
+from resnet_flax import state as state_lib
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+KEYS = {"model", "params", "batch", "steps", "dtype", "parallelism", "devices", "data", "loop",
+        "images_per_sec", "images_per_sec_p10", "images_per_sec_p90", "step_ms", "compile_s",
+        "flops_per_step", "gflops_per_sec", "peak_gflops_per_sec", "mfu", "memory", "versions",
+        "device", "xla_flags", "date"}
+
+
+def run_cli(capsys, *flags):
+    result = benchmark.main(["--model", "resnet20", "--batch", "8", "--steps", "2",
+                             "--warmup", "1", "--no-compile-cache", *flags])
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert json.loads(line) == json.loads(json.dumps(result))
+    assert KEYS <= set(result)
+    assert result["images_per_sec"] > 0 and result["steps"] == 2
+    assert result["flops_per_step"] > 0 and result["mfu"] > 0
+    assert np.isfinite(result["final_loss"])
+    return result
+
+
+def test_cli_prints_one_json_line(capsys):
+    result = run_cli(capsys)
+    assert result["params"] == 269_722  # ResNet-20 (He et al. 2015: 0.27M)
+    assert result["devices"] == len(jax.devices())
+    # ~41 MMACs forward per 32x32 image, about 3x that for a train step.
+    assert 150e6 < result["flops_per_step"] / 8 < 350e6
+
+
+def test_cli_on_device_data_under_scan(capsys):
+    result = run_cli(capsys, "--data", "on-device", "--dataset-size", "40", "--loop", "scan",
+                     "--scan-steps", "2")
+    assert result["loop"] == "scan" and result["data"] == "on-device"
+
+
+@pytest.mark.slow
+def test_cli_pmap(capsys):
+    assert run_cli(capsys, "--parallelism", "pmap")["parallelism"] == "pmap"
+
+
+def test_scanned_steps_equal_single_steps():
+    cfg = steps.StepConfig(num_classes=10, mean=(0.5,), std=(0.25,), crop_padding=2,
+                           random_flip=True)
+    model = models.create("fashion_mnist_resnet", num_classes=10, width_multiplier=0.25)
+    state = state_lib.create(model, optax.sgd(0.1, momentum=0.9), jax.random.key(0),
+                             (28, 28, 1))
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (32, 28, 28, 1), dtype=np.uint8)
+    labels = rng.integers(0, 10, (32,), dtype=np.int32)
+    rows = rng.permutation(32)[:24].reshape(3, 8).astype(np.int32)
+    key = jax.random.key(3)
+    mesh = parallel.make_mesh()
+
+    scanned, sums = epoch_scan.jit_train_steps(cfg, mesh)(
+        jax.tree.map(jnp.copy, state), images, labels, rows, key)
+    one = jax.jit(functools.partial(steps.train_step, cfg=cfg))
+    expected, loss_sum = state, 0.0
+    for row in rows:
+        expected, metrics = one(expected, images, labels, row, key)
+        loss_sum += float(metrics["loss_sum"])
+    assert int(scanned.step) == 3 and float(sums["count"]) == 24
+    np.testing.assert_allclose(float(sums["loss_sum"]), loss_sum, rtol=1e-4)
+    for a, b in zip(jax.tree.leaves(scanned.params), jax.tree.leaves(expected.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.fixture
+def restore_cache_config():
+    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+             "jax_persistent_cache_min_entry_size_bytes")
+    saved = {n: getattr(jax.config, n) for n in names}
+    yield
+    for n, v in saved.items():
+        jax.config.update(n, v)
+
+
+def test_compile_cache_enable_and_disable(tmp_path, monkeypatch, restore_cache_config):
+    monkeypatch.setenv(compile_cache.ENV, "off")
+    assert compile_cache.enable() is None
+    monkeypatch.setenv(compile_cache.ENV, str(tmp_path / "env"))
+    assert compile_cache.enable() == str(tmp_path / "env")
+    assert jax.config.jax_compilation_cache_dir == str(tmp_path / "env")
+    assert compile_cache.enable(tmp_path / "arg") == str(tmp_path / "arg")
+    assert (tmp_path / "arg").is_dir()
+    monkeypatch.delenv(compile_cache.ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert compile_cache.default_dir() == tmp_path / "xdg" / "resnet_flax" / "jax"
+
+
+def _torch_reference():
+    pytest.importorskip("torch")
+    spec = importlib.util.spec_from_file_location(
+        "bench_torch_reference", REPO / "benchmarks" / "torch_reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name,overrides", [("resnet20", {}), ("resnet56", {}),
+                                            ("resnet18", {"stem": "cifar"})])
+def test_torch_reference_has_our_parameter_count(name, overrides):
+    ref = _torch_reference()
+    model = models.create(name, num_classes=10, **overrides)
+    variables = jax.eval_shape(
+        lambda: model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False))
+    ours = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(variables["params"]))
+    assert ours == ref.param_count(ref.create(name))
+
+
+def test_torch_reference_step_runs():
+    ref = _torch_reference()
+    result = ref.run("resnet20", batch=4, steps=1, warmup=1)
+    assert result["params"] == 269_722 and result["images_per_sec"] > 0
