@@ -237,9 +237,7 @@ def run(args: argparse.Namespace) -> dict:
             idx_sharding = epoch_scan.rows_sharded(mesh)
             put_idx = lambda rows: jax.device_put(rows, idx_sharding)  # noqa: E731
         else:
-            fn = jax.jit(functools.partial(steps.train_step, cfg=cfg),
-                         in_shardings=(repl, repl, repl, bsh, repl),
-                         out_shardings=(repl, repl), donate_argnums=0)
+            fn = steps.jit_train_step(cfg, mesh)
             put_idx = lambda rows: jax.device_put(rows[0], bsh)  # noqa: E731
         state = jax.device_put(state, repl)
         data = jax.device_put((images, labels), repl)

@@ -1,4 +1,4 @@
-"""Pure train and eval steps; ``train.py`` jits them with shardings.
+"""Pure train and eval steps, and their jitted forms on a data-parallel mesh.
 
 Both take the whole split as on-device arrays plus a batch of indices, so the
 gather, augmentation and normalisation all run inside the compiled step.
@@ -9,12 +9,14 @@ across steps and devices without any host round trip.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
 
+from resnet_flax import parallel
 from resnet_flax.data import augment
 from resnet_flax.state import TrainState
 
@@ -86,3 +88,22 @@ def eval_step(state: TrainState, images: jnp.ndarray, labels: jnp.ndarray,
         "correct": jnp.sum((jnp.argmax(logits, -1) == batch_labels) * mask),
         "count": jnp.sum(mask),
     }
+
+
+def jit_train_step(cfg: StepConfig, mesh):
+    """``train_step`` compiled for ``mesh``: data, state and key replicated, the batch's
+    indices split over the data axis, the state donated.
+
+    Call as ``(state, images, labels, indices, key) -> (state, metric sums)``.
+    """
+    repl, batch = parallel.replicated(mesh), parallel.batch_sharded(mesh)
+    return jax.jit(functools.partial(train_step, cfg=cfg),
+                   in_shardings=(repl, repl, repl, batch, repl), out_shardings=(repl, repl),
+                   donate_argnums=0)
+
+
+def jit_eval_step(cfg: StepConfig, mesh):
+    """``eval_step`` compiled for ``mesh``: ``(state, images, labels, indices, mask)``."""
+    repl, batch = parallel.replicated(mesh), parallel.batch_sharded(mesh)
+    return jax.jit(functools.partial(eval_step, cfg=cfg),
+                   in_shardings=(repl, repl, repl, batch, batch), out_shardings=repl)

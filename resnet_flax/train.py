@@ -66,7 +66,7 @@ class Trainer:
         init_key, step_key = jax.random.split(jax.random.key(config.seed))
 
         repl, batch = parallel.replicated(self.mesh), parallel.batch_sharded(self.mesh)
-        self._repl, self._batch = repl, batch
+        self._batch = batch
         self.state = parallel.put(
             state_lib.create(self.model, tx, init_key, self.spec.image_shape), repl)
         self.step_key = parallel.put(jax.random.key_data(step_key), repl)
@@ -77,13 +77,8 @@ class Trainer:
             num_classes=self.spec.num_classes, mean=self.spec.mean, std=self.spec.std,
             crop_padding=config.crop_padding, random_flip=config.random_flip,
             label_smoothing=config.label_smoothing)
-        self._train_step = jax.jit(
-            functools.partial(steps.train_step, cfg=cfg),
-            in_shardings=(repl, repl, repl, batch, repl), out_shardings=(repl, repl),
-            donate_argnums=0)
-        self._eval_step = jax.jit(functools.partial(steps.eval_step, cfg=cfg),
-                                  in_shardings=(repl, repl, repl, batch, batch),
-                                  out_shardings=repl)
+        self._train_step = steps.jit_train_step(cfg, self.mesh)
+        self._eval_step = steps.jit_eval_step(cfg, self.mesh)
 
     def compile(self) -> float:
         """Compiles both steps ahead of the first batch; returns seconds taken."""
