@@ -24,7 +24,8 @@ with per-device BatchNorm statistics, the updated parameters and optimizer
 state averaged over devices (for SGD exactly the update of averaged gradients).
 
 On a CPU the process is split into ``--devices`` virtual XLA devices (default:
-``host_devices.default_count()``, one per core) before JAX starts.
+``host_devices.default_count()``: 1 with Eigen convolutions, the default, else one
+per core) before JAX starts. ``--cpu-convs xla-default`` keeps jaxlib's YNNPACK ones.
 """
 
 from __future__ import annotations
@@ -72,8 +73,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="compute dtype (parameters stay float32)")
     p.add_argument("--parallelism", default="jit", choices=("jit", "pmap"))
     p.add_argument("--devices", type=int, default=None,
-                   help="devices to use (CPU: virtual devices to split into; default one per "
-                        "core, at most 8; accelerators: default all)")
+                   help="devices to use (CPU: virtual devices to split into, default "
+                        "host_devices.default_count(); accelerators: default all)")
     p.add_argument("--data", default="synthetic", choices=("synthetic", "on-device"))
     p.add_argument("--dataset-size", type=int, default=None,
                    help="examples in the on-device split (default 50000 up to 64 px, else "
@@ -81,6 +82,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--loop", default="step", choices=("step", "scan"),
                    help="one call per step, or --scan-steps steps per call under lax.scan")
     p.add_argument("--scan-steps", type=int, default=10, help="steps per call with --loop scan")
+    p.add_argument("--cpu-convs", default="eigen", choices=("eigen", "xla-default"),
+                   help="XLA:CPU convolution library: Eigen (main.py's default, see "
+                   "host_devices.eigen_convs) or this jaxlib's default (YNNPACK)")
     p.add_argument("--no-compile-cache", action="store_true",
                    help="do not use the persistent compilation cache")
     p.add_argument("--seed", type=int, default=0)
@@ -314,7 +318,9 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     from resnet_flax import host_devices
 
-    if "jax" not in sys.modules:  # The split must precede JAX's backend start-up.
+    if "jax" not in sys.modules:  # XLA flags must precede JAX's backend start-up.
+        if args.cpu_convs == "eigen":
+            host_devices.eigen_convs()
         host_devices.split_cpu(args.devices)
     from resnet_flax import compile_cache
 

@@ -20,7 +20,8 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "A config file from configs/.", lock_config=True)
 _HOST_DEVICES = flags.DEFINE_integer(
     "host_devices", None,
-    "Virtual XLA devices to split a CPU into (default: one per core, at most 8). "
+    "Virtual XLA devices to split a CPU into (default: host_devices.default_count(): "
+    "1 with Eigen convolutions, else one per core, at most 8). "
     "Ignored when XLA_FLAGS already sets --xla_force_host_platform_device_count.")
 _COORDINATOR = flags.DEFINE_string(
     "coordinator_address", None, "host:port of process 0, for a multi-process run.")
@@ -34,9 +35,10 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO.
+    host_devices.eigen_convs()
     host_devices.split_cpu(_HOST_DEVICES.value)
     compile_cache.enable()  # RESNET_FLAX_COMPILE_CACHE=0 turns it off.
-    # JAX's backends must start after split_cpu and distributed start-up.
+    # JAX's backends must start after the XLA flags and distributed start-up.
     from resnet_flax import parallel, train
 
     parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)

@@ -3,7 +3,8 @@ tiny real TFDS dataset on disk for end-to-end runs."""
 
 import os
 
-# Before JAX starts: the same 2-way split `python -m resnet_flax.main` uses on 2 cores.
+# Before JAX starts: 2 devices, so every in-process test shards its batch (`main`
+# itself defaults to one device with Eigen convolutions; see host_devices).
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -15,6 +15,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 from jax.nn import initializers
 
+from resnet_flax.models import conv_impl
+
 Dtype = Any
 Initializer = Callable[..., Any]
 
@@ -63,6 +65,7 @@ def conv(
         dtype=dtype,
         param_dtype=jnp.float32,
         kernel_init=kernel_init,
+        conv_general_dilated=conv_impl.conv_general_dilated,
         name=name,
     )
 
