@@ -3,7 +3,8 @@
     python -m resnet_flax.data.build mnist --archives ../shared/data/mnist
     python -m resnet_flax.main --config configs/mnist.py --workdir runs/mnist
 
-Expected: see README's results table.
+Expected: not measured yet (no figure is claimed until a run records one in README's
+results table).
 """
 
 from resnet_flax.config import default_config
