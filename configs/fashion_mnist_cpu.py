@@ -8,8 +8,8 @@ test accuracy in 6 epochs.
     python -m resnet_flax.data.build fashion_mnist --archives ../shared/data/fashion_mnist
     python -m resnet_flax.main --config configs/fashion_mnist_cpu.py --workdir runs/fm_cpu
 
-Expected: 92.29% test accuracy (91.35% after epoch 4), ~42 min on a 2-core CPU
-(measured 2026-11-22; README's results table).
+Expected: 92.22% test accuracy (91.40% after epoch 4), ~13.5 min on a quiet 2-core
+CPU (measured 2026-11-22; README's results table).
 """
 
 from resnet_flax.config import default_config

@@ -85,17 +85,29 @@ def _idx_images(path):
     return np.frombuffer(data, np.uint8, offset=16).reshape(-1, 28, 28, 1)
 
 
+def _build(name: str, archives, data_dir) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "resnet_flax.data.build", name, "--archives",
+         str(archives), "--data_dir", str(data_dir)],
+        capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "test: 10000" in proc.stdout and "train: 60000" in proc.stdout
+
+
+def _first_labels(name: str, archives, data_dir, count: int = 10) -> list[int]:
+    """Labels TFDS stored for the first ``count`` images of the original train file."""
+    images, labels = tfds_source.load_split(name, "train", str(data_dir), allow_download=False)
+    label_of = {hashlib.sha1(im.tobytes()).digest(): lab for im, lab in zip(images, labels)}
+    originals = _idx_images(archives / "train-images-idx3-ubyte.gz")[:count]
+    return [int(label_of[hashlib.sha1(im.tobytes()).digest()]) for im in originals]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED_DATA / "fashion_mnist").is_dir(),
                     reason="../shared/data/fashion_mnist is not here")
 def test_offline_build_of_real_fashion_mnist(tmp_path):
     archives = SHARED_DATA / "fashion_mnist"
-    proc = subprocess.run(
-        [sys.executable, "-m", "resnet_flax.data.build", "fashion_mnist", "--archives",
-         str(archives), "--data_dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "test: 10000" in proc.stdout and "train: 60000" in proc.stdout
+    _build("fashion_mnist", archives, tmp_path)
 
     images, labels = tfds_source.load_split("fashion_mnist", "train", str(tmp_path),
                                             allow_download=False)
@@ -104,7 +116,14 @@ def test_offline_build_of_real_fashion_mnist(tmp_path):
     assert images.shape == (60000, 28, 28, 1) and test_images.shape == (10000, 28, 28, 1)
     assert np.bincount(labels).tolist() == [6000] * 10
     # TFDS stores examples in its own order; find the original first ten images.
-    label_of = {hashlib.sha1(im.tobytes()).digest(): lab for im, lab in zip(images, labels)}
-    originals = _idx_images(archives / "train-images-idx3-ubyte.gz")[:10]
-    first = [int(label_of[hashlib.sha1(im.tobytes()).digest()]) for im in originals]
-    assert first == [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]  # As published with the files.
+    assert _first_labels("fashion_mnist", archives, tmp_path) == [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]
+
+    # MNIST's files have the same names; its build in the same data_dir must not reuse
+    # Fashion-MNIST's extracted archives (it did, with TFDS's shared downloads/).
+    if (SHARED_DATA / "mnist").is_dir():
+        _build("mnist", SHARED_DATA / "mnist", tmp_path)
+        _, mnist_labels = tfds_source.load_split("mnist", "train", str(tmp_path),
+                                                 allow_download=False)
+        assert np.bincount(mnist_labels)[1] == 6742  # MNIST's train split has 6,742 ones.
+        assert _first_labels("mnist", SHARED_DATA / "mnist", tmp_path) == [
+            5, 0, 4, 1, 9, 2, 1, 3, 1, 4]

@@ -40,6 +40,17 @@ def manual_dir(data_dir: str | None) -> pathlib.Path:
     return data_root(data_dir) / "downloads" / "manual"
 
 
+def download_dir(name: str, data_dir: str | None) -> pathlib.Path:
+    """Per-dataset TFDS download/extraction dir.
+
+    TFDS names an extracted manual archive after its file name alone
+    (``extracted/GZIP.train-images-idx3-ubyte.gz``), and MNIST and Fashion-MNIST
+    share file names: in TFDS's shared ``downloads/``, building the second reused
+    the first one's extraction and silently stored Fashion-MNIST as MNIST.
+    """
+    return data_root(data_dir) / "downloads" / name
+
+
 def build_command(name: str, data_dir: str | None) -> str:
     """The one command that builds ``name`` from archives in a folder."""
     dd = f" --data_dir {data_dir}" if data_dir else ""
@@ -99,7 +110,8 @@ def prepare(name: str, data_dir: str | None = None, archives: str | None = None,
             f"({', '.join(spec.archives)}):\n  {build_command(name, data_dir)}\n"
             f"or put those files in {manual_dir(data_dir)} and run again.")
     _require_tensorflow(name)
-    builder.download_and_prepare(download_config=config, file_format="array_record")
+    builder.download_and_prepare(download_dir=str(download_dir(name, data_dir)),
+                                 download_config=config, file_format="array_record")
     return builder
 
 
