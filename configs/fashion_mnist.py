@@ -5,8 +5,8 @@ The tutorial recipe: Adam 1e-3, batch 64, 10 epochs, no augmentation.
     python -m resnet_flax.data.build fashion_mnist --archives ../shared/data/fashion_mnist
     python -m resnet_flax.main --config configs/fashion_mnist.py --workdir runs/fm
 
-Expected: not yet measured with this code base (10 epochs at full width is ~100 min
-on a 2-core CPU; meant for a GPU). Its half-width CPU variant,
+Expected: not yet measured with this code base (10 epochs at full width; meant for
+a GPU). Its half-width CPU variant,
 configs/fashion_mnist_cpu.py, reaches 92.22% in 6 epochs.
 """
 

@@ -3,8 +3,8 @@
     python -m resnet_flax.data.build mnist --archives ../shared/data/mnist
     python -m resnet_flax.main --config configs/mnist.py --workdir runs/mnist
 
-Expected: not measured yet (no figure is claimed until a run records one in README's
-results table).
+Expected: 99.31% test accuracy (98.02% after epoch 1), ~7 min on a quiet 2-core CPU
+(measured 2026-11-22; README's results table).
 """
 
 from resnet_flax.config import default_config
