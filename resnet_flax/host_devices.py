@@ -24,6 +24,10 @@ _EIGEN_CONVS = f"{_YNN_FLAG}=-LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION"
 _EIGEN_CONV_JAXLIBS = ("0.10.",)  # Versions whose XLA has the flag and was measured.
 
 
+def _append_flag(flag: str) -> None:
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()
+
+
 def default_count() -> int:
     """One device when Eigen runs the convolutions, else one per core, at most 8.
 
@@ -37,14 +41,16 @@ def default_count() -> int:
 
 
 def split_cpu(count: int | None = None) -> None:
-    """Adds the device-count flag to XLA_FLAGS unless the user already set one."""
-    flags = os.environ.get("XLA_FLAGS", "")
-    if _FLAG in flags:
+    """Adds the device-count flag to XLA_FLAGS unless the user already set one.
+
+    Call after ``eigen_convs``: the default count depends on its flag.
+    """
+    if _FLAG in os.environ.get("XLA_FLAGS", ""):
         return
     count = default_count() if count is None else count
     if count < 1:
         raise ValueError(f"host device count {count} must be >= 1")
-    os.environ["XLA_FLAGS"] = f"{flags} {_FLAG}={count}".strip()
+    _append_flag(f"{_FLAG}={count}")
 
 
 def eigen_convs(jaxlib_version: str | None = None) -> bool:
@@ -65,5 +71,5 @@ def eigen_convs(jaxlib_version: str | None = None) -> bool:
             return False
     if not jaxlib_version.startswith(_EIGEN_CONV_JAXLIBS):
         return False
-    os.environ["XLA_FLAGS"] = f"{flags} {_EIGEN_CONVS}".strip()
+    _append_flag(_EIGEN_CONVS)
     return True

@@ -1,5 +1,6 @@
 """The CPU fast path: conv inputs materialised once, Eigen convolutions by flag."""
 
+import os
 import re
 
 import jax
@@ -69,8 +70,6 @@ def xla_flags(monkeypatch):
 
 
 def test_eigen_convs_flag_added_for_measured_jaxlib_only(xla_flags):
-    import os
-
     assert not host_devices.eigen_convs("0.11.0")
     assert "XLA_FLAGS" not in os.environ
     assert host_devices.eigen_convs("0.10.2")
@@ -79,8 +78,6 @@ def test_eigen_convs_flag_added_for_measured_jaxlib_only(xla_flags):
 
 
 def test_users_ynn_setting_wins(xla_flags):
-    import os
-
     xla_flags.setenv("XLA_FLAGS", "--xla_cpu_experimental_ynn_fusion_type=")
     assert not host_devices.eigen_convs("0.10.2")
     assert os.environ["XLA_FLAGS"] == "--xla_cpu_experimental_ynn_fusion_type="

@@ -18,21 +18,21 @@ import jax
 from jax import lax
 
 
-def _runtime_one(kernel: jax.Array) -> jax.Array:
-    """1.0 that XLA cannot constant-fold: ``0 * w + 1`` (floats keep ``0 * w``).
+def _runtime_one(kernel: jax.Array, dtype) -> jax.Array:
+    """1.0 of ``dtype`` that XLA cannot constant-fold: ``0 * w + 1`` (floats keep ``0 * w``).
 
     A non-finite kernel would make this NaN, but such a step is already lost and
     the trainer stops on the NaN loss.
     """
     w = lax.stop_gradient(kernel.reshape(-1)[0])
-    return (w * 0 + 1).astype(kernel.dtype)
+    return (w * 0 + 1).astype(dtype)
 
 
 def materialize_on_cpu(x: jax.Array, kernel: jax.Array) -> jax.Array:
     """``x``, computed once rather than re-fused into every consumer, on XLA:CPU."""
     if jax.default_backend() != "cpu":
         return x
-    return x / _runtime_one(kernel).astype(x.dtype)
+    return x / _runtime_one(kernel, x.dtype)
 
 
 def conv_general_dilated(lhs, rhs, *args, **kwargs):
