@@ -13,11 +13,12 @@ import orbax.checkpoint as ocp
 
 from resnet_flax.state import TrainState
 
-_FIELDS = ("step", "params", "batch_stats", "opt_state")
+_FIELDS = ("step", "params", "batch_stats", "opt_state", "ema")
 
 
 def _tree(state: TrainState) -> dict:
-    return {f: getattr(state, f) for f in _FIELDS}
+    """The fields to save; an unused EMA (``{}``) is left out, as before it existed."""
+    return {f: getattr(state, f) for f in _FIELDS if f != "ema" or state.ema}
 
 
 class Checkpointer:

@@ -65,6 +65,10 @@ def default_config() -> ml_collections.ConfigDict:
     c.lr_boundaries_epochs = (100, 150)  # piecewise: multiply by lr_decay_factor here.
     c.lr_decay_factor = 0.1
 
+    # Evaluation.
+    c.ema_decay = 0.0  # > 0: evaluate an exponential moving average of the weights.
+    c.tta_flip = False  # Average each test image's logits with its mirror's.
+
     # Bookkeeping.
     c.checkpoint_every_steps = 500  # Also at the end of training.
     c.keep_checkpoints = 3
@@ -88,6 +92,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"config.lr={config.lr!r} must be >= 0")
     if not 0.0 <= config.label_smoothing < 1.0:
         raise ValueError(f"config.label_smoothing={config.label_smoothing!r} must be in [0, 1)")
+    if not 0.0 <= config.ema_decay < 1.0:
+        raise ValueError(f"config.ema_decay={config.ema_decay!r} must be in [0, 1) "
+                         "(0 disables the EMA; 0.999 is typical)")
     if config.crop_padding < 0:
         raise ValueError(f"config.crop_padding={config.crop_padding!r} must be >= 0")
     boundaries = list(config.lr_boundaries_epochs)

@@ -11,17 +11,19 @@ import optax
 
 
 class TrainState(flax.struct.PyTreeNode):
-    """Step, parameters, BatchNorm statistics and optimizer state.
+    """Step, parameters, BatchNorm statistics, optimizer state and the weights' EMA.
 
     The model and optimizer are static so the state is a plain pytree that Orbax
     saves and restores as is. Per-step randomness derives from (seed, step), so
-    no RNG key needs to be stored.
+    no RNG key needs to be stored. ``ema`` is ``{}`` unless the run keeps an
+    exponential moving average of the model (``{"params", "batch_stats"}``).
     """
 
     step: jax.Array
     params: Any
     batch_stats: Any
     opt_state: Any
+    ema: Any
     apply_fn: Any = flax.struct.field(pytree_node=False)
     tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
 
@@ -30,13 +32,38 @@ class TrainState(flax.struct.PyTreeNode):
         return self.replace(step=self.step + 1, params=optax.apply_updates(self.params, updates),
                             batch_stats=batch_stats, opt_state=opt_state)
 
+    def variables(self, ema: bool = False) -> dict:
+        """The model's variables for ``apply_fn``: the live ones, or their EMA."""
+        if ema:
+            return self.ema
+        return {"params": self.params, "batch_stats": self.batch_stats}
+
+    def update_ema(self, decay: float) -> TrainState:
+        """Moves the EMA toward the current variables (call after the step's update).
+
+        The decay ramps up as ``min(decay, (1 + t) / (10 + t))`` at update ``t`` (0 for
+        the first step's), as in TensorFlow's ExponentialMovingAverage, so the
+        average does not start out weighted toward the random initialisation.
+        """
+        t = self.step.astype(jnp.float32) - 1.0
+        d = jnp.minimum(decay, (1.0 + t) / (10.0 + t))
+        ema = jax.tree.map(lambda e, v: e + (1.0 - d) * (v - e), self.ema, self.variables())
+        return self.replace(ema=ema)
+
 
 def create(model, tx: optax.GradientTransformation, rng: jax.Array,
-           input_shape: tuple[int, ...]) -> TrainState:
-    """Initialises ``model`` on a dummy batch of ``input_shape`` (H, W, C)."""
+           input_shape: tuple[int, ...], ema: bool = False) -> TrainState:
+    """Initialises ``model`` on a dummy batch of ``input_shape`` (H, W, C).
+
+    ``ema=True`` starts an exponential moving average of the variables at their
+    initial values.
+    """
     variables = model.init({"params": rng}, jnp.zeros((1, *input_shape), jnp.float32),
                            train=False)
-    params = variables["params"]
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                      batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params),
+    params, batch_stats = variables["params"], variables.get("batch_stats", {})
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
+                      opt_state=tx.init(params),
+                      # Copies: the step donates the state, and a buffer can be donated once.
+                      ema=jax.tree.map(jnp.copy, {"params": params, "batch_stats": batch_stats})
+                      if ema else {},
                       apply_fn=model.apply, tx=tx)

@@ -31,6 +31,8 @@ class StepConfig:
     crop_padding: int = 0
     random_flip: bool = False
     label_smoothing: float = 0.0
+    ema_decay: float = 0.0  # > 0: update the state's EMA after every step.
+    tta_flip: bool = False  # Eval averages the logits of each image and its mirror.
 
 
 def cross_entropy(logits: jnp.ndarray, labels: jnp.ndarray, num_classes: int,
@@ -65,6 +67,8 @@ def train_step(state: TrainState, images: jnp.ndarray, labels: jnp.ndarray,
 
     (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     state = state.apply_gradients(grads, batch_stats)
+    if cfg.ema_decay:
+        state = state.update_ema(cfg.ema_decay)
     n = batch_labels.shape[0]
     metrics = {
         "loss_sum": loss * n,
@@ -76,11 +80,18 @@ def train_step(state: TrainState, images: jnp.ndarray, labels: jnp.ndarray,
 
 
 def eval_step(state: TrainState, images: jnp.ndarray, labels: jnp.ndarray,
-              indices: jnp.ndarray, mask: jnp.ndarray, cfg: StepConfig) -> Any:
-    """Masked sums over one eval batch; padded entries (mask 0) count for nothing."""
+              indices: jnp.ndarray, mask: jnp.ndarray, cfg: StepConfig,
+              ema: bool = False) -> Any:
+    """Masked sums over one eval batch; padded entries (mask 0) count for nothing.
+
+    ``ema=True`` evaluates the state's moving average instead of its live weights;
+    ``cfg.tta_flip`` averages the logits of each image and its horizontal mirror.
+    """
     x = augment.normalize(images[indices], cfg.mean, cfg.std)
-    logits = state.apply_fn({"params": state.params, "batch_stats": state.batch_stats}, x,
-                            train=False)
+    variables = state.variables(ema)
+    logits = state.apply_fn(variables, x, train=False)
+    if cfg.tta_flip:
+        logits = (logits + state.apply_fn(variables, augment.hflip(x), train=False)) / 2
     batch_labels = labels[indices]
     loss = cross_entropy(logits, batch_labels, cfg.num_classes)
     return {
@@ -102,8 +113,8 @@ def jit_train_step(cfg: StepConfig, mesh):
                    donate_argnums=0)
 
 
-def jit_eval_step(cfg: StepConfig, mesh):
+def jit_eval_step(cfg: StepConfig, mesh, ema: bool = False):
     """``eval_step`` compiled for ``mesh``: ``(state, images, labels, indices, mask)``."""
     repl, batch = parallel.replicated(mesh), parallel.batch_sharded(mesh)
-    return jax.jit(functools.partial(eval_step, cfg=cfg),
+    return jax.jit(functools.partial(eval_step, cfg=cfg, ema=ema),
                    in_shardings=(repl, repl, repl, batch, batch), out_shardings=repl)

@@ -67,8 +67,9 @@ class Trainer:
 
         repl, batch = parallel.replicated(self.mesh), parallel.batch_sharded(self.mesh)
         self._batch = batch
-        self.state = parallel.put(
-            state_lib.create(self.model, tx, init_key, self.spec.image_shape), repl)
+        self.ema = config.ema_decay > 0
+        self.state = parallel.put(state_lib.create(self.model, tx, init_key,
+                                                   self.spec.image_shape, ema=self.ema), repl)
         self.step_key = parallel.put(jax.random.key_data(step_key), repl)
         self.train_data = parallel.put((train.images, train.labels), repl)
         self.test_data = parallel.put((test.images, test.labels), repl)
@@ -76,9 +77,14 @@ class Trainer:
         cfg = steps.StepConfig(
             num_classes=self.spec.num_classes, mean=self.spec.mean, std=self.spec.std,
             crop_padding=config.crop_padding, random_flip=config.random_flip,
-            label_smoothing=config.label_smoothing)
+            label_smoothing=config.label_smoothing, ema_decay=config.ema_decay,
+            tta_flip=config.tta_flip)
         self._train_step = steps.jit_train_step(cfg, self.mesh)
-        self._eval_step = steps.jit_eval_step(cfg, self.mesh)
+        # Metric prefix -> eval step. With an EMA, "test" is the EMA model and
+        # "test_live" the weights being trained.
+        self._eval_steps = {"test": steps.jit_eval_step(cfg, self.mesh, ema=self.ema)}
+        if self.ema:
+            self._eval_steps["test_live"] = steps.jit_eval_step(cfg, self.mesh)
 
     def compile(self) -> float:
         """Compiles both steps ahead of the first batch; returns seconds taken."""
@@ -87,19 +93,24 @@ class Trainer:
         self._train_step = self._train_step.lower(
             self.state, *self.train_data, idx, self.step_key).compile()
         eval_idx = np.zeros(self.config.eval_batch_size, np.int32)
-        self._eval_step = self._eval_step.lower(
-            self.state, *self.test_data, parallel.put(eval_idx, self._batch),
-            parallel.put(eval_idx.astype(np.float32), self._batch)).compile()
+        for prefix, step in self._eval_steps.items():
+            self._eval_steps[prefix] = step.lower(
+                self.state, *self.test_data, parallel.put(eval_idx, self._batch),
+                parallel.put(eval_idx.astype(np.float32), self._batch)).compile()
         return time.perf_counter() - start
 
     def evaluate(self) -> dict[str, float]:
-        """Loss and accuracy over every test example exactly once."""
-        sums = None
-        for idx, mask in zip(*pipeline.eval_batches(self.num_test, self.config.eval_batch_size)):
-            sums = _sum(sums, self._eval_step(self.state, *self.test_data,
-                                              parallel.put(idx, self._batch),
-                                              parallel.put(mask, self._batch)))
-        return _means(sums, "test")
+        """Loss and accuracy over every test example exactly once (per evaluated model)."""
+        out = {}
+        for prefix, step in self._eval_steps.items():
+            sums = None
+            for idx, mask in zip(*pipeline.eval_batches(self.num_test,
+                                                        self.config.eval_batch_size)):
+                sums = _sum(sums, step(self.state, *self.test_data,
+                                       parallel.put(idx, self._batch),
+                                       parallel.put(mask, self._batch)))
+            out.update(_means(sums, prefix))
+        return out
 
     def train_steps(self, epoch: int, first: int, on_step=None):
         """Runs steps ``first``.. of ``epoch``; returns the summed step metrics."""
@@ -150,6 +161,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             ckpt.save(trainer.state)
 
     summary = {}
+    train_seconds = 0.0  # Time in train steps, this process: for time-to-accuracy.
     try:
         for epoch in range(start // trainer.steps_per_epoch, config.num_epochs):
             first = max(start - epoch * trainer.steps_per_epoch, 0)
@@ -157,11 +169,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             sums = trainer.train_steps(epoch, first, on_step)
             jax.block_until_ready(trainer.state)
             seconds = time.perf_counter() - tic
+            train_seconds += seconds
             step = (epoch + 1) * trainer.steps_per_epoch
             _check_finite(sums, step, ckpt)
             summary = {**_means(sums, "train"), **trainer.evaluate(),
                        "learning_rate": float(trainer.lr(step - 1)),
                        "images_per_sec": float(sums["count"]) / seconds,
+                       "train_seconds": train_seconds,
                        "epoch": epoch + 1}
             if epoch == start // trainer.steps_per_epoch:
                 summary["compile_seconds"] = compile_seconds

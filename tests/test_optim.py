@@ -54,6 +54,7 @@ def test_each_optimizer_builds_and_steps(name):
     ("schedule", "step", "schedule='step'"),
     ("batch_size", 0, "batch_size=0"),
     ("label_smoothing", 1.5, "label_smoothing=1.5"),
+    ("ema_decay", 1.0, r"ema_decay=1.0 must be in \[0, 1\)"),
 ])
 def test_bad_config_values_are_named(field, value, match):
     with pytest.raises(ValueError, match=match):

@@ -1,4 +1,4 @@
-"""Train and eval steps: learning on a fixed batch, masked eval, label smoothing."""
+"""Train and eval steps: learning on a fixed batch, masked eval, label smoothing, EMA, TTA."""
 
 import functools
 
@@ -9,14 +9,14 @@ import optax
 
 from resnet_flax import models, parallel, steps
 from resnet_flax import state as state_lib
-from resnet_flax.data import pipeline
+from resnet_flax.data import augment, pipeline
 
 CFG = steps.StepConfig(num_classes=10, mean=(0.5,), std=(0.25,))
 
 
-def make_state(name="fashion_mnist_resnet", lr=1e-3, **kw):
+def make_state(name="fashion_mnist_resnet", lr=1e-3, ema=False, **kw):
     model = models.create(name, num_classes=10, width_multiplier=0.25, **kw)
-    return state_lib.create(model, optax.adam(lr), jax.random.key(0), (28, 28, 1))
+    return state_lib.create(model, optax.adam(lr), jax.random.key(0), (28, 28, 1), ema=ema)
 
 
 def fake_split(n, seed=0):
@@ -77,3 +77,49 @@ def test_train_step_is_deterministic_in_its_key_and_step():
     b, _ = step(make_state(), images, labels, idx, key)
     for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
         np.testing.assert_array_equal(x, y)
+
+
+def test_ema_follows_its_definition_with_a_warmup_ramp():
+    images, labels = fake_split(16)
+    cfg = steps.StepConfig(10, (0.5,), (0.25,), ema_decay=0.5)
+    step = jax.jit(functools.partial(steps.train_step, cfg=cfg))
+    state = make_state(ema=True, dropout_rate=0.0)
+    ema = state.variables()
+    for t in range(3):  # Ramp min(0.5, (1 + t) / (10 + t)): 0.1, 0.18, 0.25.
+        state, _ = step(state, images, labels, jnp.arange(16), jax.random.key(0))
+        d = min(0.5, (1 + t) / (10 + t))
+        ema = jax.tree.map(lambda e, v, d=d: d * e + (1 - d) * v, ema, state.variables())
+    for want, got in zip(jax.tree.leaves(ema), jax.tree.leaves(state.variables(ema=True))):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    # The EMA lags the live weights, so the two models evaluate differently.
+    live = steps.eval_step(state, images, labels, jnp.arange(16), jnp.ones(16), cfg)
+    avg = steps.eval_step(state, images, labels, jnp.arange(16), jnp.ones(16), cfg, ema=True)
+    assert float(live["loss_sum"]) != float(avg["loss_sum"])
+
+
+def test_state_without_ema_carries_an_empty_one():
+    images, labels = fake_split(16)
+    state = make_state()
+    assert state.ema == {}
+    new, _ = steps.train_step(state, images, labels, jnp.arange(16), jax.random.key(0), CFG)
+    assert new.ema == {}
+
+
+def test_flip_tta_averages_an_image_and_its_mirror():
+    images, labels = fake_split(16)
+    state = make_state()
+    cfg = steps.StepConfig(10, (0.5,), (0.25,), tta_flip=True)
+    idx, mask = jnp.arange(16), jnp.ones(16)
+    out = steps.eval_step(state, images, labels, idx, mask, cfg)
+    x = augment.normalize(jnp.asarray(images), cfg.mean, cfg.std)
+    logits = (state.apply_fn(state.variables(), x, train=False)
+              + state.apply_fn(state.variables(), x[:, :, ::-1], train=False)) / 2
+    want = steps.cross_entropy(logits, jnp.asarray(labels), 10).sum()
+    np.testing.assert_allclose(float(out["loss_sum"]), float(want), rtol=1e-5)
+    # So it cannot tell a test set from its mirror image; the plain eval can.
+    mirrored = np.ascontiguousarray(images[:, :, ::-1])
+    flipped = steps.eval_step(state, mirrored, labels, idx, mask, cfg)
+    np.testing.assert_allclose(float(flipped["loss_sum"]), float(out["loss_sum"]), rtol=1e-5)
+    plain = steps.eval_step(state, images, labels, idx, mask, CFG)
+    plain_mirrored = steps.eval_step(state, mirrored, labels, idx, mask, CFG)
+    assert float(plain["loss_sum"]) != float(plain_mirrored["loss_sum"])

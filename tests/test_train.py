@@ -104,6 +104,28 @@ def test_killed_then_resumed_equals_uninterrupted(uninterrupted, tiny_data_dir, 
         "test_loss"]
 
 
+@pytest.mark.slow
+def test_ema_and_flip_tta_run_and_resume_exactly(tiny_data_dir, tmp_path):
+    overrides = tiny_overrides(tiny_data_dir, ema_decay=0.9, tta_flip=True)
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    assert run_main(whole, *overrides).returncode == 0
+    assert run_main(cut, *overrides, kill_at=12).returncode == -9
+    resumed = run_main(cut, *overrides)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    (_, a), (_, b) = final_params(whole), final_params(cut)
+    assert set(a["ema"]) == {"params", "batch_stats"}
+    flat_a, flat_b = ocp.tree.to_flat_dict(a), ocp.tree.to_flat_dict(b)
+    assert flat_a.keys() == flat_b.keys()
+    for key in flat_a:
+        np.testing.assert_array_equal(flat_a[key], flat_b[key], err_msg=str(key))
+    last = read_metrics(whole)[-1]
+    for key in ("test_accuracy", "test_live_accuracy", "test_live_loss", "train_seconds"):
+        assert np.isfinite(last[key]), key
+    assert last["test_loss"] != last["test_live_loss"]  # The EMA model is evaluated.
+    assert read_metrics(cut)[-1]["test_loss"] == last["test_loss"]
+
+
 def test_mistyped_config_key_fails_clearly(tmp_path):
     proc = run_main(tmp_path, "--config.lrr=0.1")
     assert proc.returncode != 0

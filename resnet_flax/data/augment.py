@@ -26,10 +26,15 @@ def random_crop(rng: jax.Array, images: jnp.ndarray, padding: int) -> jnp.ndarra
     return jax.vmap(crop)(padded, offsets)
 
 
+def hflip(images: jnp.ndarray) -> jnp.ndarray:
+    """Mirrors every NHWC image left-right."""
+    return images[:, :, ::-1, :]
+
+
 def random_flip(rng: jax.Array, images: jnp.ndarray) -> jnp.ndarray:
     """Mirrors each image left-right with probability 1/2."""
     flip = jax.random.bernoulli(rng, 0.5, (images.shape[0], 1, 1, 1))
-    return jnp.where(flip, images[:, :, ::-1, :], images)
+    return jnp.where(flip, hflip(images), images)
 
 
 def augment(rng: jax.Array, images: jnp.ndarray, crop_padding: int, flip: bool) -> jnp.ndarray:
