@@ -128,3 +128,34 @@ def test_torch_reference_step_runs():
     ref = _torch_reference()
     result = ref.run("resnet20", batch=4, steps=1, warmup=1)
     assert result["params"] == 269_722 and result["images_per_sec"] > 0
+
+
+def _conv_layers():
+    spec = importlib.util.spec_from_file_location(
+        "bench_conv_layers", REPO / "benchmarks" / "conv_layers.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name,overrides", [("resnet20", {}), ("resnet18", {"stem": "cifar"})])
+def test_conv_layer_table_is_the_models_convolutions(name, overrides):
+    table = _conv_layers().LAYERS[name]
+    model = models.create(name, num_classes=10, **overrides)
+    variables = jax.eval_shape(
+        lambda: model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False))
+    kernels = [x.shape for x in jax.tree.leaves(variables["params"]) if x.ndim == 4]
+    ours = sorted((k[0], k[2], k[3]) for k in kernels)
+    listed = sorted((k, cin, cout) for _, cin, cout, k, _, count in table for _ in range(count))
+    assert ours == listed
+
+
+def test_conv_layers_times_every_direction_and_sums_a_step():
+    bench = _conv_layers()
+    layers = [(8, 3, 4, 3, 1, 1), (8, 4, 4, 3, 2, 2)]
+    # jax_layer, not run_side: that sets XLA_FLAGS, which later tests' subprocesses inherit.
+    times = [bench.jax_layer(layer, batch=2, repeats=1) for layer in layers]
+    assert all(t[d] > 0 for t in times for d in bench.DIRECTIONS)
+    fake = [{"forward": 1.0, "weight_grad": 2.0, "input_grad": 4.0}] * 2
+    assert bench.step_conv_seconds(layers, fake) == 3.0 + 2 * 7.0  # The stem: no input grad.
+    assert bench.flops(2, layers[1]) == 2.0 * 2 * 4 * 4 * 4 * 4 * 9
