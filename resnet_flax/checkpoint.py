@@ -9,6 +9,7 @@ from __future__ import annotations
 import pathlib
 
 import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
 from resnet_flax.state import TrainState
@@ -29,7 +30,9 @@ class Checkpointer:
         self._manager = ocp.CheckpointManager(
             self.directory,
             options=ocp.CheckpointManagerOptions(save_interval_steps=every_steps,
-                                                 max_to_keep=keep))
+                                                 max_to_keep=keep),
+            # Named up front so a new manager can read a saved tree's metadata.
+            item_handlers=ocp.StandardCheckpointHandler())
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
@@ -37,13 +40,26 @@ class Checkpointer:
     def restore_latest(self, state: TrainState) -> TrainState:
         """``state`` with the latest checkpoint's values, or ``state`` if there is none.
 
-        ``state`` gives the structure, dtypes and shardings to restore into.
+        ``state`` gives the structure, dtypes and shardings to restore into. A run
+        resumed with ``ema_decay`` switched on starts its EMA from the restored
+        weights; switched off, the saved EMA is dropped.
         """
         step = self._manager.latest_step()
         if step is None:
             return state
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _tree(state))
+        target = _tree(state)
+        saved_ema = "ema" in self._manager.item_metadata(step).keys()
+        if saved_ema and "ema" not in target:  # EMA switched off: read it, then drop it.
+            target["ema"] = state.variables()
+        if "ema" in target and not saved_ema:  # Switched on: it starts from the restored weights.
+            del target["ema"]
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
         restored = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        if not state.ema:
+            restored.pop("ema", None)
+        elif not saved_ema:
+            restored["ema"] = jax.tree.map(
+                jnp.copy, {"params": restored["params"], "batch_stats": restored["batch_stats"]})
         return state.replace(**restored)
 
     def save(self, state: TrainState, force: bool = False) -> bool:
