@@ -9,7 +9,6 @@ from __future__ import annotations
 import pathlib
 
 import jax
-import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
 from resnet_flax.state import TrainState
@@ -48,19 +47,17 @@ class Checkpointer:
         if step is None:
             return state
         target = _tree(state)
-        saved_ema = "ema" in self._manager.item_metadata(step).keys()
-        if saved_ema and "ema" not in target:  # EMA switched off: read it, then drop it.
-            target["ema"] = state.variables()
-        if "ema" in target and not saved_ema:  # Switched on: it starts from the restored weights.
-            del target["ema"]
+        target.pop("ema", None)
+        if "ema" in self._manager.item_metadata(step).keys():
+            target["ema"] = state.variables()  # The EMA's structure, whether kept or not.
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
         restored = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
-        if not state.ema:
-            restored.pop("ema", None)
-        elif not saved_ema:
-            restored["ema"] = jax.tree.map(
-                jnp.copy, {"params": restored["params"], "batch_stats": restored["batch_stats"]})
-        return state.replace(**restored)
+        saved_ema = restored.pop("ema", None)
+        if not state.ema:  # None kept, or switched off: drop a saved one.
+            return state.replace(**restored)
+        if saved_ema is None:  # Switched on: start from the restored weights.
+            return state.replace(**restored).start_ema()
+        return state.replace(**restored, ema=saved_ema)
 
     def save(self, state: TrainState, force: bool = False) -> bool:
         """Saves if the step is due (or ``force``); returns whether it saved."""

@@ -38,6 +38,11 @@ class TrainState(flax.struct.PyTreeNode):
             return self.ema
         return {"params": self.params, "batch_stats": self.batch_stats}
 
+    def start_ema(self) -> TrainState:
+        """Starts an exponential moving average at the current variables."""
+        # Copies: the step donates the state, and a buffer can be donated once.
+        return self.replace(ema=jax.tree.map(jnp.copy, self.variables()))
+
     def update_ema(self, decay: float) -> TrainState:
         """Moves the EMA toward the current variables (call after the step's update).
 
@@ -60,10 +65,8 @@ def create(model, tx: optax.GradientTransformation, rng: jax.Array,
     """
     variables = model.init({"params": rng}, jnp.zeros((1, *input_shape), jnp.float32),
                            train=False)
-    params, batch_stats = variables["params"], variables.get("batch_stats", {})
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
-                      opt_state=tx.init(params),
-                      # Copies: the step donates the state, and a buffer can be donated once.
-                      ema=jax.tree.map(jnp.copy, {"params": params, "batch_stats": batch_stats})
-                      if ema else {},
-                      apply_fn=model.apply, tx=tx)
+    params = variables["params"]
+    state = TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                       batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params),
+                       ema={}, apply_fn=model.apply, tx=tx)
+    return state.start_ema() if ema else state

@@ -101,14 +101,14 @@ class Trainer:
 
     def evaluate(self) -> dict[str, float]:
         """Loss and accuracy over every test example exactly once (per evaluated model)."""
+        batches = [(parallel.put(idx, self._batch), parallel.put(mask, self._batch))
+                   for idx, mask in zip(*pipeline.eval_batches(self.num_test,
+                                                               self.config.eval_batch_size))]
         out = {}
         for prefix, step in self._eval_steps.items():
             sums = None
-            for idx, mask in zip(*pipeline.eval_batches(self.num_test,
-                                                        self.config.eval_batch_size)):
-                sums = _sum(sums, step(self.state, *self.test_data,
-                                       parallel.put(idx, self._batch),
-                                       parallel.put(mask, self._batch)))
+            for idx, mask in batches:
+                sums = _sum(sums, step(self.state, *self.test_data, idx, mask))
             out.update(_means(sums, prefix))
         return out
 
