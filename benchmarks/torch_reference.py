@@ -9,6 +9,12 @@ prints one JSON line shaped like ``python -m resnet_flax.benchmark``'s. Models:
   akamaster's widely used ``resnet_cifar``; equals ``models.create('resnet20')``.
 * ``resnet18``: kuangliu's CIFAR ResNet-18 (3x3 stem, no max-pool, 1x1 projection
   shortcuts), equals ``models.create('resnet18', num_classes=10, stem='cifar')``.
+* ``torchvision.<name>`` (``torchvision.resnet50``): torchvision's ImageNet model,
+  1000 classes at 224x224 (needs torchvision; the GPU suite's anchor).
+
+``--device cuda --dtype bfloat16`` runs it on a GPU under ``torch.autocast``
+(bfloat16 compute, float32 weights, the usual AMP recipe) with
+``cudnn.benchmark`` on, synchronising after each step.
 
 The step is eager PyTorch with ``channels_last`` tensors (torch's fastest CPU
 layout for convs): forward, cross-entropy, backward, SGD with momentum 0.9 and
@@ -88,8 +94,13 @@ class CifarResNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-def create(name: str, num_classes: int = 10) -> CifarResNet:
-    """``resnet<6n+2>`` (option A, 16/32/64) or ``resnet18`` (kuangliu's CIFAR net)."""
+def create(name: str, num_classes: int = 10) -> nn.Module:
+    """``resnet<6n+2>`` (option A, 16/32/64), ``resnet18`` (kuangliu's CIFAR net) or
+    ``torchvision.<name>`` (ImageNet, 1000 classes)."""
+    if name.startswith("torchvision."):
+        import torchvision
+
+        return getattr(torchvision.models, name.removeprefix("torchvision."))(num_classes=1000)
     if name == "resnet18":
         return CifarResNet((2, 2, 2, 2), (64, 128, 256, 512), 64, "B", num_classes)
     depth = int(name.removeprefix("resnet"))
@@ -118,35 +129,49 @@ def make_step(model, lr=0.1, momentum=0.9, weight_decay=5e-4):
 
 
 def run(model_name: str, batch: int, steps: int, warmup: int, channels_last: bool = True,
-        threads: int | None = None) -> dict:
+        threads: int | None = None, device: str = "cpu", dtype: str = "float32",
+        image_size: int | None = None) -> dict:
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = create(model_name).train()
+    torch.backends.cudnn.benchmark = True
+    imagenet = model_name.startswith("torchvision.")
+    size, classes = (224, 1000) if imagenet else (32, 10)
+    size = image_size or size
+    model = create(model_name, classes).train()
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(memory_format=fmt)
-    x = torch.randn(batch, 3, 32, 32).to(memory_format=fmt)
-    y = torch.randint(0, 10, (batch,))
+    model = model.to(device=device, memory_format=fmt)
+    x = torch.randn(batch, 3, size, size, device=device).to(memory_format=fmt)
+    y = torch.randint(0, classes, (batch,), device=device)
     step = make_step(model)
-    tic = time.perf_counter()
-    for _ in range(warmup):
-        step(x, y)
-    warmup_s = time.perf_counter() - tic
-    times = []
-    for _ in range(steps):
+    if dtype != "float32":
+        autocast = torch.autocast(device.split(":")[0], dtype=getattr(torch, dtype))
+        step = autocast(step)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else lambda: None
+
+    def timed():
         tic = time.perf_counter()
         step(x, y)
-        times.append(time.perf_counter() - tic)
+        sync()
+        return time.perf_counter() - tic
+
+    warmup_s = sum(timed() for _ in range(warmup))
+    times = [timed() for _ in range(steps)]
     ips = sorted(batch / t for t in times)
     q = lambda p: ips[min(len(ips) - 1, int(p * len(ips)))]  # noqa: E731
     return {
         "framework": "torch", "model": model_name, "batch": batch, "steps": steps,
-        "dtype": "float32", "layout": "channels_last" if channels_last else "nchw",
+        "dtype": dtype, "device": device, "input_shape": [size, size, 3],
+        "layout": "channels_last" if channels_last else "nchw",
         "images_per_sec": statistics.median(ips),
         "images_per_sec_p10": q(0.1), "images_per_sec_p90": q(0.9),
         "step_ms": 1e3 * statistics.median(times), "warmup_s": warmup_s,
         "params": param_count(model), "threads": torch.get_num_threads(),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "device_peak_mb": (torch.cuda.max_memory_allocated() / 2**20
+                           if device.startswith("cuda") else None),
+        "device_kind": (torch.cuda.get_device_name() if device.startswith("cuda")
+                        else platform.processor()),
         "versions": {"torch": torch.__version__, "python": platform.python_version()},
     }
 
@@ -159,9 +184,14 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     p.add_argument("--nchw", action="store_true", help="contiguous (NCHW) instead of NHWC")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
+                   help="autocast compute dtype (weights stay float32)")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="input height = width (default 224 for torchvision.*, else 32)")
     a = p.parse_args(argv)
-    print(json.dumps(run(a.model, a.batch, a.steps, a.warmup, not a.nchw, a.threads)),
-          flush=True)
+    print(json.dumps(run(a.model, a.batch, a.steps, a.warmup, not a.nchw, a.threads, a.device,
+                         a.dtype, a.image_size)), flush=True)
 
 
 if __name__ == "__main__":

@@ -87,12 +87,18 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "host_devices.eigen_convs) or this jaxlib's default (YNNPACK)")
     p.add_argument("--no-compile-cache", action="store_true",
                    help="do not use the persistent compilation cache")
+    p.add_argument("--width-multiplier", type=float, default=None,
+                   help="scale the model's widths (fashion_mnist_resnet 0.5: the CPU recipes' net)")
+    p.add_argument("--profile", default=None, metavar="DIR",
+                   help="after timing, trace --profile-steps more steps with jax.profiler into "
+                        "DIR and add the top ops by time to the JSON")
+    p.add_argument("--profile-steps", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     if args.loop == "scan" and args.parallelism == "pmap":
         p.error("--loop scan supports --parallelism jit only")
-    if args.batch < 1 or args.steps < 1 or args.warmup < 0 or args.scan_steps < 1:
-        p.error("--batch, --steps and --scan-steps must be >= 1, --warmup >= 0")
+    if min(args.batch, args.steps, args.scan_steps, args.profile_steps) < 1 or args.warmup < 0:
+        p.error("--batch, --steps, --scan-steps and --profile-steps must be >= 1, --warmup >= 0")
     return args
 
 
@@ -196,6 +202,8 @@ def run(args: argparse.Namespace) -> dict:
             h, w, c, classes = 32, 32, 3, 10
     if args.image_size:
         h = w = args.image_size
+    if args.width_multiplier:
+        overrides["width_multiplier"] = args.width_multiplier
     classes = args.num_classes or classes
     model = models.create(args.model, num_classes=classes, **overrides)
     tx = optax.chain(optax.add_decayed_weights(5e-4), optax.sgd(0.1, momentum=0.9))
@@ -287,7 +295,7 @@ def run(args: argparse.Namespace) -> dict:
     peak, peak_source = device_peak(devices[0])
     achieved = flops / step_s if flops else None
     dev = devices[0]
-    return {
+    result = {
         "model": args.model + (f"[stem={args.stem}]" if args.stem else ""),
         "params": int(params), "input_shape": [h, w, c], "batch": args.batch,
         "steps": len(times) * per_call, "dtype": args.dtype, "parallelism": args.parallelism,
@@ -312,6 +320,17 @@ def run(args: argparse.Namespace) -> dict:
                      "numpy": np.__version__, "python": platform.python_version()},
         "date": time.strftime("%Y-%m-%d"),
     }
+    if args.profile:
+        from resnet_flax import profiling
+
+        def one_call():
+            nonlocal state
+            state, out = compiled(state, *data, put_idx(batches(0)), key)
+            return out
+
+        trace = profiling.trace(one_call, args.profile_steps, args.profile)
+        result["profile"] = profiling.top_ops(trace, args.profile_steps * per_call)
+    return result
 
 
 def main(argv=None) -> dict:

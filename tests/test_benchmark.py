@@ -130,6 +130,26 @@ def test_torch_reference_step_runs():
     assert result["params"] == 269_722 and result["images_per_sec"] > 0
 
 
+def test_torch_reference_autocast_bfloat16():
+    ref = _torch_reference()
+    result = ref.run("resnet20", batch=4, steps=1, warmup=0, dtype="bfloat16", image_size=16)
+    assert result["dtype"] == "bfloat16" and result["input_shape"] == [16, 16, 3]
+    assert result["images_per_sec"] > 0
+
+
+def test_cli_profile_reports_the_top_ops(capsys, tmp_path):
+    result = run_cli(capsys, "--profile", str(tmp_path), "--profile-steps", "2")
+    profile = result["profile"]
+    assert profile["steps"] == 2 and profile["ops"] > 10
+    assert pathlib.Path(profile["trace"]).is_file()
+    for table in (profile["top"], profile["top_kinds"]):
+        assert table and all(r["ms_per_step"] > 0 for r in table)
+        shares = [r["share"] for r in table]
+        assert shares == sorted(shares, reverse=True) and sum(shares) <= 1.0 + 1e-9
+    # Kinds group numbered ops (fusion.1, fusion.2 -> fusion): never fewer ms than one op.
+    assert profile["top_kinds"][0]["ms_per_step"] >= profile["top"][0]["ms_per_step"]
+
+
 def _conv_layers():
     spec = importlib.util.spec_from_file_location(
         "bench_conv_layers", REPO / "benchmarks" / "conv_layers.py")
