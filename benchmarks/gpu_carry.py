@@ -7,11 +7,12 @@ The GPU machine has JAX, Flax, Optax, Orbax and PyTorch but no TensorFlow,
 tensorflow-datasets or ml-collections, and no network. This writes one folder:
 
 * ``wheels/``: a wheel of every runtime dependency of resnet_flax (followed through
-  the installed packages' metadata, extras included) that the target lacks, at the
-  version installed here, fetched with ``pip download --no-deps --only-binary=:all:``
-  for the target's Python version and platform, so pip itself checks that each one
-  installs there. The target is ``benchmarks/gpu_machine_packages.txt`` (the lent GPU
-  machine, Python 3.12) or, with ``--target-python``, whatever that interpreter has.
+  the installed packages' metadata, extras included) that the target lacks, and of
+  protobuf (``PIN``), at the version installed here, fetched with ``pip download
+  --no-deps --only-binary=:all:`` for the target's Python version and platform, so pip
+  itself checks that each one installs there. The target is
+  ``benchmarks/gpu_machine_packages.txt`` (the lent GPU machine, Python 3.12) or, with
+  ``--target-python``, whatever that interpreter has.
 * ``tfds/<name>/<version>/``: built TFDS ``array_record`` datasets, copied from
   ``--tfds-dir``, or built there first from ``--archives-root/<name>`` (needs TensorFlow).
 * ``manifest.json``: target, wheels with their tags and sizes, datasets.
@@ -40,6 +41,9 @@ MIB = 2**20
 # (pyarrow serves its parquet/Hugging Face builders; 40+ MiB). The smoke test proves
 # the suite runs without them.
 SKIP = ("pyarrow",)
+# Carried even where the target has them, and installed there when its version differs:
+# tensorflow-metadata's generated code refuses a protobuf runtime older than 6.31.1.
+PIN = ("protobuf",)
 MANYLINUX = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64",
              "manylinux2014_x86_64", "manylinux1_x86_64"]
 
@@ -109,7 +113,7 @@ def missing_wheels(target: dict) -> dict[str, str]:
     present = {canonicalize_name(p) for p in target["packages"]}
     needed = closure("resnet_flax", target["python"])
     return {n: v for n, v in sorted(needed.items())
-            if n not in present and n not in SKIP and n != "resnet-flax"}
+            if (n not in present or n in PIN) and n not in SKIP and n != "resnet-flax"}
 
 
 def _pip(*args: str) -> subprocess.CompletedProcess:

@@ -4,7 +4,7 @@
 ``jax.profiler.trace(..., create_perfetto_trace=True)``; ``top_ops(directory)``
 reads the Chrome-trace JSON that writes (plain JSON, so no TensorBoard profile
 plugin is needed) and sums each op's time. On a GPU the ops are the kernels on the
-``/device:GPU:N`` streams, named by their HLO op where the trace says; on a CPU,
+``/device:GPU:N`` stream lines, named by their HLO op where the trace says; on a CPU,
 where there is no device timeline, they are XLA's thunks on its worker threads.
 """
 
@@ -40,20 +40,34 @@ def _names(events, kind: str) -> dict:
             for e in events if e.get("ph") == "M" and e.get("name") == kind}
 
 
+def _device_threads(events, processes, threads) -> set:
+    """(pid, tid) of the device lines that hold kernels.
+
+    A GPU's trace also has lines derived from them ("XLA Modules", "XLA Ops", "Steps")
+    that would count each kernel twice; the "Stream #N" lines are the kernels as run.
+    """
+    device = {pid for pid, name in processes.items() if name.startswith("/device:")}
+    lines = {(e["pid"], e.get("tid")) for e in events
+             if e.get("ph") == "X" and e["pid"] in device}
+    streams = {line for line in lines if threads.get(line, "").startswith("Stream")}
+    return streams or lines
+
+
 def _op_events(events):
     """(op name, kernel name, microseconds) of the device's work, or XLA:CPU's."""
     processes = _names(events, "process_name")
     threads = _names(events, "thread_name")
-    device_pids = {pid for pid, name in processes.items() if name.startswith("/device:")}
+    device_lines = _device_threads(events, processes, threads)
     for e in events:
         if e.get("ph") != "X" or "dur" not in e:
             continue
+        line = (e["pid"], e.get("tid"))
         name, args = e.get("name", ""), e.get("args") or {}
-        if device_pids:
-            if e["pid"] in device_pids:
+        if device_lines:
+            if line in device_lines:
                 yield args.get("hlo_op") or args.get("long_name") or name, name, e["dur"]
-        elif threads.get((e["pid"], e.get("tid"))) != "python" and not name.startswith(
-                _CPU_NOISE) and not name.startswith("$"):
+        elif threads.get(line) != "python" and not name.startswith(_CPU_NOISE) \
+                and not name.startswith("$"):
             yield name, name, e["dur"]
 
 
