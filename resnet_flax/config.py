@@ -7,10 +7,35 @@ fails instead of being silently added.
 
 from __future__ import annotations
 
+import difflib
+import math
+
 import ml_collections
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "warmup_cosine", "piecewise")
+DTYPES = ("float32", "bfloat16", "float16")
+SHORTCUTS = ("A", "B", "C", "D")
+
+
+class ConfigError(ValueError):
+    """A config no run could use; the message names the field, the value and valid ones."""
+
+
+def closest(name: str, candidates) -> str:
+    """``"; did you mean 'x' or 'y'?"`` for the nearest candidates, or ``""``."""
+    near = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
+    return f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
+
+
+def field_names(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
+    """Every field as a dotted path (``model_options.dtype``), branches included."""
+    out = []
+    for key, value in config.items():
+        out.append(prefix + key)
+        if isinstance(value, ml_collections.ConfigDict):
+            out += field_names(value, f"{prefix}{key}.")
+    return out
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -77,29 +102,58 @@ def default_config() -> ml_collections.ConfigDict:
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-    """Fails on values no run could use, naming the field, the value and valid ones."""
+    """Raises ``ConfigError`` on a value no run could use, before any data is read."""
+    def fail(field, why):
+        raise ConfigError(f"config.{field}={config[field]!r} {why}")
+
     def check_choice(field, choices):
         if config[field] not in choices:
-            raise ValueError(f"config.{field}={config[field]!r} is not one of {choices}")
+            fail(field, f"is not one of {choices}{closest(str(config[field]), choices)}")
 
     check_choice("optimizer", OPTIMIZERS)
     check_choice("schedule", SCHEDULES)
     for field in ("batch_size", "eval_batch_size", "num_epochs", "checkpoint_every_steps",
                   "keep_checkpoints"):
         if config[field] <= 0:
-            raise ValueError(f"config.{field}={config[field]!r} must be positive")
-    if config.lr < 0:
-        raise ValueError(f"config.lr={config.lr!r} must be >= 0")
+            fail(field, "must be positive")
+    for field in ("lr", "momentum", "weight_decay", "warmup_epochs", "lr_decay_factor", "eps",
+                  "b1", "b2"):
+        if not math.isfinite(config[field]) or config[field] < 0:
+            fail(field, "must be a finite number >= 0")
     if not 0.0 <= config.label_smoothing < 1.0:
-        raise ValueError(f"config.label_smoothing={config.label_smoothing!r} must be in [0, 1)")
+        fail("label_smoothing", "must be in [0, 1)")
     if not 0.0 <= config.ema_decay < 1.0:
-        raise ValueError(f"config.ema_decay={config.ema_decay!r} must be in [0, 1) "
-                         "(0 disables the EMA; 0.999 is typical)")
+        fail("ema_decay", "must be in [0, 1) (0 disables the EMA; 0.999 is typical)")
     if config.crop_padding < 0:
-        raise ValueError(f"config.crop_padding={config.crop_padding!r} must be >= 0")
+        fail("crop_padding", "must be >= 0")
     boundaries = list(config.lr_boundaries_epochs)
     if boundaries != sorted(boundaries):
-        raise ValueError(f"config.lr_boundaries_epochs={tuple(boundaries)} must be increasing")
+        raise ConfigError(f"config.lr_boundaries_epochs={tuple(boundaries)} must be increasing")
+    _validate_names(config)
+
+
+def _validate_names(config: ml_collections.ConfigDict) -> None:
+    """Dataset, model and model options: the names a typo most often breaks."""
+    from resnet_flax import models
+    from resnet_flax.data import datasets
+    from resnet_flax.models import layers
+
+    if config.dataset not in datasets.SPECS:
+        raise ConfigError(f"config.dataset={config.dataset!r} is not one of "
+                          f"{tuple(sorted(datasets.SPECS))}"
+                          f"{closest(config.dataset, datasets.SPECS)}")
+    try:
+        models.spec(config.model)
+    except ValueError as e:  # Its message lists every valid name.
+        hint = closest(config.model, models.names())
+        raise ConfigError(f"config.model={config.model!r} is not a model{hint} ({e})") from None
+    choices = {"dtype": DTYPES, "shortcut": SHORTCUTS, "bn_convention": layers.BN_CONVENTIONS,
+               "conv_init": tuple(layers.CONV_INITS)}
+    for option, valid in choices.items():
+        value = config.model_options[option]
+        if value is not None and value not in valid:
+            raise ConfigError(f"config.model_options.{option}={value!r} is not one of "
+                              f"{valid}{closest(str(value), valid)}")
 
 
 def model_overrides(config: ml_collections.ConfigDict) -> dict:

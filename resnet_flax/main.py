@@ -6,14 +6,15 @@
 Running the same command again resumes from the workdir's latest checkpoint.
 Several processes (hosts) train one model with --num_processes=N --process_id=i
 --coordinator_address=HOST:PORT; the mesh then spans every process's devices.
+A mistake in the command or config is reported as one ``error: ...`` line (exit
+status 2) before anything is written; ``--verbosity=1`` shows the traceback.
 """
-
-import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from resnet_flax import compile_cache, host_devices
+from resnet_flax import cli, compile_cache, host_devices
+from resnet_flax.config import ConfigError, validate
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics.")
 _CONFIG = config_flags.DEFINE_config_file(
@@ -32,9 +33,13 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        cli.fail(f"unexpected arguments {argv[1:]}; settings go in --config.key=value")
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO.
+    try:
+        validate(_CONFIG.value)  # Before any data is read or file written.
+    except ConfigError as e:
+        _user_error(e)
     host_devices.eigen_convs()
     host_devices.split_cpu(_HOST_DEVICES.value)
     compile_cache.enable()  # RESNET_FLAX_COMPILE_CACHE=0 turns it off.
@@ -46,9 +51,15 @@ def main(argv):
 
     try:
         train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-    except DatasetUnavailable as e:  # Says what to do; a traceback would bury that.
-        sys.exit(f"error: {e}")
+    except (DatasetUnavailable, ConfigError) as e:  # Says what to do; a traceback buries it.
+        _user_error(e)
+
+
+def _user_error(e: Exception) -> None:
+    if flags.FLAGS.verbosity >= 1:
+        raise e
+    cli.fail(str(e))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=cli.parse_flags)

@@ -1,0 +1,75 @@
+"""A user's mistake on the command line as one ``error: ...`` line, not a traceback.
+
+``main`` parses its flags through ``parse_flags``: before absl and ml_collections
+see them, the ``--config`` file must exist and load, and every ``--config.a.b=...``
+must name a field of that config (else: the closest field names). absl's own flag
+errors (a value of the wrong type) become one line too. ``--verbosity=1`` keeps the
+tracebacks.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+import re
+import sys
+
+from absl import flags
+
+from resnet_flax.config import closest, field_names
+
+_CONFIG_FILE = re.compile(r"--config(?:=(.*))?$")
+_OVERRIDE = re.compile(r"--(?:no)?config\.([\w.]+)(?:=.*)?$", re.DOTALL)
+
+
+def fail(message: str, code: int = 2):
+    """Prints ``error: message`` and exits: the one line a user sees for their mistake."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(code)
+
+
+def config_path(argv: list[str]) -> str | None:
+    for i, arg in enumerate(argv):
+        match = _CONFIG_FILE.match(arg)
+        if match:
+            return match[1] if match[1] is not None else (argv[i + 1] if i + 1 < len(argv)
+                                                         else None)
+    return None
+
+
+def load_config_file(path: str):
+    """``get_config()`` of a recipe file, or ``fail`` saying why it cannot be loaded."""
+    file = pathlib.Path(path)
+    if not file.is_file():
+        recipes = sorted(str(p) for p in pathlib.Path("configs").glob("*.py"))
+        fail(f"--config {path}: no such file" + (f"; recipes: {', '.join(recipes)}"
+                                                if recipes else ""))
+    spec = importlib.util.spec_from_file_location(f"_config_{file.stem}", file)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+        return module.get_config()
+    except Exception as e:  # noqa: BLE001 - whatever the user's file raises, in one line.
+        fail(f"--config {path} does not load: {type(e).__name__}: {e}")
+
+
+def check_config_args(argv: list[str]) -> None:
+    """Fails on a missing or broken ``--config`` file and on unknown ``--config.*`` fields."""
+    path = config_path(argv)
+    if path is None:
+        return  # absl reports the missing required flag.
+    fields = field_names(load_config_file(path))
+    for arg in argv:
+        match = _OVERRIDE.match(arg)
+        if match and match[1] not in fields:
+            fail(f"--config.{match[1]}: no such config field{closest(match[1], fields)} "
+                 "(resnet_flax/config.py lists every field)")
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing (``app.run(..., flags_parser=parse_flags)``), mistakes in one line."""
+    check_config_args(argv[1:])
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        fail(str(e))
