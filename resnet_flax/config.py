@@ -98,6 +98,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.checkpoint_every_steps = 500  # Also at the end of training.
     c.keep_checkpoints = 3
     c.progress_bar = True
+    # Resume a workdir with a config that trains differently (resume_guard refuses it).
+    c.allow_config_change = False
     return c
 
 

@@ -12,7 +12,7 @@ import ml_collections
 import numpy as np
 import tqdm
 
-from resnet_flax import checkpoint, metrics, models, optim, parallel, steps
+from resnet_flax import checkpoint, metrics, models, optim, parallel, resume_guard, steps
 from resnet_flax import state as state_lib
 from resnet_flax.config import model_overrides, validate
 from resnet_flax.data import datasets, pipeline, tfds_source
@@ -130,28 +130,25 @@ class Trainer:
         return sums
 
 
-def save_config(config, workdir: pathlib.Path) -> None:
-    """The resolved config, as run, beside the checkpoints."""
-    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
-
-
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
     """Trains ``config`` in ``workdir``, resuming from its latest checkpoint.
 
     Writes checkpoints, ``metrics.jsonl``, TensorBoard events and ``config.json``
-    to ``workdir``; returns the last epoch's metrics.
+    to ``workdir``; returns the last epoch's metrics. Resuming with a config that
+    trains differently is refused (``resume_guard``).
     """
     validate(config)
     workdir = pathlib.Path(workdir)
+    changed = resume_guard.check(config, workdir)  # Before anything is written.
     workdir.mkdir(parents=True, exist_ok=True)
     lead = jax.process_index() == 0
-    if lead:
-        save_config(config, workdir)
     trainer = Trainer(config, *load_data(config))
     ckpt = checkpoint.Checkpointer(str(workdir), config.checkpoint_every_steps,
                                    config.keep_checkpoints)
     trainer.state = ckpt.restore_latest(trainer.state)
     start = int(trainer.state.step)
+    if lead:  # The config as run, once it has been checked, built and restored.
+        resume_guard.record(config, workdir, changed, start)
     compile_seconds = trainer.compile()
     writer = metrics.MetricWriter(str(workdir), active=lead)
 

@@ -164,3 +164,27 @@ def test_main_without_data_or_network_fails_fast_with_the_build_command(tmp_path
     assert proc.returncode == 2  # A user's situation, like a mistake: see cli.fail.
     assert "python -m resnet_flax.data.build fashion_mnist --archives" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def _snapshot(workdir):
+    return {p.relative_to(workdir): p.read_bytes() for p in sorted(workdir.rglob("*"))
+            if p.is_file()}
+
+
+def test_resume_with_another_config_is_refused_and_extending_is_recorded(tiny_data_dir,
+                                                                         tmp_path):
+    overrides = tiny_overrides(tiny_data_dir, num_epochs=1)
+    assert run_main(tmp_path, *overrides).returncode == 0
+    before = _snapshot(tmp_path)
+    refused = run_main(tmp_path, *overrides, "--config.lr=0.05", "--config.batch_size=16")
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("error: ") and refused.stderr.count("\n") == 1
+    assert "batch_size 8 -> 16, lr 0.001 -> 0.05" in refused.stderr
+    assert _snapshot(tmp_path) == before  # Nothing written, nothing lost.
+
+    extended = run_main(tmp_path, *tiny_overrides(tiny_data_dir, num_epochs=2))
+    assert extended.returncode == 0, extended.stderr[-3000:]
+    assert [r["epoch"] for r in read_metrics(tmp_path)] == [1, 2]
+    change = json.loads((tmp_path / "config_changes.jsonl").read_text())
+    assert change["step"] == TINY_TRAIN // 8
+    assert change["changes"] == {"num_epochs": {"from": 1, "to": 2}}

@@ -1,0 +1,86 @@
+"""A workdir's ``config.json`` is the contract its checkpoints and metrics were made under.
+
+Resuming with a config that would train differently (another model, dataset, batch
+size, optimizer, schedule, seed, ...) mixes two runs in one history: ``check`` refuses
+it in one line that lists the differing fields, before anything is written, unless
+``config.allow_config_change``. Fields that do not change what is trained up to the
+saved step (``num_epochs`` to extend a run, bookkeeping, where the data lives) may
+change; ``record`` writes the new ``config.json`` and appends each change to
+``config_changes.jsonl`` with the step it took effect at.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import time
+
+from resnet_flax.config import ConfigError, default_config
+
+# Fields whose change leaves the training up to the saved step as it was.
+MAY_CHANGE = frozenset({
+    "num_epochs", "eval_batch_size", "data_dir", "allow_download", "progress_bar",
+    "checkpoint_every_steps", "keep_checkpoints", "allow_config_change"})
+CONFIG_FILE = "config.json"
+CHANGES_FILE = "config_changes.jsonl"
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def as_dict(config) -> dict:
+    """The config as ``config.json`` stores it (tuples as lists), flattened to dotted keys."""
+    return _flat(json.loads(config.to_json_best_effort()))
+
+
+def differences(saved: dict, new: dict) -> dict[str, tuple]:
+    """{field: (saved, new)} over both configs; a field the saved run predates counts
+    as its default."""
+    defaults = as_dict(default_config())
+    out = {}
+    for key in sorted(set(saved) | set(new)):
+        before = saved.get(key, defaults.get(key))
+        after = new.get(key, defaults.get(key))
+        if before != after:
+            out[key] = (before, after)
+    return out
+
+
+def check(config, workdir: pathlib.Path) -> dict[str, tuple]:
+    """The allowed changes against the workdir's saved config; raises ``ConfigError`` on
+    one that would change the training (unless ``config.allow_config_change``)."""
+    path = pathlib.Path(workdir) / CONFIG_FILE
+    if not path.is_file():
+        return {}
+    try:
+        saved = _flat(json.loads(path.read_text()))
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path} is unreadable ({e}); it records the run in this workdir: "
+                          "restore it or use a new --workdir") from None
+    changed = differences(saved, as_dict(config))
+    refused = {k: v for k, v in changed.items() if k not in MAY_CHANGE}
+    if refused and not config.allow_config_change:
+        listed = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in refused.items())
+        raise ConfigError(
+            f"{workdir} holds a run with another config ({listed}); resuming would mix "
+            "two runs: use a new --workdir, or --config.allow_config_change=True to resume "
+            "with the change")
+    return changed
+
+
+def record(config, workdir: pathlib.Path, changed: dict[str, tuple], step: int) -> None:
+    """Writes ``config.json`` and, for a resumed run, what changed at ``step``."""
+    workdir = pathlib.Path(workdir)
+    if changed:
+        entry = {"step": step, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                 "changes": {k: {"from": a, "to": b} for k, (a, b) in changed.items()}}
+        with open(workdir / CHANGES_FILE, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+    (workdir / CONFIG_FILE).write_text(config.to_json_best_effort(indent=2) + "\n")
