@@ -1,19 +1,43 @@
-"""Orbax checkpoints of the train state: periodic saves, resume from the latest.
+"""Orbax checkpoints of the train state: periodic saves, resume from the latest good one.
 
 Saves are atomic (Orbax writes to a temporary folder and renames), so a crash
-mid-save leaves the previous checkpoint as the latest.
+mid-save leaves the previous checkpoint as the latest. A state with a non-finite
+parameter, BatchNorm statistic or optimizer moment is never saved, and each save
+carries a SHA-256 digest of its arrays (``integrity``). On resume each step, newest
+first, must hold the model's arrays (else: ``CheckpointError``, this workdir holds
+another model), read back, be finite and match its digest; a step that fails is
+reported in one line and moved to ``<workdir>/checkpoints_corrupt/``, never deleted,
+and the previous step is tried.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import logging
+import os
 import pathlib
+import shutil
+import sys
+import time
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
+from resnet_flax import integrity
 from resnet_flax.state import TrainState
 
 _FIELDS = ("step", "params", "batch_stats", "opt_state", "ema")
+CORRUPT_DIR = "checkpoints_corrupt"
+
+
+class CheckpointError(RuntimeError):
+    """No checkpoint of this workdir can be resumed; the message says why and what to do."""
+
+
+class _Corrupt(Exception):
+    """One step's files do not read back as the state that was saved."""
 
 
 def _tree(state: TrainState) -> dict:
@@ -37,21 +61,64 @@ class Checkpointer:
         return self._manager.latest_step()
 
     def restore_latest(self, state: TrainState) -> TrainState:
-        """``state`` with the latest checkpoint's values, or ``state`` if there is none.
+        """``state`` with the latest good checkpoint's values, or ``state`` if there is none.
 
         ``state`` gives the structure, dtypes and shardings to restore into. A run
         resumed with ``ema_decay`` switched on starts its EMA from the restored
-        weights; switched off, the saved EMA is dropped.
+        weights; switched off, the saved EMA is dropped. Corrupt steps are moved
+        aside; ``CheckpointError`` if every step is corrupt.
         """
-        step = self._manager.latest_step()
-        if step is None:
-            return state
+        lead = jax.process_index() == 0  # Processes share the workdir: one moves steps.
+        log = self.directory.parent / f".restore_errors.{jax.process_index()}.log"
+        corrupt, restored = [], None
+        with _stderr_captured(log):
+            for step in sorted(self._manager.all_steps(), reverse=True):
+                try:
+                    restored = self._restore(step, state)
+                    break
+                except _Corrupt as e:
+                    corrupt.append((step, str(e)))
+            if corrupt:  # Orbax's abandoned reads report on stderr and in logs as they die.
+                _silence_abandoned_reads()
+                gc.collect()
+                time.sleep(0.5)
+        if not corrupt:
+            _replay(log)
+            return state if restored is None else restored
+        if not lead:
+            log.unlink()
+            if restored is None:
+                raise CheckpointError(f"no good checkpoint in {self.directory}")
+            return restored
+        moved = [self._move_aside(step, reason) for step, reason in corrupt]
+        shutil.move(str(log), str(moved[0] / "restore_errors.log"))
+        if restored is None:
+            raise CheckpointError(
+                f"no good checkpoint in {self.directory}: every step was corrupt and is now "
+                f"in {moved[0].parent}; use a new --workdir or move them back to retry")
+        return restored
+
+    def _restore(self, step: int, state: TrainState) -> TrainState:
+        try:
+            saved_keys = self._manager.item_metadata(step).keys()
+        except Exception as e:  # noqa: BLE001 - any unreadable metadata is corruption.
+            raise _Corrupt(f"unreadable metadata ({_first_line(e)})") from None
         target = _tree(state)
         target.pop("ema", None)
-        if "ema" in self._manager.item_metadata(step).keys():
+        if "ema" in saved_keys:
             target["ema"] = state.variables()  # The EMA's structure, whether kept or not.
+        if "digest" in saved_keys:
+            target["digest"] = np.zeros(integrity.DIGEST_BYTES, np.uint8)
+        self._check_same_model(step, target)
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-        restored = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        try:
+            restored = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        except Exception as e:  # noqa: BLE001 - truncated or garbled files.
+            raise _Corrupt(f"unreadable ({_first_line(e)})") from None
+        saved_digest = restored.pop("digest", None)
+        problem = integrity.verify(restored, saved_digest)
+        if problem:
+            raise _Corrupt(problem)
         saved_ema = restored.pop("ema", None)
         if not state.ema:  # None kept, or switched off: drop a saved one.
             return state.replace(**restored)
@@ -59,14 +126,116 @@ class Checkpointer:
             return state.replace(**restored).start_ema()
         return state.replace(**restored, ema=saved_ema)
 
+    def _check_same_model(self, step: int, target: dict) -> None:
+        """``CheckpointError`` when the step's parameters are not this model's."""
+        try:
+            saved = self._manager.item_metadata(step)["params"]
+        except Exception as e:  # noqa: BLE001
+            raise _Corrupt(f"unreadable metadata ({_first_line(e)})") from None
+        difference = integrity.shape_difference(saved, target["params"])
+        if difference:
+            raise CheckpointError(
+                f"{self.directory} holds another model's checkpoints ({difference}); "
+                "use a new --workdir for this model")
+
+    def _move_aside(self, step: int, reason: str) -> pathlib.Path:
+        aside = self.directory.parent / CORRUPT_DIR / str(step)
+        aside.parent.mkdir(exist_ok=True)
+        if aside.exists():  # Moved aside before, under the same step: keep both.
+            aside = aside.with_name(f"{step}.{len(list(aside.parent.iterdir()))}")
+        shutil.move(str(self.directory / str(step)), str(aside))
+        self._manager.reload()
+        print(f"warning: checkpoint step {step} is corrupt ({reason}); moved it to {aside} "
+              "(Orbax's errors: restore_errors.log in the newest one) and resumed from the "
+              "previous good step", file=sys.stderr, flush=True)
+        return aside
+
     def save(self, state: TrainState, force: bool = False) -> bool:
-        """Saves if the step is due (or ``force``); returns whether it saved."""
+        """Saves if the step is due (or ``force``); returns whether it saved.
+
+        Raises ``FloatingPointError`` instead of saving a state with a non-finite
+        value: a checkpoint must always be a state worth resuming.
+        """
         step = int(state.step)
-        if step == self._manager.latest_step():
+        if step == self._manager.latest_step() or not (force or self._manager.should_save(step)):
             return False
-        return self._manager.save(step, args=ocp.args.StandardSave(_tree(state)), force=force)
+        tree = _tree(state)
+        leaves = integrity.host_leaves(tree)
+        problem = integrity.nonfinite(leaves)
+        if problem:
+            raise FloatingPointError(
+                f"{problem} at step {step}: not checkpointed; the last good checkpoint is step "
+                f"{self._manager.latest_step()} in {self.directory}. Try a lower config.lr.")
+        tree["digest"] = integrity.digest(leaves)
+        return self._manager.save(step, args=ocp.args.StandardSave(tree), force=force)
 
     def close(self) -> None:
         """Waits for pending asynchronous writes."""
         self._manager.wait_until_finished()
         self._manager.close()
+
+
+@contextlib.contextmanager
+def _stderr_captured(path: pathlib.Path):
+    """Sends file descriptor 2 to ``path`` for the block; the caller disposes of it.
+
+    A failed Orbax restore prints hundreds of lines (each abandoned array read's
+    traceback, from several threads) straight to stderr, burying the one line that
+    says what happened. If the block raises, the text is passed on to stderr.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 2)
+    os.close(fd)
+    try:
+        yield
+    except BaseException:
+        _restore_fd(saved)
+        _replay(path)
+        raise
+    _restore_fd(saved)
+
+
+_ABANDONED_READ = "Encountered error while reading array index"
+
+
+def _silence_abandoned_reads() -> None:
+    """Drops what Orbax's failed reads report later (at garbage collection, or when the
+    event loop runs next): asyncio's "never retrieved" logs and "Exception ignored"
+    lines about its read coroutines. Everything else still reaches the user."""
+    def keep(record) -> bool:
+        return _ABANDONED_READ not in record.getMessage() and (
+            record.exc_info is None or _ABANDONED_READ not in str(record.exc_info[1]))
+
+    logging.getLogger("asyncio").addFilter(keep)
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        if _ABANDONED_READ not in str(unraisable.exc_value):
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+
+
+def _restore_fd(saved: int) -> None:
+    sys.stderr.flush()
+    os.dup2(saved, 2)
+    os.close(saved)
+
+
+def _replay(path: pathlib.Path) -> None:
+    """Passes captured text on to stderr (nothing of a good restore is hidden)."""
+    text = path.read_text(errors="replace")
+    path.unlink()
+    if text:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+
+
+def _first_line(e: BaseException) -> str:
+    """The root cause's first line: Orbax wraps TensorStore's precise error in a vague one."""
+    while e.__cause__ is not None:
+        e = e.__cause__
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:160] if text else ''}"

@@ -36,6 +36,9 @@ def main(argv):
         cli.fail(f"unexpected arguments {argv[1:]}; settings go in --config.key=value")
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO.
+        # TFDS advises OpenCV on every run; PIL decodes these datasets' PNGs fine.
+        logging.get_absl_logger().addFilter(
+            lambda record: "OpenCV is not installed" not in record.getMessage())
     try:
         validate(_CONFIG.value)  # Before any data is read or file written.
     except ConfigError as e:
@@ -47,11 +50,13 @@ def main(argv):
     from resnet_flax import parallel, train
 
     parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    from resnet_flax.checkpoint import CheckpointError
     from resnet_flax.data.tfds_source import DatasetUnavailable
 
     try:
         train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-    except (DatasetUnavailable, ConfigError) as e:  # Says what to do; a traceback buries it.
+    # Each says what happened and what to do; a traceback would bury that.
+    except (DatasetUnavailable, ConfigError, CheckpointError, FloatingPointError) as e:
         _user_error(e)
 
 

@@ -150,7 +150,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     if lead:  # The config as run, once it has been checked, built and restored.
         resume_guard.record(config, workdir, changed, start)
     compile_seconds = trainer.compile()
-    writer = metrics.MetricWriter(str(workdir), active=lead)
+    writer = metrics.MetricWriter(str(workdir), active=lead, resume_step=start)
 
     def on_step(step, sums):
         if step % config.checkpoint_every_steps == 0:
@@ -176,6 +176,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                        "epoch": epoch + 1}
             if epoch == start // trainer.steps_per_epoch:
                 summary["compile_seconds"] = compile_seconds
+            if first > 0:  # Resumed mid-epoch: train_* cover only the steps after it.
+                summary["resumed_at_step"] = start
             writer.write(step, summary)
             if lead:
                 metrics.console(epoch + 1, config.num_epochs, summary)

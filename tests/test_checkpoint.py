@@ -1,5 +1,7 @@
 """Checkpointer: round trip, and resuming with the EMA switched on or off."""
 
+import json
+
 import jax
 import numpy as np
 import optax
@@ -50,3 +52,119 @@ def test_resume_with_ema_switched_off_drops_it(tmp_path):
     restored = saved(tmp_path, src).restore_latest(make_state(ema=False, seed=2))
     assert restored.ema == {}
     assert_trees_equal(restored.params, src.params)
+
+
+def _saved_steps(tmp_path, state, steps=(5, 6)):
+    ckpt = checkpoint.Checkpointer(str(tmp_path), every_steps=1, keep=3)
+    for step in steps:
+        ckpt.save(state.replace(step=state.step + step,
+                                params=jax.tree.map(lambda x, s=step: x + s, state.params)),
+                  force=True)
+    ckpt.close()
+    return checkpoint.Checkpointer(str(tmp_path), every_steps=1, keep=3)
+
+
+def _largest_file(directory):
+    return max((p for p in directory.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+
+
+def _garble(path):
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 256] = np.random.default_rng(0).bytes(256)
+    path.write_bytes(bytes(data))
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+@pytest.mark.parametrize("damage", [_garble, _truncate])
+def test_a_corrupt_latest_step_is_moved_aside_and_the_previous_one_used(tmp_path, damage,
+                                                                        capsys):
+    src = make_state(ema=True, seed=1)
+    ckpt = _saved_steps(tmp_path, src)
+    damage(_largest_file(tmp_path / "checkpoints" / "6"))
+    restored = ckpt.restore_latest(make_state(ema=True, seed=2))
+    assert int(restored.step) == 5
+    assert_trees_equal(restored.params, jax.tree.map(lambda x: x + 5, src.params))
+    assert (tmp_path / "checkpoints_corrupt" / "6").is_dir()
+    assert not (tmp_path / "checkpoints" / "6").exists() and ckpt.latest_step() == 5
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("warning: checkpoint step 6 is corrupt (")
+    ckpt.close()
+
+
+def test_no_good_step_stops_with_one_line(tmp_path):
+    ckpt = _saved_steps(tmp_path, make_state(ema=False), steps=(5,))
+    _garble(_largest_file(tmp_path / "checkpoints" / "5"))
+    with pytest.raises(checkpoint.CheckpointError, match="no good checkpoint in .*"
+                       "checkpoints_corrupt; use a new --workdir"):
+        ckpt.restore_latest(make_state(ema=False))
+    assert (tmp_path / "checkpoints_corrupt" / "5").is_dir()  # Moved, never deleted.
+
+
+def test_a_step_whose_arrays_differ_from_its_digest_is_corrupt(tmp_path):
+    state = make_state(ema=False)
+    ckpt = _saved_steps(tmp_path, state, steps=(5,))
+    tree = checkpoint._tree(state.replace(step=state.step + 6))
+    tree["digest"] = np.zeros(32, np.uint8)  # Finite values, wrong digest.
+    ckpt._manager.save(6, args=checkpoint.ocp.args.StandardSave(tree), force=True)
+    ckpt._manager.wait_until_finished()
+    assert int(ckpt.restore_latest(make_state(ema=False)).step) == 5
+    assert (tmp_path / "checkpoints_corrupt" / "6").is_dir()
+
+
+def test_a_checkpoint_from_before_digests_still_restores(tmp_path):
+    state = make_state(ema=False, seed=1)
+    ckpt = checkpoint.Checkpointer(str(tmp_path), every_steps=1, keep=2)
+    tree = checkpoint._tree(state.replace(step=state.step + 3))
+    ckpt._manager.save(3, args=checkpoint.ocp.args.StandardSave(tree), force=True)
+    ckpt._manager.wait_until_finished()
+    restored = ckpt.restore_latest(make_state(ema=False, seed=2))
+    assert int(restored.step) == 3
+    assert_trees_equal(restored.params, state.params)
+
+
+def test_another_models_checkpoints_are_refused_and_left_in_place(tmp_path):
+    ckpt = _saved_steps(tmp_path, make_state(ema=False), steps=(5,))
+    wider = models.create("cifar_resnet4", num_classes=10, width_multiplier=0.5)
+    other = state_lib.create(wider, optax.sgd(0.1, momentum=0.9), jax.random.key(0), (8, 8, 3))
+    with pytest.raises(checkpoint.CheckpointError, match=r"holds another model's checkpoints "
+                       r"\(.* of other shapes, e.g. params\['bn1'\]\['bias'\] \(16,\) there "
+                       r"vs \(32,\)\); use a new --workdir"):
+        ckpt.restore_latest(other)
+    assert (tmp_path / "checkpoints" / "5").is_dir()
+    assert not (tmp_path / "checkpoints_corrupt").exists()
+
+
+@pytest.mark.parametrize("field", ["params", "batch_stats", "opt_state", "ema"])
+def test_a_non_finite_state_is_never_saved(tmp_path, field):
+    state = make_state(ema=True)
+    tree = getattr(state, field)
+    leaves, treedef = jax.tree.flatten(tree)
+    index = next(i for i, x in enumerate(leaves) if x.size > 1 and x.dtype.kind == "f")
+    leaves[index] = leaves[index].at[0].set(np.nan)
+    bad = state.replace(**{field: jax.tree.unflatten(treedef, leaves)}, step=state.step + 4)
+    ckpt = checkpoint.Checkpointer(str(tmp_path), every_steps=1, keep=2)
+    with pytest.raises(FloatingPointError, match=rf"non-finite values in \['{field}'\].* at "
+                       "step 4: not checkpointed; the last good checkpoint is step None"):
+        ckpt.save(bad, force=True)
+    ckpt.close()
+    assert not any((tmp_path / "checkpoints").glob("4"))
+
+
+def test_metric_rows_past_the_restored_step_are_dropped(tmp_path):
+    from resnet_flax import metrics
+
+    writer = metrics.MetricWriter(str(tmp_path))
+    for step in (8, 16, 24):
+        writer.write(step, {"epoch": step // 8, "test_accuracy": 0.5})
+    writer.close()
+    writer = metrics.MetricWriter(str(tmp_path), resume_step=16)  # Checkpoint 24 was lost.
+    writer.write(24, {"epoch": 3, "test_accuracy": 0.6})
+    writer.close()
+    rows = [json.loads(ln) for ln in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["test_accuracy"]) for r in rows] == [(8, 0.5), (16, 0.5), (24, 0.6)]
+    metrics.MetricWriter(str(tmp_path), resume_step=0).close()  # No checkpoint survived.
+    assert (tmp_path / "metrics.jsonl").read_text() == ""

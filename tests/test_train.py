@@ -92,6 +92,9 @@ def test_killed_then_resumed_equals_uninterrupted(uninterrupted, tiny_data_dir, 
     assert final_params(tmp_path)[0] in (4, 8)
     resumed = run_main(tmp_path, *overrides)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    records = read_metrics(tmp_path)  # One row per epoch: none left from before the kill.
+    assert [r["epoch"] for r in records] == [1, 2]
+    assert records[0].get("resumed_at_step") in (None, 4)  # Resumed mid-epoch 1 from step 4.
 
     step_a, a = final_params(uninterrupted)
     step_b, b = final_params(tmp_path)
@@ -188,3 +191,22 @@ def test_resume_with_another_config_is_refused_and_extending_is_recorded(tiny_da
     change = json.loads((tmp_path / "config_changes.jsonl").read_text())
     assert change["step"] == TINY_TRAIN // 8
     assert change["changes"] == {"num_epochs": {"from": 1, "to": 2}}
+
+
+def test_a_garbled_latest_checkpoint_is_set_aside_and_the_run_resumes(tiny_data_dir, tmp_path):
+    overrides = tiny_overrides(tiny_data_dir, num_epochs=1)  # Saves at steps 4 and 8.
+    assert run_main(tmp_path, *overrides).returncode == 0
+    latest = tmp_path / "checkpoints" / "8"
+    data = max((p for p in latest.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    resumed = run_main(tmp_path, *tiny_overrides(tiny_data_dir, num_epochs=2))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    warnings = [ln for ln in resumed.stderr.splitlines() if ln.startswith("warning:")]
+    assert len(warnings) == 1 and "checkpoint step 8 is corrupt" in warnings[0]
+    # Orbax's own account of the failed reads goes beside the step, not on the console.
+    assert "Traceback" not in resumed.stderr and "Exception ignored" not in resumed.stderr
+    assert (tmp_path / "checkpoints_corrupt" / "8" / "restore_errors.log").is_file()
+    assert (tmp_path / "checkpoints_corrupt" / "8").is_dir()
+    records = read_metrics(tmp_path)
+    assert [r["epoch"] for r in records] == [1, 2]
+    assert records[0]["resumed_at_step"] == 4 and final_params(tmp_path)[0] == 16
