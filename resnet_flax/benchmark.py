@@ -348,6 +348,14 @@ def main(argv=None) -> dict:
 
     if not args.no_compile_cache:
         compile_cache.enable()
+    from resnet_flax import models
+    from resnet_flax.config import closest
+
+    try:
+        models.spec(args.model)
+    except ValueError as e:  # A typo: one line, with the closest names.
+        raise SystemExit(f"error: --model {args.model!r} is not a model"
+                         f"{closest(args.model, models.names())} ({e})") from None
     result = run(args)
     print(json.dumps(result), flush=True)
     return result

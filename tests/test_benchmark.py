@@ -44,6 +44,14 @@ def test_cli_prints_one_json_line(capsys):
     assert 150e6 < result["flops_per_step"] / 8 < 350e6
 
 
+def test_cli_names_an_unknown_model_in_one_line():
+    with pytest.raises(SystemExit) as exit_:
+        benchmark.main(["--model", "resnet21", "--no-compile-cache"])
+    message = str(exit_.value.code)
+    assert message.startswith("error: --model 'resnet21' is not a model; did you mean ")
+    assert "'resnet20'" in message and "\n" not in message
+
+
 def test_cli_on_device_data_under_scan(capsys):
     result = run_cli(capsys, "--data", "on-device", "--dataset-size", "40", "--loop", "scan",
                      "--scan-steps", "2")
