@@ -100,7 +100,8 @@ class Checkpointer:
 
     def _restore(self, step: int, state: TrainState) -> TrainState:
         try:
-            saved_keys = self._manager.item_metadata(step).keys()
+            saved = self._manager.item_metadata(step)
+            saved_keys, saved_params = saved.keys(), saved["params"]
         except Exception as e:  # noqa: BLE001 - any unreadable metadata is corruption.
             raise _Corrupt(f"unreadable metadata ({_first_line(e)})") from None
         target = _tree(state)
@@ -109,7 +110,7 @@ class Checkpointer:
             target["ema"] = state.variables()  # The EMA's structure, whether kept or not.
         if "digest" in saved_keys:
             target["digest"] = np.zeros(integrity.DIGEST_BYTES, np.uint8)
-        self._check_same_model(step, target)
+        self._check_same_model(saved_params, target["params"])
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
         try:
             restored = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
@@ -126,13 +127,9 @@ class Checkpointer:
             return state.replace(**restored).start_ema()
         return state.replace(**restored, ema=saved_ema)
 
-    def _check_same_model(self, step: int, target: dict) -> None:
-        """``CheckpointError`` when the step's parameters are not this model's."""
-        try:
-            saved = self._manager.item_metadata(step)["params"]
-        except Exception as e:  # noqa: BLE001
-            raise _Corrupt(f"unreadable metadata ({_first_line(e)})") from None
-        difference = integrity.shape_difference(saved, target["params"])
+    def _check_same_model(self, saved_params, params) -> None:
+        """``CheckpointError`` when a step's parameters (metadata) are not this model's."""
+        difference = integrity.shape_difference(saved_params, params)
         if difference:
             raise CheckpointError(
                 f"{self.directory} holds another model's checkpoints ({difference}); "
