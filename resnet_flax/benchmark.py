@@ -56,7 +56,9 @@ GPU_PEAK_BF16 = {
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
+    from resnet_flax import cli
+
+    p = cli.ArgumentParser(
         prog="python -m resnet_flax.benchmark", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="resnet20", help="a registered model name")
@@ -348,14 +350,12 @@ def main(argv=None) -> dict:
 
     if not args.no_compile_cache:
         compile_cache.enable()
-    from resnet_flax import models
-    from resnet_flax.config import closest
+    from resnet_flax import cli, models
 
     try:
         models.spec(args.model)
     except ValueError as e:  # A typo: one line, with the closest names.
-        raise SystemExit(f"error: --model {args.model!r} is not a model"
-                         f"{closest(args.model, models.names())} ({e})") from None
+        cli.fail(f"--model: {e}")
     result = run(args)
     print(json.dumps(result), flush=True)
     return result

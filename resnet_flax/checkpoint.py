@@ -90,12 +90,17 @@ class Checkpointer:
             if restored is None:
                 raise CheckpointError(f"no good checkpoint in {self.directory}")
             return restored
-        moved = [self._move_aside(step, reason) for step, reason in corrupt]
+        moved = [self._move_aside(step) for step, _ in corrupt]
         shutil.move(str(log), str(moved[0] / "restore_errors.log"))
+        steps = "; ".join(f"step {step}: {reason}" for step, reason in corrupt)
+        where = (f"moved to {moved[0].parent} (Orbax's errors: restore_errors.log in "
+                 f"{moved[0].name}/)")
         if restored is None:
             raise CheckpointError(
-                f"no good checkpoint in {self.directory}: every step was corrupt and is now "
-                f"in {moved[0].parent}; use a new --workdir or move them back to retry")
+                f"no good checkpoint in {self.directory}: every step was corrupt ({steps}); "
+                f"{where}; use a new --workdir, or move them back to retry")
+        print(f"warning: corrupt checkpoint ({steps}) {where}; resumed from step "
+              f"{int(restored.step)}", file=sys.stderr, flush=True)
         return restored
 
     def _restore(self, step: int, state: TrainState) -> TrainState:
@@ -135,16 +140,13 @@ class Checkpointer:
                 f"{self.directory} holds another model's checkpoints ({difference}); "
                 "use a new --workdir for this model")
 
-    def _move_aside(self, step: int, reason: str) -> pathlib.Path:
+    def _move_aside(self, step: int) -> pathlib.Path:
         aside = self.directory.parent / CORRUPT_DIR / str(step)
         aside.parent.mkdir(exist_ok=True)
         if aside.exists():  # Moved aside before, under the same step: keep both.
             aside = aside.with_name(f"{step}.{len(list(aside.parent.iterdir()))}")
         shutil.move(str(self.directory / str(step)), str(aside))
         self._manager.reload()
-        print(f"warning: checkpoint step {step} is corrupt ({reason}); moved it to {aside} "
-              "(Orbax's errors: restore_errors.log in the newest one) and resumed from the "
-              "previous good step", file=sys.stderr, flush=True)
         return aside
 
     def save(self, state: TrainState, force: bool = False) -> bool:

@@ -4,11 +4,13 @@
 see them, the ``--config`` file must exist and load, and every ``--config.a.b=...``
 must name a field of that config (else: the closest field names). absl's own flag
 errors (a value of the wrong type) become one line too. ``--verbosity=1`` keeps the
-tracebacks.
+tracebacks. The argparse CLIs (``data.build``, ``summary``, ``benchmark``) use
+``ArgumentParser``, whose mistakes are one line too.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import pathlib
 import re
@@ -16,7 +18,8 @@ import sys
 
 from absl import flags
 
-from resnet_flax.config import closest, field_names
+from resnet_flax.config import field_names
+from resnet_flax.suggest import closest
 
 _CONFIG_FILE = re.compile(r"--config(?:=(.*))?$")
 _OVERRIDE = re.compile(r"--(?:no)?config\.([\w.]+)(?:=.*)?$", re.DOTALL)
@@ -26,6 +29,13 @@ def fail(message: str, code: int = 2):
     """Prints ``error: message`` and exits: the one line a user sees for their mistake."""
     print(f"error: {message}", file=sys.stderr, flush=True)
     raise SystemExit(code)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one ``error: ...`` line (no usage block); exit 2."""
+
+    def error(self, message: str):
+        fail(f"{message} (see {self.prog} --help)")
 
 
 def config_path(argv: list[str]) -> str | None:

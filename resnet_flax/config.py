@@ -7,10 +7,11 @@ fails instead of being silently added.
 
 from __future__ import annotations
 
-import difflib
 import math
 
 import ml_collections
+
+from resnet_flax.suggest import closest
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "warmup_cosine", "piecewise")
@@ -20,12 +21,6 @@ SHORTCUTS = ("A", "B", "C", "D")
 
 class ConfigError(ValueError):
     """A config no run could use; the message names the field, the value and valid ones."""
-
-
-def closest(name: str, candidates) -> str:
-    """``"; did you mean 'x' or 'y'?"`` for the nearest candidates, or ``""``."""
-    near = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
-    return f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
 
 
 def field_names(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
@@ -146,9 +141,8 @@ def _validate_names(config: ml_collections.ConfigDict) -> None:
                           f"{closest(config.dataset, datasets.SPECS)}")
     try:
         models.spec(config.model)
-    except ValueError as e:  # Its message lists every valid name.
-        hint = closest(config.model, models.names())
-        raise ConfigError(f"config.model={config.model!r} is not a model{hint} ({e})") from None
+    except ValueError as e:  # Its message has the closest and all valid names.
+        raise ConfigError(f"config.model: {e}") from None
     choices = {"dtype": DTYPES, "shortcut": SHORTCUTS, "bn_convention": layers.BN_CONVENTIONS,
                "conv_init": tuple(layers.CONV_INITS)}
     for option, valid in choices.items():

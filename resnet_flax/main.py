@@ -10,10 +10,12 @@ A mistake in the command or config is reported as one ``error: ...`` line (exit
 status 2) before anything is written; ``--verbosity=1`` shows the traceback.
 """
 
+import pathlib
+
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from resnet_flax import cli, compile_cache, host_devices
+from resnet_flax import cli, compile_cache, host_devices, quiet
 from resnet_flax.config import ConfigError, validate
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics.")
@@ -36,13 +38,12 @@ def main(argv):
         cli.fail(f"unexpected arguments {argv[1:]}; settings go in --config.key=value")
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO.
-        # TFDS advises OpenCV on every run; PIL decodes these datasets' PNGs fine.
-        logging.get_absl_logger().addFilter(
-            lambda record: "OpenCV is not installed" not in record.getMessage())
+        quiet.silence_third_party()
     try:
         validate(_CONFIG.value)  # Before any data is read or file written.
     except ConfigError as e:
         _user_error(e)
+    _check_workdir(_WORKDIR.value)
     host_devices.eigen_convs()
     host_devices.split_cpu(_HOST_DEVICES.value)
     compile_cache.enable()  # RESNET_FLAX_COMPILE_CACHE=0 turns it off.
@@ -58,6 +59,16 @@ def main(argv):
     # Each says what happened and what to do; a traceback would bury that.
     except (DatasetUnavailable, ConfigError, CheckpointError, FloatingPointError) as e:
         _user_error(e)
+
+
+def _check_workdir(path: str) -> None:
+    workdir = pathlib.Path(path).expanduser()
+    if workdir.exists() and not workdir.is_dir():
+        cli.fail(f"--workdir {path} is a file; give a folder (it is created if new)")
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        cli.fail(f"--workdir {path} cannot be created: {e.strerror or e}")
 
 
 def _user_error(e: Exception) -> None:

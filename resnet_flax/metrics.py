@@ -8,17 +8,51 @@ import pathlib
 import sys
 import time
 
-import tensorboardX
+from tensorboardX.event_file_writer import EventsWriter
+from tensorboardX.proto.event_pb2 import Event, SessionLog
+from tensorboardX.summary import scalar
+
+
+class EventFile:
+    """A TensorBoard event file written and flushed in the caller's thread.
+
+    tensorboardX's ``SummaryWriter`` queues events for a writer thread, and its
+    ``flush()`` flushes the file but not the queue: a run killed after an epoch had
+    "flushed" could lose that epoch's points. Here each ``write`` is in the file
+    (the OS's buffers) when it returns. ``purge_step`` is TensorBoard's marker
+    that hides the points a killed run wrote past its restored checkpoint.
+    """
+
+    def __init__(self, logdir: pathlib.Path, purge_step: int | None = None):
+        logdir.mkdir(parents=True, exist_ok=True)
+        # Names start with the second; the suffix keeps a resume within the same
+        # second from reusing a name, and sorts files in the order they were written.
+        self._events = EventsWriter(str(logdir / "events"), f".{time.time_ns()}")
+        if purge_step is not None:
+            self._events.write_event(Event(step=purge_step, file_version="brain.Event:2"))
+            self._events.write_event(
+                Event(step=purge_step, session_log=SessionLog(status=SessionLog.START)))
+        self._events.flush()
+
+    def write(self, step: int, scalars: dict[str, float]) -> None:
+        for name, value in scalars.items():
+            self._events.write_event(
+                Event(wall_time=time.time(), step=step, summary=scalar(name, value)))
+        self._events.flush()
+
+    def close(self) -> None:
+        self._events.close()
 
 
 class MetricWriter:
     """Writes one scalar dict per epoch to TensorBoard and to ``metrics.jsonl``.
 
-    tensorboardX writes real TensorBoard event files without TensorFlow. On
-    resume from ``resume_step`` the JSONL file keeps its rows up to that step and
-    is appended to, and TensorBoard is told to hide its points past it (a run that
-    died after writing an epoch but before checkpointing it would otherwise show that
-    epoch twice). In a multi-process run only process 0 writes (``active=False``).
+    Both are in their files when ``write`` returns (before the epoch's console
+    line). On resume from ``resume_step`` the JSONL file keeps its rows up to that
+    step and is appended to, and TensorBoard is told to hide its points past it (a
+    run that died after writing an epoch but before checkpointing it would otherwise
+    show that epoch twice). In a multi-process run only process 0 writes
+    (``active=False``).
     """
 
     def __init__(self, workdir: str, active: bool = True, resume_step: int = 0):
@@ -30,16 +64,13 @@ class MetricWriter:
         path = self.workdir / "metrics.jsonl"
         if path.exists():  # Rows past the restored step are redone: drop them.
             _drop_rows_after(path, resume_step)
-        self._tb = tensorboardX.SummaryWriter(str(self.workdir / "tensorboard"),
-                                              purge_step=resume_step + 1)
+        self._tb = EventFile(self.workdir / "tensorboard", purge_step=resume_step + 1)
         self._jsonl = open(path, "a", encoding="utf-8")
 
     def write(self, step: int, scalars: dict[str, float]) -> None:
         if not self.active:
             return
-        for name, value in scalars.items():
-            self._tb.add_scalar(name, value, step)
-        self._tb.flush()
+        self._tb.write(step, scalars)
         record = {"step": step, "time": time.time(), **scalars}
         self._jsonl.write(json.dumps(record) + "\n")
         self._jsonl.flush()

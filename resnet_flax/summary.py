@@ -14,7 +14,6 @@ CLI: ``python -m resnet_flax.summary --model resnet50 [--image-size 224]``, or
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 from collections.abc import Sequence
@@ -144,7 +143,10 @@ def zoo_table() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from resnet_flax import cli
+
+    parser = cli.ArgumentParser(prog="python -m resnet_flax.summary",
+                                description=__doc__.splitlines()[0])
     parser.add_argument("--model", help=f"one of {', '.join(models.names())}")
     parser.add_argument("--zoo", action="store_true",
                         help="print a markdown table of every registered model instead")
@@ -158,7 +160,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     if not args.model:
         parser.error("--model (or --zoo) is required")
-    h, w, c = models.spec(args.model).input_shape
+    for flag in ("image_size", "channels", "num_classes"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            parser.error(f"--{flag.replace('_', '-')} {value}: must be a positive integer")
+    try:
+        h, w, c = models.spec(args.model).input_shape
+    except ValueError as e:
+        cli.fail(f"--model: {e}")
     if args.image_size:
         h = w = args.image_size
     summary = summarize(args.model, (h, w, args.channels or c), num_classes=args.num_classes)

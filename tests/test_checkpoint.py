@@ -91,7 +91,8 @@ def test_a_corrupt_latest_step_is_moved_aside_and_the_previous_one_used(tmp_path
     assert (tmp_path / "checkpoints_corrupt" / "6").is_dir()
     assert not (tmp_path / "checkpoints" / "6").exists() and ckpt.latest_step() == 5
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("warning: checkpoint step 6 is corrupt (")
+    assert len(err) == 1 and err[0].startswith("warning: corrupt checkpoint (step 6: ")
+    assert err[0].endswith("; resumed from step 5")
     ckpt.close()
 
 
@@ -99,7 +100,8 @@ def test_no_good_step_stops_with_one_line(tmp_path):
     ckpt = _saved_steps(tmp_path, make_state(ema=False), steps=(5,))
     _garble(_largest_file(tmp_path / "checkpoints" / "5"))
     with pytest.raises(checkpoint.CheckpointError, match="no good checkpoint in .*"
-                       "checkpoints_corrupt; use a new --workdir"):
+                       "every step was corrupt .step 5: .*checkpoints_corrupt .*use a new "
+                       "--workdir"):
         ckpt.restore_latest(make_state(ema=False))
     assert (tmp_path / "checkpoints_corrupt" / "5").is_dir()  # Moved, never deleted.
 

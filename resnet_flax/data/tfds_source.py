@@ -11,19 +11,23 @@ well under a second with a message that says what to do.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import pathlib
+import re
 import socket
 import urllib.parse
 
 import numpy as np
 import tensorflow_datasets as tfds
 
+from resnet_flax import quiet
 from resnet_flax.data import datasets
 
 # A download host that does not answer within this long counts as offline.
 _PROBE_TIMEOUT_S = 3.0
 _READ_CHUNK = 4096
+_WRONG_CHECKSUM = re.compile(r"downloaded to (.+?), has wrong checksum")
 
 
 class DatasetUnavailable(RuntimeError):
@@ -104,24 +108,49 @@ def prepare(name: str, data_dir: str | None = None, archives: str | None = None,
     elif allow_download and urls and _host_reachable(urls[0]):
         config = tfds.download.DownloadConfig()
     else:
+        why = "no network" if allow_download else "allow_download is off"
         raise DatasetUnavailable(
             f"TFDS dataset {name!r} is not prepared in {data_root(data_dir)} and cannot be "
-            f"downloaded (no network). Build it offline from {spec.archive_hint} "
-            f"({', '.join(spec.archives)}):\n  {build_command(name, data_dir)}\n"
-            f"or put those files in {manual_dir(data_dir)} and run again.")
+            f"downloaded ({why}); build it offline from {spec.archive_hint} "
+            f"({', '.join(spec.archives)}) with `{build_command(name, data_dir)}`, "
+            f"or put those files in {manual_dir(data_dir)} and run again")
     _require_tensorflow(name)
-    builder.download_and_prepare(download_dir=str(download_dir(name, data_dir)),
-                                 download_config=config, file_format="array_record")
+    _download_and_prepare(builder, config, download_dir(name, data_dir), spec.archive_hint)
     return builder
+
+
+def _download_and_prepare(builder, config, downloads: pathlib.Path, archive_hint: str) -> None:
+    from tensorflow_datasets.core.download.download_manager import NonMatchingChecksumError
+
+    offline = config.manual_dir is not None
+    try:
+        with quiet.offline_build() if offline else contextlib.nullcontext():
+            builder.download_and_prepare(download_dir=str(downloads), download_config=config,
+                                         file_format="array_record")
+    except NonMatchingChecksumError as e:  # A damaged or different file under the right name.
+        found = _WRONG_CHECKSUM.search(str(e))
+        raise DatasetUnavailable(
+            f"{found[1] if found else 'an archive'} is not the original {builder.name} file "
+            f"(its checksum differs from the one TFDS records); the build needs "
+            f"{archive_hint}") from None
 
 
 def _read_data_source(builder, split: str) -> tuple[np.ndarray, np.ndarray]:
     source = builder.as_data_source(split=split)
     images, labels = [], []
-    for start in range(0, len(source), _READ_CHUNK):
-        for example in source.__getitems__(range(start, min(start + _READ_CHUNK, len(source)))):
-            images.append(example["image"])
-            labels.append(example["label"])
+    try:
+        for start in range(0, len(source), _READ_CHUNK):
+            stop = min(start + _READ_CHUNK, len(source))
+            for example in source.__getitems__(range(start, stop)):
+                images.append(example["image"])
+                labels.append(example["label"])
+    except (RuntimeError, ValueError, OSError) as e:  # array_record's "Corrupted ..." and kin.
+        cause = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise DatasetUnavailable(
+            f"{builder.data_dir}: the {split} split cannot be read ({cause}); delete that "
+            f"folder and build it again: "
+            f"{build_command(builder.name, str(pathlib.Path(builder.data_dir).parents[1]))}"
+        ) from None
     return np.stack(images), np.asarray(labels, np.int32)
 
 
@@ -146,6 +175,6 @@ def load_split(name: str, split: str, data_dir: str | None = None,
         images, labels = _read_tf_dataset(builder, split)
     expected = datasets.get(name).image_shape
     if images.shape[1:] != expected:
-        raise ValueError(f"{name} {split}: images have shape {images.shape[1:]}, "
+        raise DatasetUnavailable(f"{name} {split}: images have shape {images.shape[1:]}, "
                          f"expected {expected}")
     return images, labels

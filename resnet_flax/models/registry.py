@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from resnet_flax.models.blocks import BasicBlock, Bottleneck
 from resnet_flax.models.resnet import ResNet
+from resnet_flax.suggest import closest
 
 PLAIN_PREFIX = "plain_"
 
@@ -143,8 +144,9 @@ def spec(name: str) -> ModelSpec:
     match = _WRN.fullmatch(base)
     if match:
         return ModelSpec(_wrn(int(match[1]), int(match[2])), **_CIFAR)
-    raise ValueError(f"unknown model {name!r}; valid names: {', '.join(names())} "
-                     f"(each also as {PLAIN_PREFIX}<name>; any wrn_<6n+4>_<k>)")
+    raise ValueError(f"unknown model {name!r}{closest(name, names())} (valid names: "
+                     f"{', '.join(names())}; each also as {PLAIN_PREFIX}<name>; any "
+                     "wrn_<6n+4>_<k>)")
 
 
 def create(name: str, num_classes: int | None = None, **overrides) -> ResNet:

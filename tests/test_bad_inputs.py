@@ -1,0 +1,247 @@
+"""The bad-input battery: every mistake and damage we know of, run as a user would.
+
+Each case runs one command line (``main``, ``data.build``, ``summary`` or
+``benchmark``) in a subprocess and asserts its exit status, that stderr is one line
+(``error: ...``, or ``warning: ...`` where the run recovers) naming the problem, and
+that every file the workdir held before is still there with the same bytes, or
+moved aside to ``checkpoints_corrupt/`` for a damaged checkpoint step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+
+import pytest
+from conftest import REPO, SHARED_DATA, tiny_overrides
+
+CONFIG = "configs/fashion_mnist.py"
+CORRUPT = "checkpoints_corrupt"
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    id: str
+    args: tuple[str, ...]  # {data}, {workdir} and {tmp} are filled in.
+    expected: str  # Part of the one line.
+    module: str = "resnet_flax.main"
+    trained: bool = False  # Start from a copy of a finished one-epoch run.
+    damage: Callable[[pathlib.Path], None] | None = None
+    status: int = 2
+
+
+def _main(*extra: str) -> tuple[str, ...]:
+    return ("--config", CONFIG, "--workdir", "{workdir}", *extra)
+
+
+def _tiny(*extra: str) -> tuple[str, ...]:
+    return _main("{tiny}", *extra)
+
+
+def _write(relative: str, text: str):
+    return lambda workdir: (workdir / relative).write_text(text)
+
+
+def _largest_file(step: pathlib.Path) -> pathlib.Path:
+    return max((p for p in step.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+
+
+def _garble(*steps: int):
+    def damage(workdir):
+        for step in steps:
+            data = _largest_file(workdir / "checkpoints" / str(step))
+            raw = bytearray(data.read_bytes())
+            raw[len(raw) // 4: len(raw) // 4 + 64] = os.urandom(64)
+            data.write_bytes(bytes(raw))
+    return damage
+
+
+def _truncate(step: int):
+    def damage(workdir):
+        data = _largest_file(workdir / "checkpoints" / str(step))
+        data.write_bytes(data.read_bytes()[: data.stat().st_size // 3])
+    return damage
+
+
+CASES = [
+    # Config keys, types and values: caught before anything is read or written.
+    Case("unknown key", _main("--config.lrr=0.1"), "--config.lrr: no such config field; did "
+         "you mean 'lr'?"),
+    Case("unknown nested key", _main("--config.model_options.widht_multiplier=0.5"),
+         "did you mean 'model_options.width_multiplier'"),
+    Case("wrong type", _main("--config.batch_size=abc"),
+         "flag --config.batch_size=abc: invalid literal for int()"),
+    Case("nan lr", _main("--config.lr=nan"), "config.lr=nan must be a finite number >= 0"),
+    Case("zero batch", _main("--config.batch_size=0"), "config.batch_size=0 must be positive"),
+    Case("unknown optimizer", _main("--config.optimizer=sgdd"),
+         "config.optimizer='sgdd' is not one of ('sgd', 'adam', 'adamw'); did you mean 'sgd'?"),
+    Case("unknown model", _main("--config.model=resnet21"),
+         "config.model: unknown model 'resnet21'; did you mean"),
+    Case("unknown dataset", _main("--config.dataset=cifar11"),
+         "did you mean 'cifar10' or 'cifar100'?"),
+    Case("unknown dtype", _main("--config.model_options.dtype=float64"),
+         "config.model_options.dtype='float64' is not one of"),
+    Case("label smoothing 1.5", _main("--config.label_smoothing=1.5"),
+         "config.label_smoothing=1.5 must be in [0, 1)"),
+    Case("stray argument", _main("stray"), "unexpected arguments ['stray']"),
+    # Files and folders.
+    Case("no config file", ("--config", "configs/nope.py", "--workdir", "{workdir}"),
+         "--config configs/nope.py: no such file; recipes: configs/cifar10.py"),
+    Case("broken config file", ("--config", "{tmp}/broken.py", "--workdir", "{workdir}"),
+         "broken.py does not load: NameError: name 'undefined_name' is not defined"),
+    Case("no workdir", ("--config", CONFIG), "Flag --workdir must have a value other than None"),
+    Case("workdir is a file", ("--config", CONFIG, "--workdir", "{tmp}/broken.py"),
+         "broken.py is a file; give a folder"),
+    Case("no dataset, no network", _main("--config.data_dir={tmp}/empty",
+                                         "--config.allow_download=False"),
+         "python -m resnet_flax.data.build fashion_mnist --archives"),
+    Case("corrupt dataset file", _main("{garbled_data}"),
+         "the train split cannot be read (Corrupted Riegeli/records file"),
+    Case("garbled config.json", _tiny(), "config.json is unreadable", trained=True,
+         damage=_write("config.json", "{garbage")),
+    # Archives, through the offline build.
+    Case("build: unknown dataset", ("fashion", "--archives", "{tmp}"),
+         "argument dataset: invalid choice: 'fashion'", module="resnet_flax.data.build"),
+    Case("build: no such folder", ("mnist", "--archives", "{tmp}/nope"),
+         "--archives {tmp}/nope: no such folder", module="resnet_flax.data.build"),
+    Case("build: archives missing", ("mnist", "--archives", "{tmp}", "--data_dir", "{tmp}/d"),
+         "lacks ['t10k-images-idx3-ubyte.gz'", module="resnet_flax.data.build"),
+    Case("build: data_dir is a file", ("mnist", "--data_dir", "{tmp}/broken.py"),
+         "--data_dir {tmp}/broken.py is a file", module="resnet_flax.data.build"),
+    Case("build: damaged archive", ("fashion_mnist", "--archives", "{damaged_archives}",
+                                    "--data_dir", "{tmp}/d"),
+         "t10k-labels-idx1-ubyte.gz is not the original fashion_mnist file",
+         module="resnet_flax.data.build"),
+    # The other command lines.
+    Case("summary: unknown model", ("--model", "resnet21"), "--model: unknown model 'resnet21'",
+         module="resnet_flax.summary"),
+    Case("summary: image size 0", ("--model", "resnet18", "--image-size", "0"),
+         "--image-size 0: must be a positive integer", module="resnet_flax.summary"),
+    Case("benchmark: batch 0", ("--batch", "0"), "--batch, --steps, --scan-steps and "
+         "--profile-steps must be >= 1", module="resnet_flax.benchmark"),
+    # Checkpoints: damaged, or of another model.
+    Case("every step garbled", _tiny(), "no good checkpoint in {workdir}/checkpoints: every "
+         "step was corrupt (step 8: ", trained=True, damage=_garble(4, 8)),
+    Case("latest step truncated", _tiny(),  # Resumes at step 4 and saves step 8 again.
+         "corrupt checkpoint (step 8: unreadable", trained=True, damage=_truncate(8), status=0),
+    Case("another width", _tiny("--config.model_options.width_multiplier=0.5",
+                                "--config.allow_config_change=True"),
+         "holds another model", trained=True),
+    Case("another model", _tiny("--config.model=resnet20", "--config.allow_config_change=True"),
+         "holds another model", trained=True),
+    # Changed configs on resume: refused, listing what differs.
+    Case("changed batch size", _tiny("--config.batch_size=16"), "batch_size 8 -> 16",
+         trained=True),
+    Case("changed dataset", _tiny("--config.dataset=mnist"), "dataset 'fashion_mnist' -> "
+         "'mnist'", trained=True),
+    Case("changed seed", _tiny("--config.seed=1"), "seed 0 -> 1", trained=True),
+]
+
+
+def _snapshot(workdir: pathlib.Path) -> dict[str, bytes]:
+    return {str(p.relative_to(workdir)): p.read_bytes() for p in workdir.rglob("*")
+            if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_data_dir, tmp_path_factory) -> pathlib.Path:
+    """One epoch of the tiny recipe: checkpoints at steps 4 and 8."""
+    workdir = tmp_path_factory.mktemp("finished")
+    proc = _run("resnet_flax.main", [*_main(*tiny_overrides(tiny_data_dir, num_epochs=1))],
+                workdir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def garbled_data(tiny_data_dir, tmp_path_factory) -> pathlib.Path:
+    data_dir = tmp_path_factory.mktemp("garbled") / "tfds"
+    shutil.copytree(tiny_data_dir, data_dir)
+    train = next(data_dir.rglob("*train.array_record*"))
+    raw = bytearray(train.read_bytes())
+    raw[len(raw) // 3: len(raw) // 3 + 200] = bytes(200)
+    train.write_bytes(bytes(raw))
+    return data_dir
+
+
+def _run(module: str, args: list[str], workdir: pathlib.Path) -> subprocess.CompletedProcess:
+    args = [a.replace("{workdir}", str(workdir)) for a in args]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True,
+                          text=True, env=env, cwd=REPO, timeout=300)
+
+
+def _damaged_archives(tmp: pathlib.Path) -> pathlib.Path:
+    source = SHARED_DATA / "fashion_mnist"
+    if not source.is_dir():
+        pytest.skip(f"{source} is not here (the original archives)")
+    archives = tmp / "archives"
+    shutil.copytree(source, archives)
+    labels = archives / "t10k-labels-idx1-ubyte.gz"
+    raw = bytearray(labels.read_bytes())
+    raw[100:110] = b"0123456789"
+    labels.chmod(0o644)
+    labels.write_bytes(bytes(raw))
+    return archives
+
+
+def _fill(case: Case, tmp: pathlib.Path, request) -> list[str]:
+    values = {"{tmp}": str(tmp)}
+    joined = " ".join(case.args)
+    if "{tiny}" in joined:
+        values["{tiny}"] = tiny_overrides(request.getfixturevalue("tiny_data_dir"),
+                                          num_epochs=1)
+    if "{garbled_data}" in joined:
+        garbled = request.getfixturevalue("garbled_data")
+        values["{garbled_data}"] = tiny_overrides(garbled, num_epochs=1)
+    if "{damaged_archives}" in joined:
+        values["{damaged_archives}"] = str(_damaged_archives(tmp))
+    args = []
+    for arg in case.args:
+        value = values.get(arg, arg)
+        if isinstance(value, list):
+            args += value
+        else:
+            for key, text in values.items():
+                if isinstance(text, str):
+                    value = value.replace(key, text)
+            args.append(value)
+    return args
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_a_bad_input_is_one_line_and_loses_nothing(case, tmp_path, request):
+    (tmp_path / "broken.py").write_text("def get_config():\n    return undefined_name\n")
+    workdir = tmp_path / "run"
+    if case.trained:
+        shutil.copytree(request.getfixturevalue("finished_run"), workdir)
+    else:
+        workdir.mkdir()
+        (workdir / "notes.txt").write_text("mine")
+    if case.damage:
+        case.damage(workdir)
+    before = _snapshot(workdir)
+
+    proc = _run(case.module, _fill(case, tmp_path, request), workdir)
+
+    assert proc.returncode == case.status, proc.stderr[-3000:]
+    # A recovered run goes on to print its epochs.
+    lines = [ln for ln in proc.stderr.splitlines() if not ln.startswith("epoch ")]
+    kind = "error: " if case.status else "warning: "
+    assert len(lines) == 1 and lines[0].startswith(kind), proc.stderr[-3000:]
+    expected = case.expected.replace("{tmp}", str(tmp_path)).replace("{workdir}", str(workdir))
+    assert expected in lines[0]
+    after = _snapshot(workdir)
+    if not case.status:  # Recovered and trained on: its records are rewritten as it goes.
+        before = {p: d for p, d in before.items() if p.startswith("checkpoints/")}
+    for path, data in before.items():
+        moved = path.replace("checkpoints/", f"{CORRUPT}/", 1)
+        assert after.get(path) == data or after.get(moved) == data, path
+    if case.status:  # Refused: nothing new but the account of a corrupt step.
+        assert all(p.startswith(CORRUPT) for p in set(after) - set(before)), set(after) - set(
+            before)
