@@ -33,6 +33,7 @@ class Case:
     trained: bool = False  # Start from a copy of a finished one-epoch run.
     damage: Callable[[pathlib.Path], None] | None = None
     status: int = 2
+    slow: bool = False  # Over ~5 s: trains first, reads a dataset or starts TensorFlow.
 
 
 def _main(*extra: str) -> tuple[str, ...]:
@@ -101,7 +102,7 @@ CASES = [
                                          "--config.allow_download=False"),
          "python -m resnet_flax.data.build fashion_mnist --archives"),
     Case("corrupt dataset file", _main("{garbled_data}"),
-         "the train split cannot be read (Corrupted Riegeli/records file"),
+         "the train split cannot be read (Corrupted Riegeli/records file", slow=True),
     Case("garbled config.json", _tiny(), "config.json is unreadable", trained=True,
          damage=_write("config.json", "{garbage")),
     # Archives, through the offline build.
@@ -116,7 +117,7 @@ CASES = [
     Case("build: damaged archive", ("fashion_mnist", "--archives", "{damaged_archives}",
                                     "--data_dir", "{tmp}/d"),
          "t10k-labels-idx1-ubyte.gz is not the original fashion_mnist file",
-         module="resnet_flax.data.build"),
+         module="resnet_flax.data.build", slow=True),
     # The other command lines.
     Case("summary: unknown model", ("--model", "resnet21"), "--model: unknown model 'resnet21'",
          module="resnet_flax.summary"),
@@ -214,7 +215,9 @@ def _fill(case: Case, tmp: pathlib.Path, request) -> list[str]:
     return args
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize("case", [
+    pytest.param(c, id=c.id, marks=[pytest.mark.slow] if c.slow or c.trained else [])
+    for c in CASES])
 def test_a_bad_input_is_one_line_and_loses_nothing(case, tmp_path, request):
     (tmp_path / "broken.py").write_text("def get_config():\n    return undefined_name\n")
     workdir = tmp_path / "run"

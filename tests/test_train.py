@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -13,12 +14,23 @@ from conftest import REPO, TINY_TRAIN, tiny_overrides
 
 CONFIG = str(REPO / "configs" / "fashion_mnist.py")
 
-# Runs main, but SIGKILLs itself when asked to checkpoint step KILL_AT_STEP (the
-# previous checkpoint survives and the steps since are lost, as in a real crash), or
-# right after printing epoch KILL_AFTER_EPOCH's line.
-_KILLING_MAIN = """
-import os, signal, sys
-from resnet_flax import checkpoint, main, metrics
+# Runs main as `python -m resnet_flax.main` does, optionally as if TensorFlow were not
+# installed (BLOCK_TENSORFLOW: find_spec says None, import fails), and SIGKILLing
+# itself when asked to checkpoint step KILL_AT_STEP (the previous checkpoint survives
+# and the steps since are lost, as in a real crash) or right after printing epoch
+# KILL_AFTER_EPOCH's line.
+_MAIN = """
+import importlib.util, os, signal, sys
+if os.environ.get("BLOCK_TENSORFLOW"):
+    is_tf = lambda name: name.split(".")[0] == "tensorflow"
+    find_spec = importlib.util.find_spec
+    importlib.util.find_spec = lambda n, p=None: None if is_tf(n) else find_spec(n, p)
+    class NoTensorFlow:
+        def find_spec(self, name, path=None, target=None):
+            if is_tf(name):
+                raise ModuleNotFoundError(name)
+    sys.meta_path.insert(0, NoTensorFlow())
+from resnet_flax import checkpoint, cli, main, metrics
 kill_at = int(os.environ.get("KILL_AT_STEP", -1))
 kill_after = int(os.environ.get("KILL_AFTER_EPOCH", -1))
 save, console = checkpoint.Checkpointer.save, metrics.console
@@ -34,21 +46,18 @@ checkpoint.Checkpointer.save = save_or_die
 metrics.console = console_and_die
 sys.argv[0] = "resnet_flax.main"
 from absl import app
-app.run(main.main)
+app.run(main.main, flags_parser=cli.parse_flags)
 """
 
 
-def run_main(workdir, *overrides, kill_at=None, kill_after_epoch=None, env_extra=None):
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", **(env_extra or {})}
+def run_main(workdir, *overrides, kill_at=None, kill_after_epoch=None, block_tensorflow=False):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "KILL_AT_STEP": str(kill_at or -1),
+           "KILL_AFTER_EPOCH": str(kill_after_epoch or -1)}
+    if block_tensorflow:
+        env["BLOCK_TENSORFLOW"] = "1"
     args = ["--config", CONFIG, "--workdir", str(workdir), *overrides]
-    if kill_at is None and kill_after_epoch is None:
-        cmd = [sys.executable, "-m", "resnet_flax.main", *args]
-    else:
-        env["KILL_AT_STEP"] = str(kill_at if kill_at is not None else -1)
-        env["KILL_AFTER_EPOCH"] = str(kill_after_epoch or -1)
-        cmd = [sys.executable, "-c", _KILLING_MAIN, *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600,
-                          cwd=REPO)
+    return subprocess.run([sys.executable, "-c", _MAIN, *args], capture_output=True,
+                          text=True, env=env, timeout=600, cwd=REPO)
 
 
 def final_params(workdir):
@@ -68,8 +77,9 @@ def read_metrics(workdir):
 
 @pytest.fixture(scope="module")
 def uninterrupted(tiny_data_dir, tmp_path_factory):
+    """Two epochs of the tiny recipe, trained as if TensorFlow were not installed."""
     workdir = tmp_path_factory.mktemp("run")
-    proc = run_main(workdir, *tiny_overrides(tiny_data_dir))
+    proc = run_main(workdir, *tiny_overrides(tiny_data_dir), block_tensorflow=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return workdir
 
@@ -137,73 +147,26 @@ def test_ema_and_flip_tta_run_and_resume_exactly(tiny_data_dir, tmp_path):
     assert read_metrics(cut)[-1]["test_loss"] == last["test_loss"]
 
 
-def test_training_does_not_need_tensorflow(tiny_data_dir, tmp_path):
-    code = (
-        # As if TensorFlow were not installed: find_spec says None, import fails.
-        "import importlib.util, sys\n"
-        "is_tf = lambda name: name.split('.')[0] == 'tensorflow'\n"
-        "find_spec = importlib.util.find_spec\n"
-        "importlib.util.find_spec = lambda n, p=None: None if is_tf(n) else find_spec(n, p)\n"
-        "class NoTensorFlow:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if is_tf(name):\n"
-        "            raise ModuleNotFoundError(name)\n"
-        "sys.meta_path.insert(0, NoTensorFlow())\n"
-        "from resnet_flax import train\n"
-        "from resnet_flax.config import default_config\n"
-        f"c = default_config(); c.data_dir = {str(tiny_data_dir)!r}; c.batch_size = 8\n"
-        "c.eval_batch_size = 8; c.num_epochs = 1; c.progress_bar = False\n"
-        "c.model_options.width_multiplier = 0.25\n"
-        f"m = train.train_and_evaluate(c, {str(tmp_path)!r})\n"
-        "assert 'tensorflow' not in sys.modules\n"
-        "print('accuracy', m['test_accuracy'])\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "JAX_PLATFORMS": "cpu"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "accuracy" in proc.stdout
-
-
-def _snapshot(workdir):
-    return {p.relative_to(workdir): p.read_bytes() for p in sorted(workdir.rglob("*"))
-            if p.is_file()}
-
-
-def test_resume_with_another_config_is_refused_and_extending_is_recorded(tiny_data_dir,
+def test_a_corrupt_latest_step_is_set_aside_and_an_extension_is_recorded(uninterrupted,
+                                                                         tiny_data_dir,
                                                                          tmp_path):
-    overrides = tiny_overrides(tiny_data_dir, num_epochs=1)
-    assert run_main(tmp_path, *overrides).returncode == 0
-    before = _snapshot(tmp_path)
-    refused = run_main(tmp_path, *overrides, "--config.lr=0.05", "--config.batch_size=16")
-    assert refused.returncode == 2
-    assert refused.stderr.startswith("error: ") and refused.stderr.count("\n") == 1
-    assert "batch_size 8 -> 16, lr 0.001 -> 0.05" in refused.stderr
-    assert _snapshot(tmp_path) == before  # Nothing written, nothing lost.
-
-    extended = run_main(tmp_path, *tiny_overrides(tiny_data_dir, num_epochs=2))
-    assert extended.returncode == 0, extended.stderr[-3000:]
-    assert [r["epoch"] for r in read_metrics(tmp_path)] == [1, 2]
-    change = json.loads((tmp_path / "config_changes.jsonl").read_text())
-    assert change["step"] == TINY_TRAIN // 8
-    assert change["changes"] == {"num_epochs": {"from": 1, "to": 2}}
-
-
-def test_a_garbled_latest_checkpoint_is_set_aside_and_the_run_resumes(tiny_data_dir, tmp_path):
-    overrides = tiny_overrides(tiny_data_dir, num_epochs=1)  # Saves at steps 4 and 8.
-    assert run_main(tmp_path, *overrides).returncode == 0
-    latest = tmp_path / "checkpoints" / "8"
+    workdir = tmp_path / "run"
+    shutil.copytree(uninterrupted, workdir)  # Two epochs; steps 8, 12 and 16 kept.
+    latest = workdir / "checkpoints" / "16"
     data = max((p for p in latest.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
     data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
-    resumed = run_main(tmp_path, *tiny_overrides(tiny_data_dir, num_epochs=2))
+    resumed = run_main(workdir, *tiny_overrides(tiny_data_dir, num_epochs=3))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     warnings = [ln for ln in resumed.stderr.splitlines() if ln.startswith("warning:")]
-    assert len(warnings) == 1 and "corrupt checkpoint (step 8: " in warnings[0]
+    assert len(warnings) == 1 and "corrupt checkpoint (step 16: " in warnings[0]
     # Orbax's own account of the failed reads goes beside the step, not on the console.
     assert "Traceback" not in resumed.stderr and "Exception ignored" not in resumed.stderr
-    assert (tmp_path / "checkpoints_corrupt" / "8" / "restore_errors.log").is_file()
-    assert (tmp_path / "checkpoints_corrupt" / "8").is_dir()
-    records = read_metrics(tmp_path)
-    assert [r["epoch"] for r in records] == [1, 2]
-    assert records[0]["resumed_at_step"] == 4 and final_params(tmp_path)[0] == 16
+    assert (workdir / "checkpoints_corrupt" / "16" / "restore_errors.log").is_file()
+    records = read_metrics(workdir)  # One row per epoch; epoch 2 resumed mid-way.
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert records[1]["resumed_at_step"] == 12 and final_params(workdir)[0] == 24
+    change = json.loads((workdir / "config_changes.jsonl").read_text())
+    assert change == {**change, "step": 12, "changes": {"num_epochs": {"from": 2, "to": 3}}}
 
 
 def tensorboard_points(logdir):
