@@ -6,7 +6,8 @@ writes the normal TFDS dataset (array_record) under --data_dir (default: TFDS's,
 $TFDS_DATA_DIR or ~/tensorflow_datasets). TFDS checks every archive's checksum.
 Without --archives it uses <data_dir>/downloads/manual, or downloads if online.
 A mistake (an unknown dataset, a missing folder or file, a damaged archive, a
-data_dir that cannot be written) is one ``error: ...`` line with exit status 2.
+data_dir that cannot be written) is one ``error: ...`` line with exit status 2
+(``RESNET_FLAX_VERBOSE=1``: the traceback, and TFDS's and TensorFlow's own output).
 """
 
 from __future__ import annotations
@@ -45,9 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     tic = time.perf_counter()
     try:
         builder = tfds_source.prepare(args.dataset, args.data_dir, archives=args.archives)
-    except tfds_source.DatasetUnavailable as e:
-        cli.fail(str(e))
-    except OSError as e:  # A data_dir that cannot be written, a full disk.
+    except (tfds_source.DatasetUnavailable, OSError) as e:
+        if quiet.verbose():  # RESNET_FLAX_VERBOSE=1: the traceback, as it was.
+            raise
+        if isinstance(e, tfds_source.DatasetUnavailable):
+            cli.fail(str(e))
+        # A data_dir that cannot be written, a full disk.
         cli.fail(f"cannot write the dataset under {root}: {e.strerror or e}")
     splits = ", ".join(f"{k}: {v.num_examples}" for k, v in sorted(builder.info.splits.items()))
     print(f"{args.dataset} ready in {builder.data_dir} ({splits}; "
