@@ -164,7 +164,15 @@ def step_flops(fn, *args) -> float | None:
     import jax
 
     try:
-        cost = jax.jit(fn).lower(*args).cost_analysis()
+        return lowered_flops(jax.jit(fn).lower(*args))
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def lowered_flops(lowered) -> float | None:
+    """FLOPs of a lowered program, before SPMD partitioning: the whole batch's."""
+    try:
+        cost = lowered.cost_analysis()
     except Exception:  # noqa: BLE001
         return None
     if isinstance(cost, (list, tuple)):
@@ -241,11 +249,11 @@ def run(args: argparse.Namespace) -> dict:
                                                args.batch)[s % per_epoch])
         return np.stack(rows)
 
-    flops = step_flops(functools.partial(steps.train_step, cfg=cfg), state,
-                       jax.ShapeDtypeStruct(images.shape, images.dtype),
-                       jax.ShapeDtypeStruct(labels.shape, labels.dtype),
-                       jax.ShapeDtypeStruct((args.batch,), jnp.int32), key)
-
+    plain_step_flops = functools.partial(
+        step_flops, functools.partial(steps.train_step, cfg=cfg), state,
+        jax.ShapeDtypeStruct(images.shape, images.dtype),
+        jax.ShapeDtypeStruct(labels.shape, labels.dtype),
+        jax.ShapeDtypeStruct((args.batch,), jnp.int32), key)
     if args.parallelism == "jit":
         mesh = parallel.make_mesh(devices)
         repl, bsh = parallel.replicated(mesh), parallel.batch_sharded(mesh)
@@ -274,8 +282,13 @@ def run(args: argparse.Namespace) -> dict:
         put_idx = lambda rows: jax.device_put(rows[0].reshape(n, -1), split)  # noqa: E731
 
     tic = time.perf_counter()
-    compiled = fn.lower(state, *data, put_idx(batches(0)), key).compile()
+    lowered = fn.lower(state, *data, put_idx(batches(0)), key)
+    compiled = lowered.compile()
     compile_s = time.perf_counter() - tic
+    if args.parallelism == "jit" and args.loop == "step":  # One step: no second trace.
+        flops = lowered_flops(lowered)
+    else:  # A scan of steps, or pmap's per-device program: trace one plain step.
+        flops = plain_step_flops()
 
     calls_warm = -(-args.warmup // per_call)
     calls_timed = -(-args.steps // per_call)

@@ -7,6 +7,11 @@ import os
 # itself defaults to one device with Eigen convolutions; see host_devices).
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# XLA's optimizer off, here and in every command a test runs: the tests' programs are
+# tiny, so compiling is what they cost (about a quarter less without the optimizer);
+# the `optimized` fixture turns it back on where that is what a test is about, or where
+# unoptimized code runs slowly (a while loop's body: ~100x).
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
 import pathlib  # noqa: E402
 
@@ -54,3 +59,15 @@ def tiny_overrides(data_dir, **extra) -> list[str]:
               "num_epochs": 2, "checkpoint_every_steps": 4, "progress_bar": False,
               "allow_download": False, "model_options.width_multiplier": 0.25, **extra}
     return [f"--config.{k}={v}" for k, v in values.items()]
+
+
+@pytest.fixture
+def optimized():
+    """XLA's optimizer on, for this test's compiles in this process."""
+    import jax
+
+    flag = "jax_disable_most_optimizations"
+    old = jax.config.values[flag]
+    jax.config.update(flag, False)
+    yield
+    jax.config.update(flag, old)

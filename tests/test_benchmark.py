@@ -53,7 +53,7 @@ def test_cli_names_an_unknown_model_in_one_line(capsys):
     assert "'resnet20'" in message
 
 
-def test_cli_on_device_data_under_scan(capsys):
+def test_cli_on_device_data_under_scan(capsys, optimized):
     result = run_cli(capsys, "--data", "on-device", "--dataset-size", "40", "--loop", "scan",
                      "--scan-steps", "2")
     assert result["loop"] == "scan" and result["data"] == "on-device"

@@ -42,7 +42,7 @@ def test_conv_input_is_materialised_on_cpu_only():
     assert jax.default_backend() == "cpu"
 
 
-def test_train_step_has_no_recomputed_residual_chain_in_transposes():
+def test_train_step_has_no_recomputed_residual_chain_in_transposes(optimized):
     """XLA:CPU must not fuse earlier blocks' BN/ReLU chain into the transposes."""
     model = models.create("resnet20", num_classes=10)
     x = jnp.ones((8, 32, 32, 3))

@@ -101,6 +101,7 @@ def test_main_writes_checkpoints_metrics_events_and_config(uninterrupted):
     assert last == 2 * steps_per_epoch
 
 
+@pytest.mark.slow
 def test_killed_then_resumed_equals_uninterrupted(uninterrupted, tiny_data_dir, tmp_path):
     overrides = tiny_overrides(tiny_data_dir)
     killed = run_main(tmp_path, *overrides, kill_at=12)
@@ -190,6 +191,7 @@ def tensorboard_points(logdir):
     return points
 
 
+@pytest.mark.slow
 def test_an_epochs_tensorboard_points_are_on_disk_when_its_line_is_printed(tiny_data_dir,
                                                                             tmp_path):
     overrides = tiny_overrides(tiny_data_dir)

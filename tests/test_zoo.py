@@ -67,19 +67,6 @@ def _mark(names, slow):
     return [pytest.param(n, marks=pytest.mark.slow) if n in slow else n for n in names]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def quick_compiles():
-    """Tiny inputs run in microseconds; XLA's optimizer is what costs on CPU."""
-    flag = "jax_disable_most_optimizations"
-    if flag not in jax.config.values:
-        yield
-        return
-    old = jax.config.values[flag]
-    jax.config.update(flag, True)
-    yield
-    jax.config.update(flag, old)
-
-
 def shapes(model, input_shape):
     return jax.eval_shape(
         lambda: model.init(jax.random.key(0), jnp.zeros((1, *input_shape)), train=False))
