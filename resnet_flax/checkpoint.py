@@ -19,6 +19,7 @@ import os
 import pathlib
 import shutil
 import sys
+import tempfile
 import time
 
 import jax
@@ -48,17 +49,46 @@ def _tree(state: TrainState) -> dict:
 class Checkpointer:
     """Saves every ``every_steps`` (and when forced), keeps the last ``keep``."""
 
-    def __init__(self, workdir: str, every_steps: int, keep: int):
+    def __init__(self, workdir: str, every_steps: int = 1, keep: int = 1,
+                 read_only: bool = False):
         self.directory = pathlib.Path(workdir).absolute() / "checkpoints"
         self._manager = ocp.CheckpointManager(
             self.directory,
-            options=ocp.CheckpointManagerOptions(save_interval_steps=every_steps,
-                                                 max_to_keep=keep),
+            options=ocp.CheckpointManagerOptions(
+                save_interval_steps=0 if read_only else every_steps,
+                max_to_keep=None if read_only else keep, read_only=read_only,
+                create=not read_only),
             # Named up front so a new manager can read a saved tree's metadata.
             item_handlers=ocp.StandardCheckpointHandler())
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
+
+    def all_steps(self) -> list[int]:
+        return sorted(self._manager.all_steps())
+
+    def restore_step(self, state: TrainState, step: int) -> TrainState:
+        """``state`` with step ``step``'s values; ``CheckpointError`` if it is not good.
+
+        Nothing is moved or written: for reading a run (evaluation), not resuming it.
+        """
+        if step not in self._manager.all_steps():
+            steps = ", ".join(map(str, self.all_steps())) or "none"
+            raise CheckpointError(f"no checkpoint step {step} in {self.directory} (steps: "
+                                  f"{steps})")
+        with tempfile.TemporaryDirectory() as tmp:  # Not the workdir: nothing is written.
+            log, problem = pathlib.Path(tmp) / "restore_errors.log", None
+            with _stderr_captured(log):
+                try:
+                    restored = self._restore(step, state)
+                except _Corrupt as e:  # Orbax's tracebacks in the log say nothing more.
+                    problem = str(e)
+                    _silence_abandoned_reads()
+            if problem is None:
+                _replay(log)
+                return restored
+        raise CheckpointError(f"checkpoint step {step} in {self.directory} is corrupt: "
+                              f"{problem}")
 
     def restore_latest(self, state: TrainState) -> TrainState:
         """``state`` with the latest good checkpoint's values, or ``state`` if there is none.

@@ -3,7 +3,9 @@
     python -m resnet_flax.main --config configs/fashion_mnist.py --workdir runs/fm \
         --config.lr=0.05
 
-Running the same command again resumes from the workdir's latest checkpoint.
+Running the same command again resumes from the workdir's latest checkpoint;
+adding ``--mode eval [--checkpoint STEP]`` evaluates a checkpoint on the test split
+without training (``resnet_flax/evaluate.py``).
 Several processes (hosts) train one model with --num_processes=N --process_id=i
 --coordinator_address=HOST:PORT; the mesh then spans every process's devices.
 A mistake in the command or config is reported as one ``error: ...`` line (exit
@@ -30,6 +32,12 @@ _COORDINATOR = flags.DEFINE_string(
     "coordinator_address", None, "host:port of process 0, for a multi-process run.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", 1, "Processes in the run.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", 0, "This process's index in the run.")
+_MODE = flags.DEFINE_enum(
+    "mode", "train", ["train", "eval"],
+    "train: train, resuming from the latest checkpoint; eval: evaluate a checkpoint on the "
+    "test split (metrics, per-class accuracy, confusion matrix in <workdir>/eval/).")
+_CHECKPOINT = flags.DEFINE_string(
+    "checkpoint", "latest", "With --mode eval: which checkpoint, `latest` or a step number.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -43,7 +51,10 @@ def main(argv):
         validate(_CONFIG.value)  # Before any data is read or file written.
     except ConfigError as e:
         _user_error(e)
-    _check_workdir(_WORKDIR.value)
+    if _MODE.value == "eval":
+        _check_eval_flags(_WORKDIR.value, _CHECKPOINT.value)
+    else:
+        _check_workdir(_WORKDIR.value)
     host_devices.eigen_convs()
     host_devices.split_cpu(_HOST_DEVICES.value)
     compile_cache.enable()  # RESNET_FLAX_COMPILE_CACHE=0 turns it off.
@@ -55,7 +66,14 @@ def main(argv):
     from resnet_flax.data.tfds_source import DatasetUnavailable
 
     try:
-        train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+        if _MODE.value == "eval":
+            from resnet_flax import evaluate
+
+            result = evaluate.evaluate_checkpoint(_CONFIG.value, _WORKDIR.value,
+                                                  _CHECKPOINT.value)
+            evaluate.console(result, _WORKDIR.value)
+        else:
+            train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
     # Each says what happened and what to do; a traceback would bury that.
     except (DatasetUnavailable, ConfigError, CheckpointError, FloatingPointError) as e:
         _user_error(e)
@@ -69,6 +87,13 @@ def _check_workdir(path: str) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         cli.fail(f"--workdir {path} cannot be created: {e.strerror or e}")
+
+
+def _check_eval_flags(path: str, which: str) -> None:
+    if which != "latest" and not which.isdigit():
+        cli.fail(f"--checkpoint {which}: give `latest` or a step number")
+    if not pathlib.Path(path).expanduser().is_dir():
+        cli.fail(f"--workdir {path} is not a folder: there is no run to evaluate")
 
 
 def _user_error(e: Exception) -> None:

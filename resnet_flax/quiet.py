@@ -23,6 +23,8 @@ _ABSL_NOISE = (
     "OpenCV is not installed",
     # TFDS, while a dataset is being built (the version folder is not yet complete).
     "Variant folder ",
+    # Orbax, for a manager opened read-only on purpose (evaluation).
+    "Given directory is read only",
 )
 
 

@@ -53,18 +53,25 @@ def differences(saved: dict, new: dict) -> dict[str, tuple]:
     return out
 
 
-def check(config, workdir: pathlib.Path) -> dict[str, tuple]:
-    """The allowed changes against the workdir's saved config; raises ``ConfigError`` on
-    one that would change the training (unless ``config.allow_config_change``)."""
+def saved(workdir: pathlib.Path) -> dict | None:
+    """The workdir's ``config.json``, flattened (None: there is none)."""
     path = pathlib.Path(workdir) / CONFIG_FILE
     if not path.is_file():
-        return {}
+        return None
     try:
-        saved = _flat(json.loads(path.read_text()))
+        return _flat(json.loads(path.read_text()))
     except (OSError, ValueError) as e:
         raise ConfigError(f"{path} is unreadable ({e}); it records the run in this workdir: "
                           "restore it or use a new --workdir") from None
-    changed = differences(saved, as_dict(config))
+
+
+def check(config, workdir: pathlib.Path) -> dict[str, tuple]:
+    """The allowed changes against the workdir's saved config; raises ``ConfigError`` on
+    one that would change the training (unless ``config.allow_config_change``)."""
+    before = saved(workdir)
+    if before is None:
+        return {}
+    changed = differences(before, as_dict(config))
     refused = {k: v for k, v in changed.items() if k not in MAY_CHANGE}
     if refused and not config.allow_config_change:
         listed = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in refused.items())

@@ -79,6 +79,18 @@ def train_step(state: TrainState, images: jnp.ndarray, labels: jnp.ndarray,
     return state, metrics
 
 
+def predict_step(state: TrainState, images: jnp.ndarray, indices: jnp.ndarray,
+                 cfg: StepConfig, ema: bool = False) -> jnp.ndarray:
+    """Logits of ``images[indices]`` in eval mode (the EMA's with ``ema``; averaged with
+    the mirror images' with ``cfg.tta_flip``)."""
+    x = augment.normalize(images[indices], cfg.mean, cfg.std)
+    variables = state.variables(ema)
+    logits = state.apply_fn(variables, x, train=False)
+    if cfg.tta_flip:
+        logits = (logits + state.apply_fn(variables, augment.hflip(x), train=False)) / 2
+    return logits
+
+
 def eval_step(state: TrainState, images: jnp.ndarray, labels: jnp.ndarray,
               indices: jnp.ndarray, mask: jnp.ndarray, cfg: StepConfig,
               ema: bool = False) -> Any:
@@ -87,11 +99,7 @@ def eval_step(state: TrainState, images: jnp.ndarray, labels: jnp.ndarray,
     ``ema=True`` evaluates the state's moving average instead of its live weights;
     ``cfg.tta_flip`` averages the logits of each image and its horizontal mirror.
     """
-    x = augment.normalize(images[indices], cfg.mean, cfg.std)
-    variables = state.variables(ema)
-    logits = state.apply_fn(variables, x, train=False)
-    if cfg.tta_flip:
-        logits = (logits + state.apply_fn(variables, augment.hflip(x), train=False)) / 2
+    logits = predict_step(state, images, indices, cfg, ema)
     batch_labels = labels[indices]
     loss = cross_entropy(logits, batch_labels, cfg.num_classes)
     return {
@@ -118,3 +126,11 @@ def jit_eval_step(cfg: StepConfig, mesh, ema: bool = False):
     repl, batch = parallel.replicated(mesh), parallel.batch_sharded(mesh)
     return jax.jit(functools.partial(eval_step, cfg=cfg, ema=ema),
                    in_shardings=(repl, repl, repl, batch, batch), out_shardings=repl)
+
+
+def jit_predict_step(cfg: StepConfig, mesh, ema: bool = False):
+    """``predict_step`` compiled for ``mesh``: ``(state, images, indices) -> logits``, the
+    logits gathered on every device."""
+    repl, batch = parallel.replicated(mesh), parallel.batch_sharded(mesh)
+    return jax.jit(functools.partial(predict_step, cfg=cfg, ema=ema),
+                   in_shardings=(repl, repl, batch), out_shardings=repl)

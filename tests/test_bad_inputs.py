@@ -135,6 +135,23 @@ CASES = [
          "holds another model", trained=True),
     Case("another model", _tiny("--config.model=resnet20", "--config.allow_config_change=True"),
          "holds another model", trained=True),
+    # Evaluation (--mode eval): reads the run, never moves or writes its checkpoints.
+    Case("eval: unknown mode", _main("--mode=evaluate"),
+         "flag --mode=evaluate: value should be one of <train|eval>"),
+    Case("eval: checkpoint best", _main("--mode=eval", "--checkpoint=best"),
+         "--checkpoint best: give `latest` or a step number"),
+    Case("eval: no workdir", ("--config", CONFIG, "--workdir", "{tmp}/none", "--mode=eval"),
+         "--workdir {tmp}/none is not a folder: there is no run to evaluate"),
+    Case("eval: nothing trained", _tiny("--mode=eval"), "{workdir} has no checkpoints/: train "
+         "it first"),
+    Case("eval: no such step", _tiny("--mode=eval", "--checkpoint=5"),
+         "no checkpoint step 5 in {workdir}/checkpoints (steps: 4, 8)", trained=True),
+    Case("eval: garbled step", _tiny("--mode=eval"),
+         "checkpoint step 8 in {workdir}/checkpoints is corrupt: ", trained=True,
+         damage=_garble(8)),
+    Case("eval: another model", _tiny("--mode=eval", "--config.model=resnet20"),
+         "was trained with another config (model 'fashion_mnist_resnet' -> 'resnet20')",
+         trained=True),
     # Changed configs on resume: refused, listing what differs.
     Case("changed batch size", _tiny("--config.batch_size=16"), "batch_size 8 -> 16",
          trained=True),

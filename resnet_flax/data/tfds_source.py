@@ -178,3 +178,10 @@ def load_split(name: str, split: str, data_dir: str | None = None,
         raise DatasetUnavailable(f"{name} {split}: images have shape {images.shape[1:]}, "
                          f"expected {expected}")
     return images, labels
+
+
+def class_names(name: str, data_dir: str | None = None,
+                allow_download: bool = True) -> list[str]:
+    """The label names of dataset ``name`` (its TFDS ``ClassLabel``), index order."""
+    builder = prepare(name, data_dir, allow_download=allow_download)
+    return list(builder.info.features["label"].names)

@@ -1,0 +1,145 @@
+"""``evaluate_checkpoint``: a trained run's metrics on its test split, without training.
+
+    python -m resnet_flax.main --config configs/fashion_mnist_cpu.py --workdir runs/fm_cpu \
+        --mode eval [--checkpoint latest|STEP]
+
+Restores one checkpoint read-only (nothing in the workdir's ``checkpoints/`` is
+moved or written), computes every test image's logits once, with the EMA and flip
+TTA exactly as the run's own evaluation does, and reports the loss, top-1, top-5
+(with more than 5 classes), each class's accuracy and the confusion matrix. Writes
+``<workdir>/eval/step_<N>.json`` and ``<workdir>/eval/confusion_step_<N>.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import jax
+import ml_collections
+import numpy as np
+
+from resnet_flax import checkpoint, models, optim, parallel, resume_guard, steps
+from resnet_flax import state as state_lib
+from resnet_flax.config import ConfigError, model_overrides, validate
+from resnet_flax.data import datasets, pipeline, tfds_source
+
+# Fields that decide what a checkpoint's numbers mean: another value evaluates another
+# model or other data. The rest (eval batch size, TTA, where the data lives) may differ.
+_MUST_MATCH = ("model", "model_options.", "dataset")
+
+
+def _check_config(config, workdir: pathlib.Path) -> None:
+    saved = resume_guard.saved(workdir)
+    if saved is None:
+        return
+    changed = resume_guard.differences(saved, resume_guard.as_dict(config))
+    wrong = {k: v for k, v in changed.items() if k == "model" or k == "dataset"
+             or k.startswith(_MUST_MATCH[1])}
+    if wrong:
+        listed = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in wrong.items())
+        raise ConfigError(f"{workdir} was trained with another config ({listed}); evaluate "
+                          "it with the config it was trained with")
+
+
+def restore(config, workdir: pathlib.Path, which: str = "latest") -> state_lib.TrainState:
+    """The workdir's checkpoint ``which`` (``latest`` or a step number), read-only."""
+    if not (workdir / "checkpoints").is_dir():
+        raise checkpoint.CheckpointError(
+            f"{workdir} has no checkpoints/: train it first (the same command without "
+            "--mode eval)")
+    spec = datasets.get(config.dataset)
+    model = models.create(config.model, num_classes=spec.num_classes,
+                          **model_overrides(config))
+    tx = optim.optimizer(config, optim.schedule(config, 1))  # Its structure is all we need.
+    template = state_lib.create(model, tx, jax.random.key(0), spec.image_shape,
+                                ema=config.ema_decay > 0)
+    ckpt = checkpoint.Checkpointer(str(workdir), read_only=True)
+    step = ckpt.latest_step() if which == "latest" else int(which)
+    if step is None:
+        raise checkpoint.CheckpointError(f"{ckpt.directory} holds no checkpoint")
+    try:
+        return ckpt.restore_step(template, step)
+    finally:
+        ckpt.close()
+
+
+def logits_of(config, state, images: np.ndarray) -> np.ndarray:
+    """Every image's logits, in order, as the run's evaluation computes them."""
+    spec = datasets.get(config.dataset)
+    mesh = parallel.make_mesh()
+    parallel.check_divisible(config.eval_batch_size, mesh, "eval_batch_size")
+    cfg = steps.StepConfig(num_classes=spec.num_classes, mean=spec.mean, std=spec.std,
+                           tta_flip=config.tta_flip)
+    predict = steps.jit_predict_step(cfg, mesh, ema=config.ema_decay > 0)
+    state = parallel.put(state, parallel.replicated(mesh))
+    data = parallel.put(images, parallel.replicated(mesh))
+    indices, _ = pipeline.eval_batches(len(images), config.eval_batch_size)
+    out = [np.asarray(predict(state, data, parallel.put(idx, parallel.batch_sharded(mesh))))
+           for idx in indices]
+    return np.concatenate(out)[: len(images)].astype(np.float32)
+
+
+def summarize(logits: np.ndarray, labels: np.ndarray, names: list[str]) -> dict:
+    """Loss, top-1, top-5 (more than 5 classes), per-class accuracy, confusion matrix
+    (rows: true class, columns: predicted)."""
+    shifted = logits - logits.max(-1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    predicted = logits.argmax(-1)
+    k = len(names)
+    confusion = np.zeros((k, k), np.int64)
+    np.add.at(confusion, (labels, predicted), 1)
+    per_class = confusion.diagonal() / np.maximum(confusion.sum(1), 1)
+    out = {"examples": int(len(labels)),
+           "loss": float(-log_probs[np.arange(len(labels)), labels].mean()),
+           "accuracy": float((predicted == labels).mean())}
+    if k > 5:
+        top5 = np.argsort(-logits, axis=-1)[:, :5]
+        out["top5_accuracy"] = float((top5 == labels[:, None]).any(-1).mean())
+    out["per_class_accuracy"] = {name: float(a) for name, a in zip(names, per_class)}
+    out["confusion"] = confusion.tolist()
+    out["class_names"] = list(names)
+    return out
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
+                        which: str = "latest") -> dict:
+    """Evaluates checkpoint ``which`` of ``workdir`` on the test split; writes and returns
+    the metrics (see the module docstring)."""
+    validate(config)
+    workdir = pathlib.Path(workdir)
+    _check_config(config, workdir)
+    state = restore(config, workdir, which)
+    spec = datasets.get(config.dataset)
+    load = dict(data_dir=config.data_dir or None, allow_download=config.allow_download)
+    images, labels = tfds_source.load_split(config.dataset, spec.test_split, **load)
+    names = tfds_source.class_names(config.dataset, **load)
+    result = {"step": int(state.step), "split": spec.test_split,
+              **summarize(logits_of(config, state, images), labels, names)}
+    if jax.process_index() == 0:
+        _write(workdir / "eval", result)
+    return result
+
+
+def _write(folder: pathlib.Path, result: dict) -> None:
+    from resnet_flax import plots
+
+    folder.mkdir(exist_ok=True)
+    step = result["step"]
+    (folder / f"step_{step}.json").write_text(json.dumps(result, indent=1) + "\n")
+    plots.confusion_matrix(np.asarray(result["confusion"]), result["class_names"],
+                           folder / f"confusion_step_{step}.png",
+                           title=f"{result['split']} split, step {step}: "
+                                 f"top-1 {100 * result['accuracy']:.2f}%")
+
+
+def console(result: dict, workdir: str) -> None:
+    """What a user reads: the headline figures, each class's accuracy, where the files are."""
+    top5 = (f" top5_accuracy={result['top5_accuracy']:.4f}" if "top5_accuracy" in result
+            else "")
+    print(f"eval step {result['step']} ({result['examples']} {result['split']} images): "
+          f"loss={result['loss']:.4f} accuracy={result['accuracy']:.4f}{top5}")
+    print("per class: " + ", ".join(f"{name} {acc:.3f}" for name, acc in
+                                    result["per_class_accuracy"].items()))
+    folder, step = pathlib.Path(workdir) / "eval", result["step"]
+    print(f"wrote {folder / f'step_{step}.json'} and {folder / f'confusion_step_{step}.png'}")
