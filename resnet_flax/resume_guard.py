@@ -65,6 +65,25 @@ def saved(workdir: pathlib.Path) -> dict | None:
                           "restore it or use a new --workdir") from None
 
 
+def load(workdir: pathlib.Path):
+    """The workdir's ``config.json`` as a config (fields it predates keep their defaults);
+    ``ConfigError`` if there is none."""
+    flat = saved(workdir)
+    if flat is None:
+        raise ConfigError(f"{pathlib.Path(workdir) / CONFIG_FILE} does not exist: "
+                          "is this the --workdir of a run?")
+    config = default_config()
+    for key, value in flat.items():
+        *parents, leaf = key.split(".")
+        node = config
+        for name in parents:
+            node = node.get(name)
+        if node is None or leaf not in node:  # A field this version no longer has.
+            continue
+        node[leaf] = tuple(value) if isinstance(node[leaf], tuple) else value
+    return config
+
+
 def check(config, workdir: pathlib.Path) -> dict[str, tuple]:
     """The allowed changes against the workdir's saved config; raises ``ConfigError`` on
     one that would change the training (unless ``config.allow_config_change``)."""

@@ -152,6 +152,13 @@ CASES = [
     Case("eval: another model", _tiny("--mode=eval", "--config.model=resnet20"),
          "was trained with another config (model 'fashion_mnist_resnet' -> 'resnet20')",
          trained=True),
+    Case("predict: not a run", ("--workdir", "{workdir}", "x.png"),
+         "{workdir}/config.json does not exist: is this the --workdir of a run?",
+         module="resnet_flax.predict"),
+    Case("predict: top-k 0", ("--workdir", "{workdir}", "--top-k", "0", "x.png"),
+         "--top-k 0: must be >= 1", module="resnet_flax.predict"),
+    Case("predict: no images", ("--workdir", "{workdir}", "{tmp}"),
+         "no image files in {tmp}", module="resnet_flax.predict", trained=True),
     # Changed configs on resume: refused, listing what differs.
     Case("changed batch size", _tiny("--config.batch_size=16"), "batch_size 8 -> 16",
          trained=True),

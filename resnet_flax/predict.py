@@ -1,0 +1,139 @@
+"""Classify image files with a trained run.
+
+    python -m resnet_flax.predict --workdir runs/fm_cpu shirt.png photos/ [--top-k 3]
+        [--checkpoint latest|STEP] [--json]
+
+The model, dataset and evaluation settings (EMA, flip TTA) are the workdir's own
+(``config.json``); the checkpoint is restored read-only. Each PNG/JPEG/... file of
+any size and mode is converted to the dataset's channels (grayscale for MNIST and
+Fashion-MNIST, RGB for CIFAR; transparency composited on black) and resized to its
+image size with bilinear filtering, nothing else: Fashion-MNIST's pictures are light
+items on a black background, and a photo that is not will be misread. A folder
+argument classifies every image file in it (not its subfolders). An unreadable file
+gets one ``error:`` line and the others go on; the exit status is then 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import pathlib
+import sys
+
+import numpy as np
+
+from resnet_flax import cli
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+def parse_args(argv=None):
+    p = cli.ArgumentParser(prog="python -m resnet_flax.predict",
+                           description=__doc__.split("\n\n")[0])
+    p.add_argument("images", nargs="+", help="image files, or folders of them")
+    p.add_argument("--workdir", required=True, help="the run's folder (as given to main)")
+    p.add_argument("--checkpoint", default="latest", help="`latest` or a step number")
+    p.add_argument("--top-k", type=int, default=3, help="classes to print per image")
+    p.add_argument("--json", action="store_true", help="one JSON object per image")
+    args = p.parse_args(argv)
+    if args.checkpoint != "latest" and not args.checkpoint.isdigit():
+        p.error(f"--checkpoint {args.checkpoint}: give `latest` or a step number")
+    if args.top_k < 1:
+        p.error(f"--top-k {args.top_k}: must be >= 1")
+    return args
+
+
+def image_files(paths: list[str]) -> list[pathlib.Path]:
+    """The files named, and the image files in the folders named, in the order given."""
+    out = []
+    for path in map(pathlib.Path, paths):
+        if path.is_dir():
+            out += sorted(p for p in path.iterdir()
+                          if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            out.append(path)
+    return out
+
+
+def read_image(path: pathlib.Path, shape: tuple[int, int, int]) -> np.ndarray:
+    """``path`` as a uint8 (H, W, C) array in the dataset's ``shape``; OSError/ValueError
+    if it is not a readable image."""
+    from PIL import Image
+
+    h, w, c = shape
+    with Image.open(path) as image:
+        image.load()
+        if image.mode in ("RGBA", "LA", "P", "PA"):  # Transparent parts: on black.
+            rgba = image.convert("RGBA")
+            image = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+            image.alpha_composite(rgba)
+        image = image.convert("L" if c == 1 else "RGB")
+        if image.size != (w, h):
+            image = image.resize((w, h), Image.Resampling.BILINEAR)
+        return np.asarray(image, np.uint8).reshape(h, w, c)
+
+
+def classify(config, state, images: np.ndarray) -> np.ndarray:
+    """Softmax probabilities of each image, computed as the run's evaluation does."""
+    import jax
+
+    from resnet_flax import steps
+    from resnet_flax.data import datasets
+
+    spec = datasets.get(config.dataset)
+    cfg = steps.StepConfig(num_classes=spec.num_classes, mean=spec.mean, std=spec.std,
+                           tta_flip=config.tta_flip)
+    predict = jax.jit(functools.partial(steps.predict_step, cfg=cfg,
+                                        ema=config.ema_decay > 0))
+    logits = predict(state, images, np.arange(len(images), dtype=np.int32))
+    return np.asarray(jax.nn.softmax(logits.astype(np.float32), -1))
+
+
+def report(files, probabilities, names, top_k: int, as_json: bool) -> None:
+    for path, probs in zip(files, probabilities):
+        top = np.argsort(-probs)[:top_k]
+        if as_json:
+            print(json.dumps({"file": str(path), "top": [
+                {"class": names[i], "index": int(i), "probability": float(probs[i])}
+                for i in top]}))
+        else:
+            print(f"{path}: " + ", ".join(f"{names[i]} {probs[i]:.3f}" for i in top))
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from resnet_flax import compile_cache, evaluate, quiet, resume_guard
+    from resnet_flax.checkpoint import CheckpointError
+    from resnet_flax.config import ConfigError
+    from resnet_flax.data import datasets, tfds_source
+
+    quiet.silence_third_party()
+    compile_cache.enable()
+    workdir = pathlib.Path(args.workdir)
+    try:
+        config = resume_guard.load(workdir)
+        state = evaluate.restore(config, workdir, args.checkpoint)
+        names = tfds_source.class_names(config.dataset, config.data_dir or None,
+                                        allow_download=False)
+    except (ConfigError, CheckpointError, tfds_source.DatasetUnavailable) as e:
+        cli.fail(str(e))
+    shape = datasets.get(config.dataset).image_shape
+    files, images, failed = [], [], 0
+    for path in image_files(args.images):
+        try:
+            images.append(read_image(path, shape))
+            files.append(path)
+        except (OSError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError.
+            failed += 1
+            print(f"error: {path}: not a readable image ({type(e).__name__}: "
+                  f"{str(e).splitlines()[0] if str(e) else 'empty'})", file=sys.stderr)
+    if images:
+        report(files, classify(config, state, np.stack(images)), names, args.top_k,
+               args.json)
+    elif not failed:
+        cli.fail(f"no image files in {' '.join(args.images)} ({', '.join(IMAGE_SUFFIXES)})")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
