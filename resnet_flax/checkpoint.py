@@ -50,19 +50,25 @@ class Checkpointer:
     """Saves every ``every_steps`` (and when forced), keeps the last ``keep``."""
 
     def __init__(self, workdir: str, every_steps: int = 1, keep: int = 1,
-                 read_only: bool = False):
+                 read_only: bool = False, best_metric: str = ""):
         self.directory = pathlib.Path(workdir).absolute() / "checkpoints"
+        self.best_metric = best_metric
         self._manager = ocp.CheckpointManager(
-            self.directory,
-            options=ocp.CheckpointManagerOptions(
-                save_interval_steps=0 if read_only else every_steps,
-                max_to_keep=None if read_only else keep, read_only=read_only,
-                create=not read_only),
+            self.directory, options=_options(every_steps, keep, read_only, best_metric),
             # Named up front so a new manager can read a saved tree's metadata.
             item_handlers=ocp.StandardCheckpointHandler())
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
+
+    def best_step(self) -> int | None:
+        """The step whose saved metrics are best by ``best_metric`` (None: none has them)."""
+        with_metrics = [s for s in self.all_steps() if self._manager.metrics(s)]
+        if not self.best_metric or not with_metrics:
+            return None
+        sign = -1 if self.best_metric.endswith("loss") else 1
+        return max(with_metrics, key=lambda s: (
+            sign * self._manager.metrics(s)[self.best_metric], s))
 
     def all_steps(self) -> list[int]:
         return sorted(self._manager.all_steps())
@@ -179,8 +185,9 @@ class Checkpointer:
         self._manager.reload()
         return aside
 
-    def save(self, state: TrainState, force: bool = False) -> bool:
-        """Saves if the step is due (or ``force``); returns whether it saved.
+    def save(self, state: TrainState, force: bool = False, metrics: dict | None = None) -> bool:
+        """Saves if the step is due (or ``force``); returns whether it saved. ``metrics``
+        (an epoch's) rank the step for ``best_metric``.
 
         Raises ``FloatingPointError`` instead of saving a state with a non-finite
         value: a checkpoint must always be a state worth resuming.
@@ -196,12 +203,35 @@ class Checkpointer:
                 f"{problem} at step {step}: not checkpointed; the last good checkpoint is step "
                 f"{self._manager.latest_step()} in {self.directory}. Try a lower config.lr.")
         tree["digest"] = integrity.digest(leaves)
-        return self._manager.save(step, args=ocp.args.StandardSave(tree), force=force)
+        if not self.best_metric:
+            metrics = None  # Orbax writes them only when it tracks a best step.
+        return self._manager.save(step, args=ocp.args.StandardSave(tree), force=force,
+                                  metrics=metrics)
 
     def close(self) -> None:
         """Waits for pending asynchronous writes."""
         self._manager.wait_until_finished()
         self._manager.close()
+
+
+def _options(every_steps: int, keep: int, read_only: bool,
+             best_metric: str) -> ocp.CheckpointManagerOptions:
+    """Keep the last ``keep`` steps and, with ``best_metric``, the best epoch's as well."""
+    if read_only:  # Orbax warns about (and ignores) a read-only manager's save settings.
+        every_steps, keep = 0, None
+    if not best_metric:
+        return ocp.CheckpointManagerOptions(save_interval_steps=every_steps, max_to_keep=keep,
+                                            read_only=read_only, create=not read_only)
+    lowest = best_metric.endswith("loss")
+    metric = lambda metrics: metrics[best_metric]  # noqa: E731
+    policies = [ocp.checkpoint_managers.BestN(
+        get_metric_fn=metric, reverse=lowest, n=1, keep_checkpoints_without_metrics=False)]
+    if keep is not None:
+        policies.append(ocp.checkpoint_managers.LatestN(n=keep))
+    return ocp.CheckpointManagerOptions(
+        save_interval_steps=every_steps, read_only=read_only, create=not read_only,
+        best_fn=metric, best_mode="min" if lowest else "max",
+        preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies))
 
 
 @contextlib.contextmanager

@@ -33,6 +33,10 @@ def field_names(config: ml_collections.ConfigDict, prefix: str = "") -> list[str
     return out
 
 
+# Epoch metrics a best checkpoint can be chosen by; a loss is best lowest.
+BEST_METRICS = ("", "test_accuracy", "test_loss")
+
+
 def default_config() -> ml_collections.ConfigDict:
     """All fields with neutral defaults (a recipe sets dataset, model and optimizer)."""
     c = ml_collections.ConfigDict()
@@ -92,6 +96,9 @@ def default_config() -> ml_collections.ConfigDict:
     # Bookkeeping.
     c.checkpoint_every_steps = 500  # Also at the end of training.
     c.keep_checkpoints = 3
+    # "" (off) or one of BEST_METRICS: each epoch's checkpoint carries its metrics and the
+    # best epoch's is kept beside the latest ones (eval/predict --checkpoint best).
+    c.best_metric = ""
     c.progress_bar = True
     # Resume a workdir with a config that trains differently (resume_guard refuses it).
     c.allow_config_change = False
@@ -108,6 +115,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
             fail(field, f"is not one of {choices}{closest(str(config[field]), choices)}")
 
     check_choice("optimizer", OPTIMIZERS)
+    check_choice("best_metric", BEST_METRICS)
     check_choice("schedule", SCHEDULES)
     for field in ("batch_size", "eval_batch_size", "num_epochs", "checkpoint_every_steps",
                   "keep_checkpoints"):

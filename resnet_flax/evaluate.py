@@ -1,7 +1,7 @@
 """``evaluate_checkpoint``: a trained run's metrics on its test split, without training.
 
     python -m resnet_flax.main --config configs/fashion_mnist_cpu.py --workdir runs/fm_cpu \
-        --mode eval [--checkpoint latest|STEP]
+        --mode eval [--checkpoint latest|best|STEP]
 
 Restores one checkpoint read-only (nothing in the workdir's ``checkpoints/`` is
 moved or written), computes every test image's logits once, with the EMA and flip
@@ -43,7 +43,7 @@ def _check_config(config, workdir: pathlib.Path) -> None:
 
 
 def restore(config, workdir: pathlib.Path, which: str = "latest") -> state_lib.TrainState:
-    """The workdir's checkpoint ``which`` (``latest`` or a step number), read-only."""
+    """The workdir's checkpoint ``which`` (``latest``, ``best`` or a step number), read-only."""
     if not (workdir / "checkpoints").is_dir():
         raise checkpoint.CheckpointError(
             f"{workdir} has no checkpoints/: train it first (the same command without "
@@ -54,8 +54,16 @@ def restore(config, workdir: pathlib.Path, which: str = "latest") -> state_lib.T
     tx = optim.optimizer(config, optim.schedule(config, 1))  # Its structure is all we need.
     template = state_lib.create(model, tx, jax.random.key(0), spec.image_shape,
                                 ema=config.ema_decay > 0)
-    ckpt = checkpoint.Checkpointer(str(workdir), read_only=True)
-    step = ckpt.latest_step() if which == "latest" else int(which)
+    ckpt = checkpoint.Checkpointer(str(workdir), read_only=True,
+                                   best_metric=config.best_metric)
+    if which == "best":
+        step = ckpt.best_step()
+        if step is None:
+            raise checkpoint.CheckpointError(
+                f"{ckpt.directory} has no epoch metrics to choose a best step by: train with "
+                "--config.best_metric=test_accuracy (or test_loss) to keep the best epoch")
+    else:
+        step = ckpt.latest_step() if which == "latest" else int(which)
     if step is None:
         raise checkpoint.CheckpointError(f"{ckpt.directory} holds no checkpoint")
     try:

@@ -4,7 +4,7 @@
         --config.lr=0.05
 
 Running the same command again resumes from the workdir's latest checkpoint;
-adding ``--mode eval [--checkpoint STEP]`` evaluates a checkpoint on the test split
+adding ``--mode eval [--checkpoint best|STEP]`` evaluates a checkpoint on the test split
 without training (``resnet_flax/evaluate.py``).
 Several processes (hosts) train one model with --num_processes=N --process_id=i
 --coordinator_address=HOST:PORT; the mesh then spans every process's devices.
@@ -37,7 +37,8 @@ _MODE = flags.DEFINE_enum(
     "train: train, resuming from the latest checkpoint; eval: evaluate a checkpoint on the "
     "test split (metrics, per-class accuracy, confusion matrix in <workdir>/eval/).")
 _CHECKPOINT = flags.DEFINE_string(
-    "checkpoint", "latest", "With --mode eval: which checkpoint, `latest` or a step number.")
+    "checkpoint", "latest",
+    "With --mode eval: which checkpoint, `latest`, `best` (by config.best_metric) or a step.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -90,8 +91,8 @@ def _check_workdir(path: str) -> None:
 
 
 def _check_eval_flags(path: str, which: str) -> None:
-    if which != "latest" and not which.isdigit():
-        cli.fail(f"--checkpoint {which}: give `latest` or a step number")
+    if which not in ("latest", "best") and not which.isdigit():
+        cli.fail(f"--checkpoint {which}: give `latest`, `best` or a step number")
     if not pathlib.Path(path).expanduser().is_dir():
         cli.fail(f"--workdir {path} is not a folder: there is no run to evaluate")
 

@@ -1,7 +1,7 @@
 """Classify image files with a trained run.
 
     python -m resnet_flax.predict --workdir runs/fm_cpu shirt.png photos/ [--top-k 3]
-        [--checkpoint latest|STEP] [--json]
+        [--checkpoint latest|best|STEP] [--json]
 
 The model, dataset and evaluation settings (EMA, flip TTA) are the workdir's own
 (``config.json``); the checkpoint is restored read-only. Each PNG/JPEG/... file of
@@ -32,12 +32,13 @@ def parse_args(argv=None):
                            description=__doc__.split("\n\n")[0])
     p.add_argument("images", nargs="+", help="image files, or folders of them")
     p.add_argument("--workdir", required=True, help="the run's folder (as given to main)")
-    p.add_argument("--checkpoint", default="latest", help="`latest` or a step number")
+    p.add_argument("--checkpoint", default="latest",
+                   help="`latest`, `best` (by the run's best_metric) or a step number")
     p.add_argument("--top-k", type=int, default=3, help="classes to print per image")
     p.add_argument("--json", action="store_true", help="one JSON object per image")
     args = p.parse_args(argv)
-    if args.checkpoint != "latest" and not args.checkpoint.isdigit():
-        p.error(f"--checkpoint {args.checkpoint}: give `latest` or a step number")
+    if args.checkpoint not in ("latest", "best") and not args.checkpoint.isdigit():
+        p.error(f"--checkpoint {args.checkpoint}: give `latest`, `best` or a step number")
     if args.top_k < 1:
         p.error(f"--top-k {args.top_k}: must be >= 1")
     return args

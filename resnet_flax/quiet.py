@@ -25,6 +25,8 @@ _ABSL_NOISE = (
     "Variant folder ",
     # Orbax, for a manager opened read-only on purpose (evaluation).
     "Given directory is read only",
+    # Orbax, for a mid-epoch save while tracking the best epoch (only epochs have metrics).
+    "Requested `tracked_metric`; did not provide metrics",
 )
 
 

@@ -144,7 +144,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     lead = jax.process_index() == 0
     trainer = Trainer(config, *load_data(config))
     ckpt = checkpoint.Checkpointer(str(workdir), config.checkpoint_every_steps,
-                                   config.keep_checkpoints)
+                                   config.keep_checkpoints, best_metric=config.best_metric)
     trainer.state = ckpt.restore_latest(trainer.state)
     start = int(trainer.state.step)
     if lead:  # The config as run, once it has been checked, built and restored.
@@ -153,7 +153,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     writer = metrics.MetricWriter(str(workdir), active=lead, resume_step=start)
 
     def on_step(step, sums):
-        if step % config.checkpoint_every_steps == 0:
+        epoch_end = step % trainer.steps_per_epoch == 0
+        if step % config.checkpoint_every_steps == 0 and not (epoch_end and config.best_metric):
             _check_finite(sums, step, ckpt)
             ckpt.save(trainer.state)
 
@@ -179,6 +180,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             if first > 0:  # Resumed mid-epoch: train_* cover only the steps after it.
                 summary["resumed_at_step"] = start
             writer.write(step, summary)
+            if config.best_metric:  # After its row: a kill in between redoes the epoch.
+                ckpt.save(trainer.state, force=True, metrics=summary)
             if lead:
                 metrics.console(epoch + 1, config.num_epochs, summary)
         if not summary:  # Already trained: report the final model.

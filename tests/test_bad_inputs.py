@@ -138,8 +138,11 @@ CASES = [
     # Evaluation (--mode eval): reads the run, never moves or writes its checkpoints.
     Case("eval: unknown mode", _main("--mode=evaluate"),
          "flag --mode=evaluate: value should be one of <train|eval>"),
-    Case("eval: checkpoint best", _main("--mode=eval", "--checkpoint=best"),
-         "--checkpoint best: give `latest` or a step number"),
+    Case("eval: checkpoint typo", _main("--mode=eval", "--checkpoint=bset"),
+         "--checkpoint bset: give `latest`, `best` or a step number"),
+    Case("eval: best, none tracked", _tiny("--mode=eval", "--checkpoint=best"),
+         "has no epoch metrics to choose a best step by: train with "
+         "--config.best_metric=test_accuracy", trained=True),
     Case("eval: no workdir", ("--config", CONFIG, "--workdir", "{tmp}/none", "--mode=eval"),
          "--workdir {tmp}/none is not a folder: there is no run to evaluate"),
     Case("eval: nothing trained", _tiny("--mode=eval"), "{workdir} has no checkpoints/: train "
@@ -154,6 +157,9 @@ CASES = [
          trained=True),
     Case("predict: not a run", ("--workdir", "{workdir}", "x.png"),
          "{workdir}/config.json does not exist: is this the --workdir of a run?",
+         module="resnet_flax.predict"),
+    Case("predict: checkpoint typo", ("--workdir", "{workdir}", "--checkpoint", "bset", "x.png"),
+         "--checkpoint bset: give `latest`, `best` or a step number",
          module="resnet_flax.predict"),
     Case("predict: top-k 0", ("--workdir", "{workdir}", "--top-k", "0", "x.png"),
          "--top-k 0: must be >= 1", module="resnet_flax.predict"),

@@ -170,3 +170,31 @@ def test_metric_rows_past_the_restored_step_are_dropped(tmp_path):
     assert [(r["step"], r["test_accuracy"]) for r in rows] == [(8, 0.5), (16, 0.5), (24, 0.6)]
     metrics.MetricWriter(str(tmp_path), resume_step=0).close()  # No checkpoint survived.
     assert (tmp_path / "metrics.jsonl").read_text() == ""
+
+
+def test_the_best_epoch_is_kept_beside_the_latest_and_survives_a_resume(tmp_path):
+    state = make_state(ema=False)
+
+    def manager():
+        return checkpoint.Checkpointer(str(tmp_path), every_steps=1, keep=1,
+                                       best_metric="test_accuracy")
+
+    ckpt = manager()
+    # Epoch ends carry metrics; the steps between them (mid-epoch saves) do not.
+    for step, accuracy in ((1, None), (2, 0.9), (3, None), (4, 0.5), (5, None)):
+        metrics = None if accuracy is None else {"test_accuracy": accuracy, "epoch": step}
+        ckpt.save(state.replace(step=step), force=True, metrics=metrics)
+    ckpt.close()
+    ckpt = manager()
+    assert (ckpt.all_steps(), ckpt.best_step()) == ([2, 5], 2)  # The best, and the latest.
+    ckpt.save(state.replace(step=6), force=True, metrics={"test_accuracy": 0.95})
+    ckpt.close()
+    assert (manager().all_steps(), manager().best_step()) == ([6], 6)
+    read_only = checkpoint.Checkpointer(str(tmp_path), read_only=True,
+                                        best_metric="test_accuracy")
+    assert read_only.best_step() == 6
+    lowest = checkpoint.Checkpointer(str(tmp_path / "loss"), keep=1, best_metric="test_loss")
+    for step, loss in ((1, 0.3), (2, 0.7)):
+        lowest.save(state.replace(step=step), force=True, metrics={"test_loss": loss})
+    lowest.close()
+    assert lowest.best_step() == 1 and lowest.all_steps() == [1, 2]

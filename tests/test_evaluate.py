@@ -43,11 +43,16 @@ def _tree(workdir):
 @pytest.mark.slow
 def test_eval_reproduces_the_runs_test_figures_and_writes_nothing_else(tiny_data_dir, tmp_path):
     # The EMA and flip TTA on: the run's "test" figures are the EMA's, mirrored.
-    overrides = tiny_overrides(tiny_data_dir, num_epochs=1, ema_decay=0.5, tta_flip=True)
+    # best_metric: the epoch's step carries its metrics (one epoch: best is latest).
+    overrides = tiny_overrides(tiny_data_dir, num_epochs=1, ema_decay=0.5, tta_flip=True,
+                               best_metric="test_accuracy")
     assert run_main(tmp_path, *overrides).returncode == 0
     checkpoints = _tree(tmp_path)
+    assert "checkpoints/8/metrics/metrics" in checkpoints
+    assert "checkpoints/4/metrics/metrics" not in checkpoints  # Mid-epoch: none.
 
-    proc = run_main(tmp_path, *overrides, "--mode=eval", block_tensorflow=True)
+    proc = run_main(tmp_path, *overrides, "--mode=eval", "--checkpoint=best",
+                    block_tensorflow=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith(f"eval step 8 ({TINY_TEST} test images): loss=")
     result = json.loads((tmp_path / "eval" / "step_8.json").read_text())

@@ -34,10 +34,10 @@ from resnet_flax import checkpoint, cli, main, metrics
 kill_at = int(os.environ.get("KILL_AT_STEP", -1))
 kill_after = int(os.environ.get("KILL_AFTER_EPOCH", -1))
 save, console = checkpoint.Checkpointer.save, metrics.console
-def save_or_die(self, state, force=False):
+def save_or_die(self, state, force=False, metrics=None):
     if int(state.step) == kill_at:
         os.kill(os.getpid(), signal.SIGKILL)
-    return save(self, state, force)
+    return save(self, state, force, metrics)
 def console_and_die(epoch, *args):
     console(epoch, *args)
     if epoch == kill_after:
