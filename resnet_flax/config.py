@@ -14,7 +14,7 @@ import ml_collections
 from resnet_flax.suggest import closest
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "warmup_cosine", "piecewise")
+SCHEDULES = ("constant", "warmup_cosine", "piecewise", "onecycle")
 DTYPES = ("float32", "bfloat16", "float16")
 SHORTCUTS = ("A", "B", "C", "D")
 
@@ -85,7 +85,12 @@ def default_config() -> ml_collections.ConfigDict:
     c.decay_bn_and_bias = True  # False: no weight decay on BN scales/offsets and biases.
     c.label_smoothing = 0.0
     c.schedule = "constant"  # One of SCHEDULES.
-    c.warmup_epochs = 0.0  # Linear warmup from 0 (warmup_cosine).
+    c.warmup_epochs = 0.0  # Linear warmup from 0 (warmup_cosine, constant, piecewise).
+    # > 0: the peak lr is lr * batch_size / lr_base_batch (linear scaling rule, e.g. 256).
+    c.lr_base_batch = 0
+    c.onecycle_pct_start = 0.3  # onecycle: share of the run spent rising (torch's 0.3).
+    c.onecycle_div_factor = 25.0  # onecycle: start at peak / this.
+    c.onecycle_final_div_factor = 1e4  # onecycle: end at the start value / this.
     c.lr_boundaries_epochs = (100, 150)  # piecewise: multiply by lr_decay_factor here.
     c.lr_decay_factor = 0.1
 
@@ -125,6 +130,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
                   "b1", "b2"):
         if not math.isfinite(config[field]) or config[field] < 0:
             fail(field, "must be a finite number >= 0")
+    if config.lr_base_batch < 0:
+        fail("lr_base_batch", "must be >= 0 (0: lr is used as given)")
+    if not 0.0 < config.onecycle_pct_start < 1.0:
+        fail("onecycle_pct_start", "must be in (0, 1)")
+    for field in ("onecycle_div_factor", "onecycle_final_div_factor"):
+        if not math.isfinite(config[field]) or config[field] <= 0:
+            fail(field, "must be a finite number > 0")
     if not 0.0 <= config.label_smoothing < 1.0:
         fail("label_smoothing", "must be in [0, 1)")
     if not 0.0 <= config.ema_decay < 1.0:

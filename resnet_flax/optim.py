@@ -3,28 +3,51 @@
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import optax
 
 
-def schedule(config, steps_per_epoch: int) -> optax.Schedule:
-    """The learning rate per step: constant, linear warmup + cosine, or piecewise.
+def peak_lr(config) -> float:
+    """``lr``, times ``batch_size / lr_base_batch`` when ``lr_base_batch`` is set (Goyal et
+    al.'s linear scaling rule: lr 0.1 per 256 images)."""
+    if config.lr_base_batch:
+        return config.lr * config.batch_size / config.lr_base_batch
+    return config.lr
 
-    ``piecewise`` is He et al.'s recipe: ``lr`` multiplied by ``lr_decay_factor``
-    at each epoch in ``lr_boundaries_epochs``.
+
+def schedule(config, steps_per_epoch: int) -> optax.Schedule:
+    """The learning rate per step: constant, piecewise, linear warmup + cosine, or onecycle.
+
+    ``piecewise`` is He et al.'s recipe: the peak multiplied by ``lr_decay_factor`` at each
+    epoch in ``lr_boundaries_epochs``. ``warmup_epochs`` ramps linearly from 0 in front of
+    ``constant`` and ``piecewise`` too (Goyal et al.: 5 epochs, then x0.1 at 30/60/80, the
+    boundaries counted from the start). ``onecycle`` is torch's ``OneCycleLR`` (cosine):
+    from peak / ``onecycle_div_factor`` up to the peak at ``onecycle_pct_start`` of the
+    run, then down to that start value / ``onecycle_final_div_factor``.
     """
     total = config.num_epochs * steps_per_epoch
-    if config.schedule == "constant":
-        return optax.constant_schedule(config.lr)
+    peak = peak_lr(config)
+    warmup = int(config.warmup_epochs * steps_per_epoch)
     if config.schedule == "warmup_cosine":
-        warmup = int(config.warmup_epochs * steps_per_epoch)
         return optax.warmup_cosine_decay_schedule(
-            0.0, config.lr, warmup_steps=warmup, decay_steps=max(total, warmup + 1))
-    if config.schedule == "piecewise":
-        return optax.piecewise_constant_schedule(
-            config.lr,
-            {int(e * steps_per_epoch): config.lr_decay_factor
-             for e in config.lr_boundaries_epochs})
-    raise ValueError(f"config.schedule={config.schedule!r} is unknown")
+            0.0, peak, warmup_steps=warmup, decay_steps=max(total, warmup + 1))
+    if config.schedule == "onecycle":
+        return optax.cosine_onecycle_schedule(
+            max(total, 2), peak, pct_start=config.onecycle_pct_start,
+            div_factor=config.onecycle_div_factor,
+            final_div_factor=config.onecycle_final_div_factor)
+    if config.schedule == "constant":
+        base = optax.constant_schedule(peak)
+    elif config.schedule == "piecewise":
+        base = optax.piecewise_constant_schedule(
+            peak, {int(e * steps_per_epoch): config.lr_decay_factor
+                   for e in config.lr_boundaries_epochs})
+    else:
+        raise ValueError(f"config.schedule={config.schedule!r} is unknown")
+    if warmup <= 0:
+        return base
+    ramp = optax.linear_schedule(0.0, peak, warmup)
+    return lambda step: jnp.where(step < warmup, ramp(step), base(step))
 
 
 def decay_mask(params):

@@ -29,6 +29,33 @@ def test_warmup_cosine_rises_then_decays_to_zero():
     assert float(lr(30)) < 1.0 and float(lr(50)) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_warmup_ramps_in_front_of_piecewise_with_boundaries_from_the_start():
+    lr = optim.schedule(config(schedule="piecewise", lr=0.1, warmup_epochs=1,
+                               lr_boundaries_epochs=(3,), num_epochs=4), steps_per_epoch=10)
+    np.testing.assert_allclose([lr(0), lr(5), lr(10), lr(29), lr(30)],
+                               [0.0, 0.05, 0.1, 0.1, 0.01], rtol=1e-6)
+    flat = optim.schedule(config(schedule="constant", lr=0.2, warmup_epochs=0.5),
+                          steps_per_epoch=10)
+    np.testing.assert_allclose([flat(0), flat(4), flat(5), flat(99)], [0, 0.16, 0.2, 0.2],
+                               rtol=1e-6)
+
+
+def test_lr_scales_with_the_batch_when_asked():
+    c = config(lr=0.1, batch_size=1024, lr_base_batch=256)
+    assert optim.peak_lr(c) == pytest.approx(0.4)
+    assert float(optim.schedule(c, 10)(0)) == pytest.approx(0.4)
+    assert optim.peak_lr(config(lr=0.1, batch_size=1024)) == 0.1
+
+
+def test_onecycle_rises_to_the_peak_then_anneals_as_torch_does():
+    lr = optim.schedule(config(schedule="onecycle", lr=1.0, num_epochs=10),
+                        steps_per_epoch=10)  # 100 steps, the peak at step 30.
+    assert float(lr(0)) == pytest.approx(1 / 25)
+    assert float(lr(30)) == pytest.approx(1.0)
+    assert float(lr(15)) == pytest.approx((1 + 1 / 25) / 2, rel=1e-4)  # Cosine midpoint.
+    assert float(lr(100)) == pytest.approx(1 / 25 / 1e4, rel=1e-3)
+
+
 def test_weight_decay_can_skip_bn_and_biases():
     params = {"conv": {"kernel": jnp.ones((3, 3, 1, 1))}, "bn": {"scale": jnp.ones(1)},
               "fc": {"bias": jnp.ones(1)}}
@@ -55,6 +82,9 @@ def test_each_optimizer_builds_and_steps(name):
     ("batch_size", 0, "batch_size=0"),
     ("label_smoothing", 1.5, "label_smoothing=1.5"),
     ("ema_decay", 1.0, r"ema_decay=1.0 must be in \[0, 1\)"),
+    ("lr_base_batch", -256, "lr_base_batch=-256 must be >= 0"),
+    ("onecycle_pct_start", 1.0, r"onecycle_pct_start=1.0 must be in \(0, 1\)"),
+    ("onecycle_final_div_factor", 0.0, "onecycle_final_div_factor=0.0 must be a finite"),
 ])
 def test_bad_config_values_are_named(field, value, match):
     with pytest.raises(ValueError, match=match):
