@@ -68,6 +68,8 @@ def default_config() -> ml_collections.ConfigDict:
         "width_multiplier": opt(float),  # Scales the stem and every stage width.
         "se_reduction": opt(int),  # Squeeze-excitation reduction (16); 0 disables.
         "block_dropout": opt(float),  # Dropout between a block's convs (Wide ResNet).
+        "stem": opt(str),  # "imagenet" (7x7/2 + max-pool) | "cifar" (3x3/1) | "deep" (ResNet-C).
+        "stem_width": opt(int),  # Channels of the stem conv(s).
     })
 
     # Optimisation.
@@ -164,7 +166,7 @@ def _validate_names(config: ml_collections.ConfigDict) -> None:
     except ValueError as e:  # Its message has the closest and all valid names.
         raise ConfigError(f"config.model: {e}") from None
     choices = {"dtype": DTYPES, "shortcut": SHORTCUTS, "bn_convention": layers.BN_CONVENTIONS,
-               "conv_init": tuple(layers.CONV_INITS)}
+               "conv_init": tuple(layers.CONV_INITS), "stem": models.STEMS}
     for option, valid in choices.items():
         value = config.model_options[option]
         if value is not None and value not in valid:

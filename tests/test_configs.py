@@ -29,3 +29,20 @@ def test_config_is_valid_and_documents_its_command(path):
     doc = module.__doc__
     assert f"python -m resnet_flax.main --config configs/{path.name}" in doc
     assert "Expected:" in doc
+
+
+@pytest.mark.parametrize("name, params", [("cifar10_resnet18", 11_173_962),
+                                          ("cifar10_wrn", 36_479_194)])
+def test_cifar_recipes_build_the_models_their_papers_count(name, params):
+    import math
+
+    import jax
+    import jax.numpy as jnp
+
+    from resnet_flax.config import model_overrides
+
+    config = load(REPO / "configs" / f"{name}.py").get_config()
+    model = models.create(config.model, num_classes=10, **model_overrides(config))
+    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)),
+                                               train=False))
+    assert sum(math.prod(x.shape) for x in jax.tree.leaves(shapes["params"])) == params

@@ -2,9 +2,10 @@
 
 from resnet_flax.models.blocks import BasicBlock, Bottleneck, Shortcut, SqueezeExcite
 from resnet_flax.models.registry import ModelSpec, create, names, register, spec
-from resnet_flax.models.resnet import ResNet
+from resnet_flax.models.resnet import STEMS, ResNet
 
 __all__ = [
-    "BasicBlock", "Bottleneck", "ModelSpec", "ResNet", "Shortcut", "SqueezeExcite", "create",
+    "STEMS", "BasicBlock", "Bottleneck", "ModelSpec", "ResNet", "Shortcut", "SqueezeExcite",
+    "create",
     "names", "register", "spec",
 ]
