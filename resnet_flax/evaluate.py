@@ -24,18 +24,17 @@ from resnet_flax import state as state_lib
 from resnet_flax.config import ConfigError, model_overrides, validate
 from resnet_flax.data import datasets, pipeline, tfds_source
 
-# Fields that decide what a checkpoint's numbers mean: another value evaluates another
-# model or other data. The rest (eval batch size, TTA, where the data lives) may differ.
-_MUST_MATCH = ("model", "model_options.", "dataset")
-
 
 def _check_config(config, workdir: pathlib.Path) -> None:
+    """Refuses a config whose model, model options or dataset differ from the run's: its
+    numbers would be another model's or other data's. The rest (eval batch size, TTA,
+    where the data lives) may differ."""
     saved = resume_guard.saved(workdir)
     if saved is None:
         return
     changed = resume_guard.differences(saved, resume_guard.as_dict(config))
-    wrong = {k: v for k, v in changed.items() if k == "model" or k == "dataset"
-             or k.startswith(_MUST_MATCH[1])}
+    wrong = {k: v for k, v in changed.items()
+             if k in ("model", "dataset") or k.startswith("model_options.")}
     if wrong:
         listed = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in wrong.items())
         raise ConfigError(f"{workdir} was trained with another config ({listed}); evaluate "
@@ -141,13 +140,21 @@ def _write(folder: pathlib.Path, result: dict) -> None:
                                  f"top-1 {100 * result['accuracy']:.2f}%")
 
 
+_LISTED_CLASSES = 10  # Per-class accuracies printed; every class's is in the JSON.
+
+
 def console(result: dict, workdir: str) -> None:
     """What a user reads: the headline figures, each class's accuracy, where the files are."""
     top5 = (f" top5_accuracy={result['top5_accuracy']:.4f}" if "top5_accuracy" in result
             else "")
     print(f"eval step {result['step']} ({result['examples']} {result['split']} images): "
           f"loss={result['loss']:.4f} accuracy={result['accuracy']:.4f}{top5}")
-    print("per class: " + ", ".join(f"{name} {acc:.3f}" for name, acc in
-                                    result["per_class_accuracy"].items()))
+    per_class = result["per_class_accuracy"].items()
+    if len(per_class) <= _LISTED_CLASSES:
+        print("per class: " + ", ".join(f"{name} {acc:.3f}" for name, acc in per_class))
+    else:  # A hundred classes make an unreadable line: the worst ones, the rest in the JSON.
+        worst = sorted(per_class, key=lambda item: item[1])[:_LISTED_CLASSES]
+        print(f"worst {_LISTED_CLASSES} of {len(per_class)} classes: "
+              + ", ".join(f"{name} {acc:.3f}" for name, acc in worst))
     folder, step = pathlib.Path(workdir) / "eval", result["step"]
     print(f"wrote {folder / f'step_{step}.json'} and {folder / f'confusion_step_{step}.png'}")

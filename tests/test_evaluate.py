@@ -35,6 +35,18 @@ def test_summary_follows_the_definitions():
     assert "top5_accuracy" not in few  # Always 1 with 5 classes.
 
 
+def test_console_lists_the_worst_classes_when_there_are_many(capsys):
+    names = [f"c{i}" for i in range(12)]
+    result = {"step": 3, "examples": 12, "split": "test", "loss": 1.0, "accuracy": 0.5,
+              "per_class_accuracy": {n: i / 12 for i, n in enumerate(reversed(names))}}
+    evaluate.console(result, "runs/x")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "eval step 3 (12 test images): loss=1.0000 accuracy=0.5000"
+    assert lines[1].startswith("worst 10 of 12 classes: c11 0.000, c10 0.083, c9 0.167")
+    assert "c1 " not in lines[1] and "c0 " not in lines[1]
+    assert lines[2] == "wrote runs/x/eval/step_3.json and runs/x/eval/confusion_step_3.png"
+
+
 def _tree(workdir):
     return {str(p.relative_to(workdir)): p.read_bytes()
             for p in (workdir / "checkpoints").rglob("*") if p.is_file()}
