@@ -63,12 +63,9 @@ class Checkpointer:
 
     def best_step(self) -> int | None:
         """The step whose saved metrics are best by ``best_metric`` (None: none has them)."""
-        with_metrics = [s for s in self.all_steps() if self._manager.metrics(s)]
-        if not self.best_metric or not with_metrics:
+        if not self.best_metric:  # Orbax would answer with the latest step.
             return None
-        sign = -1 if self.best_metric.endswith("loss") else 1
-        return max(with_metrics, key=lambda s: (
-            sign * self._manager.metrics(s)[self.best_metric], s))
+        return self._manager.best_step()
 
     def all_steps(self) -> list[int]:
         return sorted(self._manager.all_steps())

@@ -83,3 +83,10 @@ def parse_flags(argv: list[str]) -> list[str]:
         return flags.FLAGS(argv)
     except flags.Error as e:
         fail(str(e))
+
+
+def checkpoint_choice_problem(which: str) -> str | None:
+    """What is wrong with a ``--checkpoint`` value (None: it is `latest`, `best` or a step)."""
+    if which in ("latest", "best") or which.isdigit():
+        return None
+    return f"--checkpoint {which}: give `latest`, `best` or a step number"

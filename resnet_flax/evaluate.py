@@ -71,14 +71,18 @@ def restore(config, workdir: pathlib.Path, which: str = "latest") -> state_lib.T
         ckpt.close()
 
 
+def step_config(config) -> steps.StepConfig:
+    """The static settings of the run's evaluation: its dataset's normalisation, TTA."""
+    spec = datasets.get(config.dataset)
+    return steps.StepConfig(num_classes=spec.num_classes, mean=spec.mean, std=spec.std,
+                            tta_flip=config.tta_flip)
+
+
 def logits_of(config, state, images: np.ndarray) -> np.ndarray:
     """Every image's logits, in order, as the run's evaluation computes them."""
-    spec = datasets.get(config.dataset)
     mesh = parallel.make_mesh()
     parallel.check_divisible(config.eval_batch_size, mesh, "eval_batch_size")
-    cfg = steps.StepConfig(num_classes=spec.num_classes, mean=spec.mean, std=spec.std,
-                           tta_flip=config.tta_flip)
-    predict = steps.jit_predict_step(cfg, mesh, ema=config.ema_decay > 0)
+    predict = steps.jit_predict_step(step_config(config), mesh, ema=config.ema_decay > 0)
     state = parallel.put(state, parallel.replicated(mesh))
     data = parallel.put(images, parallel.replicated(mesh))
     indices, _ = pipeline.eval_batches(len(images), config.eval_batch_size)

@@ -91,8 +91,9 @@ def _check_workdir(path: str) -> None:
 
 
 def _check_eval_flags(path: str, which: str) -> None:
-    if which not in ("latest", "best") and not which.isdigit():
-        cli.fail(f"--checkpoint {which}: give `latest`, `best` or a step number")
+    problem = cli.checkpoint_choice_problem(which)
+    if problem:
+        cli.fail(problem)
     if not pathlib.Path(path).expanduser().is_dir():
         cli.fail(f"--workdir {path} is not a folder: there is no run to evaluate")
 

@@ -37,8 +37,9 @@ def parse_args(argv=None):
     p.add_argument("--top-k", type=int, default=3, help="classes to print per image")
     p.add_argument("--json", action="store_true", help="one JSON object per image")
     args = p.parse_args(argv)
-    if args.checkpoint not in ("latest", "best") and not args.checkpoint.isdigit():
-        p.error(f"--checkpoint {args.checkpoint}: give `latest`, `best` or a step number")
+    problem = cli.checkpoint_choice_problem(args.checkpoint)
+    if problem:
+        p.error(problem)
     if args.top_k < 1:
         p.error(f"--top-k {args.top_k}: must be >= 1")
     return args
@@ -78,13 +79,10 @@ def classify(config, state, images: np.ndarray) -> np.ndarray:
     """Softmax probabilities of each image, computed as the run's evaluation does."""
     import jax
 
-    from resnet_flax import steps
-    from resnet_flax.data import datasets
+    from resnet_flax import evaluate, steps
 
-    spec = datasets.get(config.dataset)
-    cfg = steps.StepConfig(num_classes=spec.num_classes, mean=spec.mean, std=spec.std,
-                           tta_flip=config.tta_flip)
-    predict = jax.jit(functools.partial(steps.predict_step, cfg=cfg,
+    # One batch on one device: any number of images, whatever the run's eval batch size.
+    predict = jax.jit(functools.partial(steps.predict_step, cfg=evaluate.step_config(config),
                                         ema=config.ema_decay > 0))
     logits = predict(state, images, np.arange(len(images), dtype=np.int32))
     return np.asarray(jax.nn.softmax(logits.astype(np.float32), -1))
