@@ -8,6 +8,7 @@ fails instead of being silently added.
 from __future__ import annotations
 
 import math
+import pathlib
 
 import ml_collections
 
@@ -48,6 +49,17 @@ def default_config() -> ml_collections.ConfigDict:
     c.allow_download = True  # Only tried when the download host answers.
     c.crop_padding = 0  # Pad-and-random-crop margin in pixels; 0 disables.
     c.random_flip = False  # Random horizontal flips.
+    c.input_size = 0  # > 0: resize images (bilinear, on the device) to this square size.
+    c.input_channels = 0  # 3: repeat a grey channel to RGB (for ImageNet weights).
+    c.normalization = "dataset"  # Or "imagenet": the statistics pretrained weights expect.
+    # After normalising (so an erased pixel is the dataset mean, or noise):
+    c.cutout_size = 0  # Cutout (DeVries & Taylor 2017): side of the square; 16 on CIFAR-10.
+    c.random_erasing = 0.0  # Random Erasing (Zhong et al. 2020) probability; 0.5 in the paper.
+    c.random_erasing_scale = (0.02, 0.4)  # Erased share of the image area (the paper's).
+    c.random_erasing_ratio = (0.3, 1 / 0.3)  # Aspect ratio range, sampled log-uniformly.
+    c.mixup_alpha = 0.0  # Mixup (Zhang et al. 2018): lam ~ Beta(a, a); 1.0 on CIFAR.
+    c.cutmix_alpha = 0.0  # CutMix (Yun et al. 2019): lam ~ Beta(a, a); 1.0 in the paper.
+    c.mix_prob = 1.0  # Share of batches mixed (CutMix's cutmix_prob, 0.5 on CIFAR).
 
     # Model: a name from resnet_flax.models.names(); options left unset (None) keep
     # the family's own default and are otherwise passed to models.create.
@@ -59,7 +71,7 @@ def default_config() -> ml_collections.ConfigDict:
         "plain": opt(bool),  # True: no shortcuts.
         "zero_init_residual": opt(bool),
         "dropout_rate": opt(float),
-        "conv_init": opt(str),  # "kaiming_fan_out" | "flax_default".
+        "conv_init": opt(str),  # One of layers.CONV_INITS ("he_normal": Keras').
         "bn_momentum": opt(float),  # In bn_convention's terms.
         "bn_epsilon": opt(float),
         "bn_convention": opt(str),  # "flax" (momentum 0.9 == torch's 0.1) | "torch".
@@ -70,7 +82,17 @@ def default_config() -> ml_collections.ConfigDict:
         "block_dropout": opt(float),  # Dropout between a block's convs (Wide ResNet).
         "stem": opt(str),  # "imagenet" (7x7/2 + max-pool) | "cifar" (3x3/1) | "deep" (ResNet-C).
         "stem_width": opt(int),  # Channels of the stem conv(s).
+        "groups": opt(int),  # Bottleneck 3x3 groups (ResNeXt's cardinality).
+        "base_width": opt(int),  # Bottleneck width per group at 64 planes (128: wide_resnet).
+        "conv_bias": opt(bool),  # True: every conv gets a bias.
+        "activation": opt(str),  # "relu" | "leaky_relu" | "silu".
     })
+
+    # Fine-tuning (resnet_flax/finetune.py): start from other weights.
+    c.init_from = ""  # A torchvision/timm .safetensors or .pth file, or a run's workdir.
+    c.init_head = "new"  # "new": a fresh classifier; "keep": the source's (same classes).
+    c.freeze = ""  # Parts kept fixed, BN statistics included: e.g. "stem,stage1".
+    c.backbone_lr_multiplier = 1.0  # The backbone's lr is lr times this; the head's is lr.
 
     # Optimisation.
     c.batch_size = 128  # Global batch, split over all devices.
@@ -145,10 +167,62 @@ def validate(config: ml_collections.ConfigDict) -> None:
         fail("ema_decay", "must be in [0, 1) (0 disables the EMA; 0.999 is typical)")
     if config.crop_padding < 0:
         fail("crop_padding", "must be >= 0")
+    _validate_augmentation(config, fail)
+    _validate_finetuning(config, fail)
     boundaries = list(config.lr_boundaries_epochs)
     if boundaries != sorted(boundaries):
         raise ConfigError(f"config.lr_boundaries_epochs={tuple(boundaries)} must be increasing")
     _validate_names(config)
+
+
+def _validate_augmentation(config: ml_collections.ConfigDict, fail) -> None:
+    """Cutout, Random Erasing, Mixup and CutMix settings."""
+    if config.cutout_size < 0:
+        fail("cutout_size", "must be >= 0 (0 disables Cutout)")
+    for field in ("random_erasing", "mix_prob"):
+        if not 0.0 <= config[field] <= 1.0:
+            fail(field, "must be a probability in [0, 1]")
+    for field in ("mixup_alpha", "cutmix_alpha"):
+        if not math.isfinite(config[field]) or config[field] < 0:
+            fail(field, "must be a finite number >= 0 (0 disables it)")
+    low, high = config.random_erasing_scale
+    if not 0.0 < low <= high < 1.0:
+        fail("random_erasing_scale", "must be (low, high) with 0 < low <= high < 1")
+    low, high = config.random_erasing_ratio
+    if not 0.0 < low <= high:
+        fail("random_erasing_ratio", "must be (low, high) with 0 < low <= high")
+
+
+def _validate_finetuning(config: ml_collections.ConfigDict, fail) -> None:
+    """Input resizing and fine-tuning fields (the freeze names are checked with the model)."""
+    from resnet_flax.data import datasets
+
+    if config.input_size < 0:
+        fail("input_size", "must be >= 0 (0: the dataset's own size)")
+    if config.input_channels not in (0, 1, 3):
+        fail("input_channels", "must be 0 (the dataset's own), 1 or 3")
+    check = datasets.SPECS.get(config.dataset)
+    channels = check.image_shape[-1] if check else None
+    if config.input_channels and channels not in (None, 1, config.input_channels):
+        fail("input_channels", f"cannot be made from {config.dataset}'s {channels} channels")
+    if config.normalization not in datasets.NORMALIZATIONS:
+        fail("normalization", f"is not one of {datasets.NORMALIZATIONS}")
+    if config.normalization == "imagenet" and (config.input_channels or channels) not in (
+            None, 3):
+        fail("normalization", "needs 3-channel input: set input_channels=3")
+    if config.init_head not in ("new", "keep"):
+        fail("init_head", "is not one of ('new', 'keep')")
+    if config.init_from and not pathlib.Path(config.init_from).expanduser().exists():
+        fail("init_from", "does not exist (give a .safetensors or .pth file, or a run's "
+                          "workdir)")
+    multiplier = config.backbone_lr_multiplier
+    if not math.isfinite(multiplier) or multiplier < 0:
+        fail("backbone_lr_multiplier", "must be a finite number >= 0")
+
+
+def freeze_parts(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """``config.freeze`` as a tuple of part names (``stem``, ``stage1``, ...)."""
+    return tuple(part.strip() for part in config.freeze.split(",") if part.strip())
 
 
 def _validate_names(config: ml_collections.ConfigDict) -> None:
@@ -166,12 +240,21 @@ def _validate_names(config: ml_collections.ConfigDict) -> None:
     except ValueError as e:  # Its message has the closest and all valid names.
         raise ConfigError(f"config.model: {e}") from None
     choices = {"dtype": DTYPES, "shortcut": SHORTCUTS, "bn_convention": layers.BN_CONVENTIONS,
-               "conv_init": tuple(layers.CONV_INITS), "stem": models.STEMS}
+               "conv_init": tuple(layers.CONV_INITS), "stem": models.STEMS,
+               "activation": tuple(layers.ACTIVATIONS)}
     for option, valid in choices.items():
         value = config.model_options[option]
         if value is not None and value not in valid:
             raise ConfigError(f"config.model_options.{option}={value!r} is not one of "
                               f"{valid}{closest(str(value), valid)}")
+    try:  # Combinations a family refuses (e.g. groups on basic blocks).
+        model = models.create(config.model, **model_overrides(config))
+    except ValueError as e:
+        raise ConfigError(f"config.model_options: {e}") from None
+    unknown = [p for p in freeze_parts(config) if p not in model.parts()]
+    if unknown:
+        raise ConfigError(f"config.freeze={config.freeze!r}: {unknown} are not parts of "
+                          f"{config.model} {model.parts()}{closest(unknown[0], model.parts())}")
 
 
 def model_overrides(config: ml_collections.ConfigDict) -> dict:

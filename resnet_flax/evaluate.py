@@ -51,7 +51,8 @@ def restore(config, workdir: pathlib.Path, which: str = "latest") -> state_lib.T
     model = models.create(config.model, num_classes=spec.num_classes,
                           **model_overrides(config))
     tx = optim.optimizer(config, optim.schedule(config, 1))  # Its structure is all we need.
-    template = state_lib.create(model, tx, jax.random.key(0), spec.image_shape,
+    shape = steps.step_config(config).model_input_shape(spec.image_shape)
+    template = state_lib.create(model, tx, jax.random.key(0), shape,
                                 ema=config.ema_decay > 0)
     ckpt = checkpoint.Checkpointer(str(workdir), read_only=True,
                                    best_metric=config.best_metric)
@@ -71,18 +72,11 @@ def restore(config, workdir: pathlib.Path, which: str = "latest") -> state_lib.T
         ckpt.close()
 
 
-def step_config(config) -> steps.StepConfig:
-    """The static settings of the run's evaluation: its dataset's normalisation, TTA."""
-    spec = datasets.get(config.dataset)
-    return steps.StepConfig(num_classes=spec.num_classes, mean=spec.mean, std=spec.std,
-                            tta_flip=config.tta_flip)
-
-
 def logits_of(config, state, images: np.ndarray) -> np.ndarray:
     """Every image's logits, in order, as the run's evaluation computes them."""
     mesh = parallel.make_mesh()
     parallel.check_divisible(config.eval_batch_size, mesh, "eval_batch_size")
-    predict = steps.jit_predict_step(step_config(config), mesh, ema=config.ema_decay > 0)
+    predict = steps.jit_predict_step(steps.step_config(config), mesh, ema=config.ema_decay > 0)
     state = parallel.put(state, parallel.replicated(mesh))
     data = parallel.put(images, parallel.replicated(mesh))
     indices, _ = pipeline.eval_batches(len(images), config.eval_batch_size)

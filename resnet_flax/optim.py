@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import optax
+
+from resnet_flax.config import freeze_parts
+from resnet_flax.models import part_of
 
 
 def peak_lr(config) -> float:
@@ -56,6 +61,34 @@ def decay_mask(params):
 
 
 def optimizer(config, lr: optax.Schedule) -> optax.GradientTransformation:
+    """``base_optimizer``, split into fine-tuning groups when the config asks for them."""
+    return param_groups(config, base_optimizer(config, lr))
+
+
+def param_groups(config, tx: optax.GradientTransformation) -> optax.GradientTransformation:
+    """``tx`` for the head; ``tx`` scaled by ``backbone_lr_multiplier`` for the stem and
+    stages (a scaled update is a scaled lr, weight decay included, as in a torch param
+    group); no update at all, weight decay included, for the parts in ``freeze``.
+    Without either setting, ``tx`` itself (the optimizer state keeps its layout)."""
+    frozen = set(freeze_parts(config))
+    multiplier = config.backbone_lr_multiplier
+    if not frozen and multiplier == 1.0:
+        return tx
+    backbone = tx if multiplier == 1.0 else optax.chain(tx, optax.scale(multiplier))
+
+    def group(module_name: str) -> str:
+        part = part_of(module_name)
+        return "frozen" if part in frozen else "head" if part == "head" else "backbone"
+
+    def labels(params):
+        return {name: jax.tree.map(functools.partial(lambda g, _: g, group(name)), sub)
+                for name, sub in params.items()}
+
+    return optax.multi_transform(
+        {"frozen": optax.set_to_zero(), "backbone": backbone, "head": tx}, labels)
+
+
+def base_optimizer(config, lr: optax.Schedule) -> optax.GradientTransformation:
     """SGD (momentum, Nesterov), Adam or AdamW with the config's weight decay.
 
     SGD and Adam take weight decay as an L2 term added to the gradient (what torch

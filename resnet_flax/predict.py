@@ -79,10 +79,10 @@ def classify(config, state, images: np.ndarray) -> np.ndarray:
     """Softmax probabilities of each image, computed as the run's evaluation does."""
     import jax
 
-    from resnet_flax import evaluate, steps
+    from resnet_flax import steps
 
     # One batch on one device: any number of images, whatever the run's eval batch size.
-    predict = jax.jit(functools.partial(steps.predict_step, cfg=evaluate.step_config(config),
+    predict = jax.jit(functools.partial(steps.predict_step, cfg=steps.step_config(config),
                                         ema=config.ema_decay > 0))
     logits = predict(state, images, np.arange(len(images), dtype=np.int32))
     return np.asarray(jax.nn.softmax(logits.astype(np.float32), -1))

@@ -38,6 +38,14 @@ class TrainState(flax.struct.PyTreeNode):
             return self.ema
         return {"params": self.params, "batch_stats": self.batch_stats}
 
+    def with_variables(self, variables: dict) -> TrainState:
+        """This state started again from ``variables`` (``{"params", "batch_stats"}``):
+        fresh optimizer moments, and the EMA (if kept) restarted at them."""
+        params = variables["params"]
+        state = self.replace(params=params, batch_stats=variables.get("batch_stats", {}),
+                             opt_state=self.tx.init(params))
+        return state.start_ema() if self.ema else state
+
     def start_ema(self) -> TrainState:
         """Starts an exponential moving average at the current variables."""
         # Copies: the step donates the state, and a buffer can be donated once.

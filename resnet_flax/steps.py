@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import optax
 
 from resnet_flax import parallel
-from resnet_flax.data import augment
+from resnet_flax.data import augment, datasets, mixing
 from resnet_flax.state import TrainState
 
 
@@ -33,6 +33,44 @@ class StepConfig:
     label_smoothing: float = 0.0
     ema_decay: float = 0.0  # > 0: update the state's EMA after every step.
     tta_flip: bool = False  # Eval averages the logits of each image and its mirror.
+    cutout_size: int = 0  # > 0: Cutout squares of this side (after normalising).
+    random_erasing: float = 0.0  # > 0: Random Erasing with this probability.
+    random_erasing_scale: tuple[float, float] = (0.02, 0.4)
+    random_erasing_ratio: tuple[float, float] = (0.3, 1 / 0.3)
+    mixup_alpha: float = 0.0  # > 0: Mixup with lam ~ Beta(alpha, alpha).
+    cutmix_alpha: float = 0.0  # > 0: CutMix with lam ~ Beta(alpha, alpha).
+    mix_prob: float = 1.0  # Probability that a batch is mixed.
+    input_size: int = 0  # > 0: images resized to this square size for the model.
+    input_channels: int = 0  # > 0: a grey channel repeated to this many.
+
+    def model_input_shape(self, image_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+        """The (H, W, C) the model sees for dataset images of ``image_shape``."""
+        h, w, c = image_shape
+        size = self.input_size
+        return (size or h, size or w, self.input_channels or c)
+
+    @property
+    def mixes(self) -> bool:
+        return bool(self.mixup_alpha or self.cutmix_alpha)
+
+
+def step_config(config) -> StepConfig:
+    """The static step settings of a run's config (its dataset's classes and statistics)."""
+    spec = datasets.get(config.dataset)
+    imagenet = config.normalization == "imagenet"
+    return StepConfig(
+        num_classes=spec.num_classes,
+        mean=datasets.IMAGENET_MEAN if imagenet else spec.mean,
+        std=datasets.IMAGENET_STD if imagenet else spec.std,
+        input_size=config.input_size, input_channels=config.input_channels,
+        crop_padding=config.crop_padding, random_flip=config.random_flip,
+        label_smoothing=config.label_smoothing, ema_decay=config.ema_decay,
+        tta_flip=config.tta_flip, cutout_size=config.cutout_size,
+        random_erasing=config.random_erasing,
+        random_erasing_scale=tuple(config.random_erasing_scale),
+        random_erasing_ratio=tuple(config.random_erasing_ratio),
+        mixup_alpha=config.mixup_alpha, cutmix_alpha=config.cutmix_alpha,
+        mix_prob=config.mix_prob)
 
 
 def cross_entropy(logits: jnp.ndarray, labels: jnp.ndarray, num_classes: int,
@@ -55,14 +93,14 @@ def train_step(state: TrainState, images: jnp.ndarray, labels: jnp.ndarray,
         key = jax.random.wrap_key_data(key)
     aug_key, dropout_key = jax.random.split(jax.random.fold_in(key, state.step))
     batch_labels = labels[indices]
-    x = augment.augment(aug_key, images[indices], cfg.crop_padding, cfg.random_flip)
-    x = augment.normalize(x, cfg.mean, cfg.std)
+    x, mix = augmented_batch(aug_key, images[indices], cfg)
+    targets = mixing.mixed_targets(batch_labels, mix, cfg.num_classes, cfg.label_smoothing)
 
     def loss_fn(params):
         logits, new_vars = state.apply_fn(
             {"params": params, "batch_stats": state.batch_stats}, x, train=True,
             mutable=["batch_stats"], rngs={"dropout": dropout_key})
-        loss = cross_entropy(logits, batch_labels, cfg.num_classes, cfg.label_smoothing).mean()
+        loss = optax.softmax_cross_entropy(logits, targets).mean()
         return loss, (logits, new_vars["batch_stats"])
 
     (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -72,18 +110,37 @@ def train_step(state: TrainState, images: jnp.ndarray, labels: jnp.ndarray,
     n = batch_labels.shape[0]
     metrics = {
         "loss_sum": loss * n,
-        "correct": jnp.sum(jnp.argmax(logits, -1) == batch_labels).astype(jnp.float32),
+        "correct": jnp.sum(mixing.mixed_correct(logits, batch_labels, mix)).astype(jnp.float32),
         "count": jnp.float32(n),
         "nonfinite": (~jnp.isfinite(loss)).astype(jnp.float32),
     }
     return state, metrics
 
 
+def augmented_batch(key: jax.Array, images: jnp.ndarray,
+                    cfg: StepConfig) -> tuple[jnp.ndarray, mixing.Mix | None]:
+    """Resize for the model (``to_model_input``), crop and flip (uint8), normalise, then
+    Cutout, Random Erasing and Mixup/CutMix, which work on normalised images. Each
+    draws from its own stream of ``key``. The ``Mix`` is None when nothing is mixed."""
+    x = augment.to_model_input(images, cfg.input_size, cfg.input_channels)
+    x = augment.augment(key, x, cfg.crop_padding, cfg.random_flip)
+    x = augment.normalize(x, cfg.mean, cfg.std)
+    # fold_in, not a wider split: crop and flip keep the streams they always had.
+    cutout_key, erase_key, mix_key = (jax.random.fold_in(key, i) for i in (1, 2, 3))
+    x = augment.cutout(cutout_key, x, cfg.cutout_size)
+    x = augment.random_erasing(erase_key, x, cfg.random_erasing, cfg.random_erasing_scale,
+                               cfg.random_erasing_ratio)
+    if not cfg.mixes:
+        return x, None
+    return mixing.mix(mix_key, x, cfg.mixup_alpha, cfg.cutmix_alpha, cfg.mix_prob)
+
+
 def predict_step(state: TrainState, images: jnp.ndarray, indices: jnp.ndarray,
                  cfg: StepConfig, ema: bool = False) -> jnp.ndarray:
     """Logits of ``images[indices]`` in eval mode (the EMA's with ``ema``; averaged with
     the mirror images' with ``cfg.tta_flip``)."""
-    x = augment.normalize(images[indices], cfg.mean, cfg.std)
+    x = augment.to_model_input(images[indices], cfg.input_size, cfg.input_channels)
+    x = augment.normalize(x, cfg.mean, cfg.std)
     variables = state.variables(ema)
     logits = state.apply_fn(variables, x, train=False)
     if cfg.tta_flip:

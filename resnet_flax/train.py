@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import pathlib
+import sys
 import time
 
 import jax
@@ -12,9 +13,9 @@ import ml_collections
 import numpy as np
 import tqdm
 
-from resnet_flax import checkpoint, metrics, models, optim, parallel, resume_guard, steps
+from resnet_flax import checkpoint, finetune, metrics, models, optim, parallel, resume_guard, steps
 from resnet_flax import state as state_lib
-from resnet_flax.config import model_overrides, validate
+from resnet_flax.config import freeze_parts, model_overrides, validate
 from resnet_flax.data import datasets, pipeline, tfds_source
 
 
@@ -60,31 +61,33 @@ class Trainer:
         self.total_steps = config.num_epochs * self.steps_per_epoch
 
         self.model = models.create(config.model, num_classes=self.spec.num_classes,
-                                   **model_overrides(config))
+                                   frozen=freeze_parts(config), **model_overrides(config))
         self.lr = optim.schedule(config, self.steps_per_epoch)
         tx = optim.optimizer(config, self.lr)
         init_key, step_key = jax.random.split(jax.random.key(config.seed))
 
+        cfg = steps.step_config(config)
         repl, batch = parallel.replicated(self.mesh), parallel.batch_sharded(self.mesh)
-        self._batch = batch
+        self._repl, self._batch = repl, batch
         self.ema = config.ema_decay > 0
-        self.state = parallel.put(state_lib.create(self.model, tx, init_key,
-                                                   self.spec.image_shape, ema=self.ema), repl)
+        self.state = parallel.put(state_lib.create(
+            self.model, tx, init_key, cfg.model_input_shape(self.spec.image_shape),
+            ema=self.ema), repl)
         self.step_key = parallel.put(jax.random.key_data(step_key), repl)
         self.train_data = parallel.put((train.images, train.labels), repl)
         self.test_data = parallel.put((test.images, test.labels), repl)
 
-        cfg = steps.StepConfig(
-            num_classes=self.spec.num_classes, mean=self.spec.mean, std=self.spec.std,
-            crop_padding=config.crop_padding, random_flip=config.random_flip,
-            label_smoothing=config.label_smoothing, ema_decay=config.ema_decay,
-            tta_flip=config.tta_flip)
         self._train_step = steps.jit_train_step(cfg, self.mesh)
         # Metric prefix -> eval step. With an EMA, "test" is the EMA model and
         # "test_live" the weights being trained.
         self._eval_steps = {"test": steps.jit_eval_step(cfg, self.mesh, ema=self.ema)}
         if self.ema:
             self._eval_steps["test_live"] = steps.jit_eval_step(cfg, self.mesh)
+
+    def start_from(self, variables: dict) -> None:
+        """Restarts training from ``variables`` (fine-tuning's first state)."""
+        self.state = parallel.put(jax.device_get(self.state).with_variables(variables),
+                                  self._repl)
 
     def compile(self) -> float:
         """Compiles both steps ahead of the first batch; returns seconds taken."""
@@ -130,6 +133,17 @@ class Trainer:
         return sums
 
 
+def _start(config, trainer: Trainer, ckpt: checkpoint.Checkpointer, lead: bool) -> None:
+    """The trainer's state from the latest checkpoint; a new run with ``init_from``
+    starts from those weights instead of its random ones."""
+    if config.init_from and ckpt.latest_step() is None:
+        trainer.start_from(finetune.initial_variables(config, trainer.state.variables()))
+        if lead:
+            print(f"fine-tuning from {config.init_from} (head: {config.init_head}; frozen: "
+                  f"{config.freeze or 'nothing'})", file=sys.stderr, flush=True)
+    trainer.state = ckpt.restore_latest(trainer.state)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
     """Trains ``config`` in ``workdir``, resuming from its latest checkpoint.
 
@@ -145,7 +159,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     trainer = Trainer(config, *load_data(config))
     ckpt = checkpoint.Checkpointer(str(workdir), config.checkpoint_every_steps,
                                    config.keep_checkpoints, best_metric=config.best_metric)
-    trainer.state = ckpt.restore_latest(trainer.state)
+    _start(config, trainer, ckpt, lead)
     start = int(trainer.state.step)
     if lead:  # The config as run, once it has been checked, built and restored.
         resume_guard.record(config, workdir, changed, start)

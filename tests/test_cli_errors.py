@@ -33,6 +33,14 @@ def _config(**changes):
     ({"bn_convention": "keras"}, "config.model_options.bn_convention='keras'"),
     ({"conv_init": "he"}, "config.model_options.conv_init='he' is not one of"),
     ({"lr_boundaries_epochs": (60, 30)}, "config.lr_boundaries_epochs=(60, 30) must be"),
+    ({"cutout_size": -4}, "config.cutout_size=-4 must be >= 0 (0 disables Cutout)"),
+    ({"mix_prob": 1.5}, "config.mix_prob=1.5 must be a probability in [0, 1]"),
+    ({"mixup_alpha": float("inf")}, "config.mixup_alpha=inf must be a finite number >= 0"),
+    ({"random_erasing_scale": (0.5, 0.1)}, "config.random_erasing_scale=(0.5, 0.1) must be"),
+    ({"activation": "gelu"}, "config.model_options.activation='gelu' is not one of ('relu', "),
+    ({"groups": 32, "base_width": 4}, "'fashion_mnist_resnet': basic blocks take only groups=1 "
+                                      "and base_width=64"),
+    ({"model": "resnet50", "groups": 0}, "groups=0 and base_width=64 must be >= 1"),
 ])
 def test_validate_names_the_field_the_value_and_valid_ones(changes, expected):
     with pytest.raises(ConfigError) as err:

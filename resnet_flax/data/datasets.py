@@ -25,6 +25,11 @@ class DatasetSpec:
     test_split: str = "test"
 
 
+# The statistics torchvision's and timm's ImageNet weights were trained with.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+NORMALIZATIONS = ("dataset", "imagenet")
+
 _IDX_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 

@@ -2,10 +2,10 @@
 
 from resnet_flax.models.blocks import BasicBlock, Bottleneck, Shortcut, SqueezeExcite
 from resnet_flax.models.registry import ModelSpec, create, names, register, spec
-from resnet_flax.models.resnet import STEMS, ResNet
+from resnet_flax.models.resnet import STEMS, ResNet, part_of
 
 __all__ = [
     "STEMS", "BasicBlock", "Bottleneck", "ModelSpec", "ResNet", "Shortcut", "SqueezeExcite",
     "create",
-    "names", "register", "spec",
+    "names", "part_of", "register", "spec",
 ]

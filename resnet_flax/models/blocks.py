@@ -19,7 +19,9 @@ or option A's reshaping) it takes the pre-activated input, as in the authors'
 code and the official Wide ResNet; otherwise the raw input.
 
 Every block also takes squeeze-excitation (``se_reduction``), stochastic depth
-(``drop_path``) and dropout between its convs (``dropout_rate``, Wide ResNet).
+(``drop_path``), dropout between its convs (``dropout_rate``, Wide ResNet), its
+nonlinearity (``act``; the SE gate's hidden ReLU stays, as in Hu et al.) and
+biases on its convs (``conv_bias``).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class Shortcut(nn.Module):
     conv_init: Callable[..., Any]
     dtype: Any = jnp.float32
     with_norm: bool = True
+    conv_bias: bool = False
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -75,7 +78,7 @@ class Shortcut(nn.Module):
                 if self.strides != 2:
                     raise ValueError("shortcut 'D' supports strides 1 and 2 only")
                 x, strides = layers.avg_pool_2x2_ceil(x), 1
-            x = layers.conv(self.features, 1, strides, dtype=self.dtype,
+            x = layers.conv(self.features, 1, strides, dtype=self.dtype, use_bias=self.conv_bias,
                             kernel_init=self.conv_init, name="conv")(x)
             return self.norm(name="bn")(x) if self.with_norm else x
         if not reshape:
@@ -126,17 +129,21 @@ class ResidualBlock(nn.Module):
     dropout_rate: float = 0.0
     deterministic: bool = True
     dtype: Any = jnp.float32
+    act: Callable[[jnp.ndarray], jnp.ndarray] = nn.relu
+    conv_bias: bool = False
+    groups: int = 1  # Of the 3x3 conv (Bottleneck; ResNeXt).
+    base_width: int = 64  # Bottleneck width per group at 64 planes (Bottleneck; wide nets).
 
     expansion = 1
 
     def _conv(self, features, kernel, strides, name, groups=1, zero=False):
         init = initializers.zeros if zero else self.conv_init
-        return layers.conv(features, kernel, strides, groups=groups, dtype=self.dtype,
-                           kernel_init=init, name=name)
+        return layers.conv(features, kernel, strides, groups=groups, use_bias=self.conv_bias,
+                           dtype=self.dtype, kernel_init=init, name=name)
 
     def _preactivate(self, x, out_features):
         """(branch input, shortcut input) of a pre-activation block."""
-        a = nn.relu(self.norm(name="bn1")(x))
+        a = self.act(self.norm(name="bn1")(x))
         transforms = shortcut_transforms(self.shortcut, x.shape[-1], out_features, self.strides)
         return a, (a if transforms else x)
 
@@ -151,8 +158,8 @@ class ResidualBlock(nn.Module):
             y = layers.DropPath(self.drop_path, self.deterministic, name="drop_path")(y)
             y = y + Shortcut(out_features, self.strides, self.shortcut, self.norm,
                              self.conv_init, self.dtype, with_norm=not self.preact,
-                             name="downsample")(shortcut_in)
-        return y if self.preact else nn.relu(y)
+                             conv_bias=self.conv_bias, name="downsample")(shortcut_in)
+        return y if self.preact else self.act(y)
 
 
 class BasicBlock(ResidualBlock):
@@ -167,15 +174,18 @@ class BasicBlock(ResidualBlock):
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        if self.groups != 1 or self.base_width != 64:  # torchvision refuses them too.
+            raise ValueError("BasicBlock only supports groups=1 and base_width=64 "
+                             f"(got {self.groups}, {self.base_width}); use a Bottleneck model")
         zero = self.zero_init_residual
         if self.preact:
             y, sc = self._preactivate(x, self.features)
             y = self._conv(self.features, 3, self.strides, "conv1")(y)
-            y = self._dropout(nn.relu(self.norm(name="bn2")(y)))
+            y = self._dropout(self.act(self.norm(name="bn2")(y)))
             y = self._conv(self.features, 3, 1, "conv2", zero=zero)(y)
             return self._merge(y, sc, self.features)
         y = self._conv(self.features, 3, self.strides, "conv1")(x)
-        y = self._dropout(nn.relu(self.norm(name="bn1")(y)))
+        y = self._dropout(self.act(self.norm(name="bn1")(y)))
         y = self._conv(self.features, 3, 1, "conv2")(y)
         y = self.norm(name="bn2", zero_scale=zero)(y)
         return self._merge(y, x, self.features)
@@ -189,9 +199,6 @@ class Bottleneck(ResidualBlock):
     the 3x3 has ``int(features * base_width / 64) * groups`` channels.
     """
 
-    groups: int = 1
-    base_width: int = 64
-
     expansion = 4
 
     @nn.compact
@@ -202,14 +209,14 @@ class Bottleneck(ResidualBlock):
         if self.preact:
             y, sc = self._preactivate(x, out_features)
             y = self._conv(width, 1, 1, "conv1")(y)
-            y = nn.relu(self.norm(name="bn2")(y))
+            y = self.act(self.norm(name="bn2")(y))
             y = self._conv(width, 3, self.strides, "conv2", self.groups)(y)
-            y = self._dropout(nn.relu(self.norm(name="bn3")(y)))
+            y = self._dropout(self.act(self.norm(name="bn3")(y)))
             y = self._conv(out_features, 1, 1, "conv3", zero=zero)(y)
             return self._merge(y, sc, out_features)
-        y = nn.relu(self.norm(name="bn1")(self._conv(width, 1, 1, "conv1")(x)))
+        y = self.act(self.norm(name="bn1")(self._conv(width, 1, 1, "conv1")(x)))
         y = self._conv(width, 3, self.strides, "conv2", self.groups)(y)
-        y = self._dropout(nn.relu(self.norm(name="bn2")(y)))
+        y = self._dropout(self.act(self.norm(name="bn2")(y)))
         y = self._conv(out_features, 1, 1, "conv3")(y)
         y = self.norm(name="bn3", zero_scale=zero)(y)
         return self._merge(y, x, out_features)

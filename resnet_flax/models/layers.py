@@ -27,8 +27,12 @@ CONV_INITS = {
     "kaiming_fan_out": TORCH_CONV_INIT,
     "flax_default": nn.linear.default_kernel_init,  # lecun_normal, fan_in
     "keras_default": initializers.glorot_uniform(),  # Keras Conv2D's glorot_uniform
+    # Keras' he_normal: a normal truncated at 2 std, variance 2 / fan_in.
+    "he_normal": initializers.he_normal(),
 }
 BN_CONVENTIONS = ("flax", "torch")
+# leaky_relu has torch's (and jax's) negative slope, 0.01; silu is also called swish.
+ACTIVATIONS = {"relu": nn.relu, "leaky_relu": nn.leaky_relu, "silu": nn.silu}
 
 
 def conv_initializer(name: str) -> Initializer:
@@ -36,6 +40,13 @@ def conv_initializer(name: str) -> Initializer:
     if name not in CONV_INITS:
         raise ValueError(f"conv_init={name!r} is not one of {sorted(CONV_INITS)}")
     return CONV_INITS[name]
+
+
+def activation(name: str) -> Callable[[jnp.ndarray], jnp.ndarray]:
+    """The nonlinearity called ``name`` (see ``ACTIVATIONS``)."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation={name!r} is not one of {tuple(ACTIVATIONS)}")
+    return ACTIVATIONS[name]
 
 
 def torch_padding(kernel_size: int) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -50,18 +61,20 @@ def conv(
     strides: int = 1,
     *,
     groups: int = 1,
+    use_bias: bool = False,
     dtype: Dtype = jnp.float32,
     kernel_init: Initializer = TORCH_CONV_INIT,
     name: str | None = None,
 ) -> nn.Conv:
-    """A bias-free conv padded like torch's ``Conv2d(k, stride, padding=k//2)``."""
+    """A conv padded like torch's ``Conv2d(k, stride, padding=k//2)``; bias-free unless
+    ``use_bias`` (torch's ``bias=True``, zero-initialised)."""
     return nn.Conv(
         features,
         (kernel_size, kernel_size),
         strides=(strides, strides),
         padding=torch_padding(kernel_size),
         feature_group_count=groups,
-        use_bias=False,
+        use_bias=use_bias,
         dtype=dtype,
         param_dtype=jnp.float32,
         kernel_init=kernel_init,

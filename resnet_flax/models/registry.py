@@ -84,8 +84,7 @@ for _name, _sizes, _groups, _width in (
         ("resnext101_64x4d", (3, 4, 23, 3), 64, 4),
         ("wide_resnet50_2", (3, 4, 6, 3), 1, 128),
         ("wide_resnet101_2", (3, 4, 23, 3), 1, 128)):
-    register(_name, _imagenet(_sizes, Bottleneck,
-                              block_kwargs={"groups": _groups, "base_width": _width}))
+    register(_name, _imagenet(_sizes, Bottleneck, groups=_groups, base_width=_width))
 # ResNet-D (He et al. 2019; timm's resnet50d): deep stem, avg-pool shortcuts.
 register("resnet50d", _imagenet((3, 4, 6, 3), Bottleneck, stem="deep", stem_width=32,
                                 shortcut="D"))
@@ -113,7 +112,7 @@ for _depth, _k in ((16, 4), (16, 8), (28, 10), (40, 4)):
 for _card in (8, 16):
     register(f"resnext29_{_card}x64d", functools.partial(
         ResNet, stage_sizes=(3, 3, 3), stage_widths=(64, 128, 256), block_cls=Bottleneck,
-        stem="cifar", stem_width=64, block_kwargs={"groups": _card, "base_width": 64}),
+        stem="cifar", stem_width=64, groups=_card, base_width=64),
         **_CIFAR)
 
 # The tutorial nets. CIFAR: conv64, blocks 64, 64, 128/2, 128, 1x1 projections.
@@ -166,4 +165,9 @@ def create(name: str, num_classes: int | None = None, **overrides) -> ResNet:
         overrides = {**overrides, "plain": True}
     if num_classes is None:
         num_classes = model_spec.num_classes
-    return model_spec.factory(num_classes=num_classes, **overrides)
+    model = model_spec.factory(num_classes=num_classes, **overrides)
+    try:
+        model.check_options()
+    except ValueError as e:
+        raise ValueError(f"{name!r}: {e}") from None
+    return model

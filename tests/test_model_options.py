@@ -1,0 +1,72 @@
+"""Model options a config can set: groups/base_width, conv_bias, conv_init he_normal,
+activation. Defaults leave every registered model as it was."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import traverse_util
+
+from resnet_flax import models
+
+
+def shapes(name, **kw):
+    model = models.create(name, **kw)
+    h, w, c = models.spec(name).input_shape
+    variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, h, w, c)),
+                                                  train=False))
+    return {"/".join(k): v.shape for k, v in traverse_util.flatten_dict(variables).items()}
+
+
+def test_groups_and_base_width_make_resnet50_a_resnext():
+    # torchvision's resnext50_32x4d is resnet50 with groups=32, width_per_group=4.
+    assert shapes("resnet50", groups=32, base_width=4) == shapes("resnext50_32x4d")
+    assert shapes("resnet50", base_width=128) == shapes("wide_resnet50_2")
+    assert shapes("resnet50", groups=32, base_width=4) != shapes("resnet50")
+
+
+def test_conv_bias_adds_one_zero_bias_per_conv_output_channel():
+    plain, biased = shapes("resnet20"), shapes("resnet20", conv_bias=True)
+    convs = {k for k in plain if k.endswith("kernel") and len(plain[k]) == 4}
+    assert set(biased) - set(plain) == {k.replace("kernel", "bias") for k in convs}
+    for k in convs:
+        assert biased[k.replace("kernel", "bias")] == (plain[k][-1],)
+    model = models.create("resnet20", conv_bias=True)
+    params = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False)["params"]
+    assert not np.any(np.asarray(params["conv1"]["bias"]))
+
+
+def test_he_normal_is_keras_truncated_normal_with_variance_two_over_fan_in():
+    model = models.create("resnet20", conv_init="he_normal")
+    params = model.init(jax.random.key(1), jnp.zeros((1, 32, 32, 3)), train=False)["params"]
+    kernel = np.asarray(params["layer3_2"]["conv1"]["kernel"])  # 3x3x64 -> 64
+    std = math.sqrt(2.0 / (3 * 3 * 64))
+    assert kernel.std() == pytest.approx(std, rel=0.05)
+    # Keras draws from a normal of std / 0.8796 truncated at two of its stds (which
+    # leaves std as the kernel's); an untruncated normal would pass this bound.
+    bound = 2 * std / 0.87962566
+    assert bound * 0.95 < np.abs(kernel).max() <= bound + 1e-6
+
+
+def stem_features(activation):
+    model = models.create("resnet20", activation=activation)
+    x = jax.random.normal(jax.random.key(0), (2, 32, 32, 3))
+    variables = model.init(jax.random.key(1), x, train=False)
+    return np.asarray(model.apply(variables, x, train=False, return_features=True)["stem"])
+
+
+def test_activation_is_applied_after_each_norm():
+    relu, leaky, silu = (stem_features(a) for a in ("relu", "leaky_relu", "silu"))
+    assert relu.min() == 0.0
+    pre = np.where(leaky > 0, leaky, leaky / 0.01)  # Invert slope-0.01 leaky ReLU.
+    np.testing.assert_allclose(relu, np.maximum(pre, 0), atol=1e-5)
+    np.testing.assert_allclose(silu, pre / (1 + np.exp(-pre)), atol=1e-4)
+
+
+def test_defaults_build_the_same_variables_as_before():
+    # The new options at their defaults are the registered models unchanged.
+    for name in ("resnet18", "resnext29_8x64d", "preact_resnet18", "resnet50d"):
+        assert shapes(name) == shapes(name, groups=models.create(name).groups,
+                                      conv_bias=False, activation="relu")
