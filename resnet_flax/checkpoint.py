@@ -41,6 +41,12 @@ class _Corrupt(Exception):
     """One step's files do not read back as the state that was saved."""
 
 
+def has_checkpoints(workdir: str | os.PathLike) -> bool:
+    """Whether ``workdir`` holds a saved step (without creating ``checkpoints/``)."""
+    directory = pathlib.Path(workdir) / "checkpoints"
+    return directory.is_dir() and any(p.name.isdigit() for p in directory.iterdir())
+
+
 def _tree(state: TrainState) -> dict:
     """The fields to save; an unused EMA (``{}``) is left out, as before it existed."""
     return {f: getattr(state, f) for f in _FIELDS if f != "ema" or state.ema}

@@ -34,8 +34,10 @@ def source_variables(config) -> dict:
     try:
         return pretrained.from_torch(config.model, path, **model_overrides(config))
     except Exception as e:  # torch's and safetensors' own errors for a bad file.
-        _fail(config, f"not a {config.model} state dict ({type(e).__name__}: "
-                      f"{str(e).splitlines()[0][:300] if str(e) else 'no message'})")
+        # Only the first sentence: torch goes on to suggest weights_only=False, which
+        # would run whatever code the file holds.
+        why = str(e).split(". ")[0].splitlines()[0][:300] if str(e) else "no message"
+        _fail(config, f"not a {config.model} state dict ({type(e).__name__}: {why})")
 
 
 def _from_workdir(config, path: pathlib.Path) -> dict:

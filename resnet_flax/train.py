@@ -133,15 +133,14 @@ class Trainer:
         return sums
 
 
-def _start(config, trainer: Trainer, ckpt: checkpoint.Checkpointer, lead: bool) -> None:
-    """The trainer's state from the latest checkpoint; a new run with ``init_from``
-    starts from those weights instead of its random ones."""
-    if config.init_from and ckpt.latest_step() is None:
+def _fine_tuning_start(config, trainer: Trainer, workdir: pathlib.Path, lead: bool) -> None:
+    """A new run with ``init_from`` starts from those weights instead of random ones
+    (checked before ``checkpoints/`` exists; a resumed run has its own)."""
+    if config.init_from and not checkpoint.has_checkpoints(workdir):
         trainer.start_from(finetune.initial_variables(config, trainer.state.variables()))
         if lead:
             print(f"fine-tuning from {config.init_from} (head: {config.init_head}; frozen: "
                   f"{config.freeze or 'nothing'})", file=sys.stderr, flush=True)
-    trainer.state = ckpt.restore_latest(trainer.state)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
@@ -157,9 +156,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     workdir.mkdir(parents=True, exist_ok=True)
     lead = jax.process_index() == 0
     trainer = Trainer(config, *load_data(config))
+    _fine_tuning_start(config, trainer, workdir, lead)
     ckpt = checkpoint.Checkpointer(str(workdir), config.checkpoint_every_steps,
                                    config.keep_checkpoints, best_metric=config.best_metric)
-    _start(config, trainer, ckpt, lead)
+    trainer.state = ckpt.restore_latest(trainer.state)
     start = int(trainer.state.step)
     if lead:  # The config as run, once it has been checked, built and restored.
         resume_guard.record(config, workdir, changed, start)
