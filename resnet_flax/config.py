@@ -86,6 +86,8 @@ def default_config() -> ml_collections.ConfigDict:
         "base_width": opt(int),  # Bottleneck width per group at 64 planes (128: wide_resnet).
         "conv_bias": opt(bool),  # True: every conv gets a bias.
         "activation": opt(str),  # "relu" | "leaky_relu" | "silu".
+        "norm": opt(str),  # "batch" | "group" | "none".
+        "norm_groups": opt(int),  # GroupNorm's groups (32, Wu & He).
     })
 
     # Fine-tuning (resnet_flax/finetune.py): start from other weights.
@@ -241,7 +243,7 @@ def _validate_names(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"config.model: {e}") from None
     choices = {"dtype": DTYPES, "shortcut": SHORTCUTS, "bn_convention": layers.BN_CONVENTIONS,
                "conv_init": tuple(layers.CONV_INITS), "stem": models.STEMS,
-               "activation": tuple(layers.ACTIVATIONS)}
+               "activation": tuple(layers.ACTIVATIONS), "norm": layers.NORMS}
     for option, valid in choices.items():
         value = config.model_options[option]
         if value is not None and value not in valid:

@@ -23,8 +23,9 @@ import jax
 import jax.numpy as jnp
 
 from resnet_flax import models
+from resnet_flax.models import layers
 
-_COUNTED = (nn.Conv, nn.Dense, nn.BatchNorm)
+_COUNTED = (nn.Conv, nn.Dense, nn.BatchNorm, layers.GroupNorm)
 
 
 @dataclasses.dataclass(frozen=True)

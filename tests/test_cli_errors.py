@@ -37,6 +37,7 @@ def _config(**changes):
     ({"mix_prob": 1.5}, "config.mix_prob=1.5 must be a probability in [0, 1]"),
     ({"mixup_alpha": float("inf")}, "config.mixup_alpha=inf must be a finite number >= 0"),
     ({"random_erasing_scale": (0.5, 0.1)}, "config.random_erasing_scale=(0.5, 0.1) must be"),
+    ({"norm": "layer"}, "config.model_options.norm='layer' is not one of ('batch', 'group', "),
     ({"activation": "gelu"}, "config.model_options.activation='gelu' is not one of ('relu', "),
     ({"groups": 32, "base_width": 4}, "'fashion_mnist_resnet': basic blocks take only groups=1 "
                                       "and base_width=64"),

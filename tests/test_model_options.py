@@ -10,6 +10,7 @@ import pytest
 from flax import traverse_util
 
 from resnet_flax import models
+from resnet_flax.models import layers
 
 
 def shapes(name, **kw):
@@ -70,3 +71,39 @@ def test_defaults_build_the_same_variables_as_before():
     for name in ("resnet18", "resnext29_8x64d", "preact_resnet18", "resnet50d"):
         assert shapes(name) == shapes(name, groups=models.create(name).groups,
                                       conv_bias=False, activation="relu")
+
+
+def test_group_norm_equals_torchs():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).normal(size=(2, 5, 6, 16)).astype(np.float32)
+    scale = np.random.default_rng(1).normal(size=16).astype(np.float32)
+    bias = np.random.default_rng(2).normal(size=16).astype(np.float32)
+    ours = layers.GroupNorm(groups=4).apply({"params": {"scale": scale, "bias": bias}}, x)
+    ref = torch.nn.GroupNorm(4, 16, eps=1e-5)
+    with torch.no_grad():
+        ref.weight.copy_(torch.from_numpy(scale))
+        ref.bias.copy_(torch.from_numpy(bias))
+        expected = ref(torch.from_numpy(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).numpy()
+    np.testing.assert_allclose(ours, expected, atol=1e-5)
+
+
+def test_group_and_no_norm_keep_the_parameter_names_and_drop_the_statistics():
+    batch = shapes("resnet20")
+    group = shapes("resnet20", norm="group")
+    assert group == {k: v for k, v in batch.items() if k.startswith("params/")}
+    none = shapes("resnet20", norm="none")
+    assert set(none) == {k for k in batch if k.startswith("params/") and "/bn" not in k}
+    model = models.create("resnet20", norm="group", norm_groups=8)
+    x = jax.random.normal(jax.random.key(0), (3, 32, 32, 3))
+    variables = model.init(jax.random.key(1), x, train=False)
+    # Per example: training and evaluation compute the same thing, batch or not.
+    np.testing.assert_allclose(model.apply(variables, x, train=True),
+                               model.apply(variables, x, train=False), atol=1e-6)
+    np.testing.assert_allclose(model.apply(variables, x[:1], train=False),
+                               model.apply(variables, x, train=False)[:1], atol=1e-5)
+
+
+def test_zero_init_residual_needs_a_norm_scale():
+    with pytest.raises(ValueError, match="norm='none' has none"):
+        models.create("resnet20", norm="none", zero_init_residual=True)
+    models.create("preact_resnet18", norm="none", zero_init_residual=True)  # Zeroes a conv.

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 from jax.nn import initializers
 
@@ -142,9 +143,57 @@ def global_avg_pool(x: jnp.ndarray) -> jnp.ndarray:
     return jnp.mean(x, axis=(1, 2))
 
 
-def norm_factory(train: bool, momentum: float, epsilon: float, dtype: Dtype):
-    """``batch_norm`` with the model-wide settings bound; blocks add name/zero_scale."""
-    return functools.partial(batch_norm, train, momentum=momentum, epsilon=epsilon, dtype=dtype)
+NORMS = ("batch", "group", "none")
+
+
+class GroupNorm(nn.Module):
+    """Group normalisation (Wu & He 2018) over ``min(groups, channels)`` groups, with
+    ``scale``/``bias`` named as BatchNorm's (so a model's parameters keep their names
+    and counts). Per example: no running statistics, train and eval alike."""
+
+    groups: int = 32
+    epsilon: float = 1e-5
+    dtype: Dtype = jnp.float32
+    zero_scale: bool = False
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        c = x.shape[-1]
+        g = min(self.groups, c)
+        if c % g:
+            raise ValueError(f"GroupNorm: {c} channels do not split into {g} groups")
+        scale = self.param("scale", initializers.zeros if self.zero_scale else initializers.ones,
+                           (c,), jnp.float32)
+        bias = self.param("bias", initializers.zeros, (c,), jnp.float32)
+        grouped = x.astype(jnp.float32).reshape(*x.shape[:-1], g, c // g)
+        axes = tuple(range(1, x.ndim - 1)) + (x.ndim,)  # Spatial and within-group.
+        mean = grouped.mean(axes, keepdims=True)
+        var = grouped.var(axes, keepdims=True)
+        y = ((grouped - mean) * jax.lax.rsqrt(var + self.epsilon)).reshape(x.shape)
+        return (y * scale + bias).astype(self.dtype)
+
+
+class NoNorm(nn.Module):
+    """The identity where a norm would be (``norm="none"``)."""
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        return x
+
+
+def norm_factory(train: bool, momentum: float, epsilon: float, dtype: Dtype,
+                 kind: str = "batch", groups: int = 32):
+    """The model-wide norm, called as ``norm(name=..., zero_scale=...)`` by every block:
+    ``batch_norm`` (``train`` decides batch or running statistics), ``GroupNorm`` or
+    ``NoNorm`` (which has no scale to start at zero)."""
+    if kind == "batch":
+        return functools.partial(batch_norm, train, momentum=momentum, epsilon=epsilon,
+                                 dtype=dtype)
+    if kind == "group":
+        return functools.partial(GroupNorm, groups, epsilon, dtype)
+    if kind == "none":
+        return lambda name=None, zero_scale=False: NoNorm(name=name)
+    raise ValueError(f"norm={kind!r} is not one of {NORMS}")
 
 
 class DropPath(nn.Module):

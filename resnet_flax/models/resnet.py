@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -68,6 +69,10 @@ class ResNet(nn.Module):
       conv_bias: give every conv a (zero-initialised) bias.
       activation: "relu", "leaky_relu" (slope 0.01) or "silu".
       block_kwargs: extra fields for every block (for block classes of your own).
+      norm: "batch" (BatchNorm), "group" (GroupNorm, ``norm_groups`` groups or one per
+        channel where there are fewer channels; Wu & He 2018) or "none" (identity). The
+        variables keep their names (``bn1``, ...): ``bn_momentum`` and
+        ``bn_convention`` only mean something for "batch", ``bn_epsilon`` for both.
       frozen: parts (``stem``, ``stage1``..) whose BatchNorms use their running
         statistics even in training and leave them unchanged (fine-tuning with a
         frozen backbone part); where the stem and the first stages are all frozen, no
@@ -108,6 +113,8 @@ class ResNet(nn.Module):
     conv_bias: bool = False
     activation: str = "relu"
     frozen: Sequence[str] = ()
+    norm: str = "batch"
+    norm_groups: int = 32
 
     def widths(self) -> tuple[int, list[int]]:
         """(stem width, stage widths) after ``width_multiplier``."""
@@ -153,6 +160,13 @@ class ResNet(nn.Module):
         if self.groups < 1 or self.base_width < 1:
             raise ValueError(f"groups={self.groups} and base_width={self.base_width} "
                              "must be >= 1")
+        if self.norm not in layers.NORMS:
+            raise ValueError(f"norm={self.norm!r} is not one of {layers.NORMS}")
+        if self.norm == "none" and self.zero_init_residual and not self.preact:
+            raise ValueError("zero_init_residual zeroes each block's last norm scale, and "
+                             "norm='none' has none")
+        if self.norm_groups < 1:
+            raise ValueError(f"norm_groups={self.norm_groups} must be >= 1")
         unknown = sorted(set(self.frozen) - set(self.parts()))
         if unknown:
             raise ValueError(f"cannot freeze {unknown}: the parts are {self.parts()}")
@@ -171,8 +185,10 @@ class ResNet(nn.Module):
         kernel_init = layers.conv_initializer(self.conv_init)
         act = layers.activation(self.activation)
         momentum = layers.flax_momentum(self.bn_momentum, self.bn_convention)
-        norms = {part: layers.norm_factory(train and part not in self.frozen, momentum,
-                                           self.bn_epsilon, dtype) for part in self.parts()}
+        norm = functools.partial(layers.norm_factory, momentum=momentum,
+                                 epsilon=self.bn_epsilon, dtype=dtype, kind=self.norm,
+                                 groups=self.norm_groups)
+        norms = {part: norm(train and part not in self.frozen) for part in self.parts()}
         conv = lambda f, k, s, name: layers.conv(  # noqa: E731
             f, k, s, dtype=dtype, kernel_init=kernel_init, use_bias=self.conv_bias, name=name)
         _, stage_widths = self.widths()
@@ -206,8 +222,7 @@ class ResNet(nn.Module):
                 )(x)
             x = features[f"stage{i + 1}"] = self._stop_gradient_after(f"stage{i + 1}", x)
         if self.preact:
-            head_norm = layers.norm_factory(train, momentum, self.bn_epsilon, dtype)
-            x = act(head_norm(name="bn_final")(x))
+            x = act(norm(train)(name="bn_final")(x))
 
         x = layers.global_avg_pool(x)
         features["pooled"] = x
