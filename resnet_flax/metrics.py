@@ -45,7 +45,8 @@ class EventFile:
 
 
 class MetricWriter:
-    """Writes one scalar dict per epoch to TensorBoard and to ``metrics.jsonl``.
+    """Writes one scalar dict per epoch to TensorBoard and to ``metrics.jsonl``, and
+    redraws ``curves.png`` (loss, accuracy, learning rate per epoch) after each epoch.
 
     Both are in their files when ``write`` returns (before the epoch's console
     line). On resume from ``resume_step`` the JSONL file keeps its rows up to that
@@ -74,6 +75,19 @@ class MetricWriter:
         record = {"step": step, "time": time.time(), **scalars}
         self._jsonl.write(json.dumps(record) + "\n")
         self._jsonl.flush()
+        if "epoch" in scalars:
+            self._plot_curves()
+
+    def _plot_curves(self) -> None:
+        """``curves.png`` from every epoch row so far (resumed runs' included)."""
+        from resnet_flax import plots
+
+        path = self.workdir / "metrics.jsonl"
+        rows = [json.loads(ln) for ln in path.read_text(encoding="utf-8").splitlines() if ln]
+        rows = [r for r in rows if "epoch" in r and "learning_rate" in r]
+        if rows:
+            plots.training_curves(rows, self.workdir / "curves.png",
+                                  title=self.workdir.name)
 
     def close(self) -> None:
         if not self.active:

@@ -97,6 +97,11 @@ def test_main_writes_checkpoints_metrics_events_and_config(uninterrupted):
     assert events and events[0].stat().st_size > 0
     config = json.loads((uninterrupted / "config.json").read_text())
     assert config["batch_size"] == 8 and config["model"] == "fashion_mnist_resnet"
+    from PIL import Image
+
+    with Image.open(uninterrupted / "curves.png") as curves:  # Loss, accuracy, lr panels.
+        assert curves.format == "PNG" and curves.size == (1300, 380)
+    assert not list(uninterrupted.glob("*.tmp.png"))
     last, _ = final_params(uninterrupted)
     assert last == 2 * steps_per_epoch
 
