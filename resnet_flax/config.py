@@ -120,6 +120,14 @@ def default_config() -> ml_collections.ConfigDict:
     c.lr_boundaries_epochs = (100, 150)  # piecewise: multiply by lr_decay_factor here.
     c.lr_decay_factor = 0.1
 
+    # Keras-style callbacks, decided after each epoch's evaluation (resnet_flax/callbacks.py).
+    c.reduce_lr_on_plateau = ml_collections.ConfigDict({
+        "enabled": False, "monitor": "test_loss", "factor": 0.1, "patience": 10,
+        "min_delta": 1e-4, "cooldown": 0, "min_lr": 0.0})
+    c.early_stopping = ml_collections.ConfigDict({
+        "enabled": False, "monitor": "test_loss", "patience": 10, "min_delta": 0.0,
+        "restore_best": True})  # The best epoch's weights are the run's final ones.
+
     # Evaluation.
     c.ema_decay = 0.0  # > 0: evaluate an exponential moving average of the weights.
     c.tta_flip = False  # Average each test image's logits with its mirror's.
@@ -171,6 +179,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         fail("crop_padding", "must be >= 0")
     _validate_augmentation(config, fail)
     _validate_finetuning(config, fail)
+    _validate_callbacks(config)
     boundaries = list(config.lr_boundaries_epochs)
     if boundaries != sorted(boundaries):
         raise ConfigError(f"config.lr_boundaries_epochs={tuple(boundaries)} must be increasing")
@@ -220,6 +229,40 @@ def _validate_finetuning(config: ml_collections.ConfigDict, fail) -> None:
     multiplier = config.backbone_lr_multiplier
     if not math.isfinite(multiplier) or multiplier < 0:
         fail("backbone_lr_multiplier", "must be a finite number >= 0")
+
+
+def _validate_callbacks(config: ml_collections.ConfigDict) -> None:
+    from resnet_flax.callbacks import MONITORS
+
+    plateau, early = config.reduce_lr_on_plateau, config.early_stopping
+
+    def fail(name, field, why):
+        value = config[name][field]
+        raise ConfigError(f"config.{name}.{field}={value!r} {why}")
+
+    for name, group in (("reduce_lr_on_plateau", plateau), ("early_stopping", early)):
+        if group.monitor not in MONITORS:
+            fail(name, "monitor", f"is not one of {MONITORS}{closest(group.monitor, MONITORS)}")
+        if group.patience < 0:
+            fail(name, "patience", "must be >= 0")
+        if not math.isfinite(group.min_delta) or group.min_delta < 0:
+            fail(name, "min_delta", "must be a finite number >= 0")
+    if not 0.0 < plateau.factor < 1.0:
+        fail("reduce_lr_on_plateau", "factor", "must be in (0, 1)")
+    if plateau.cooldown < 0 or not plateau.min_lr >= 0:
+        fail("reduce_lr_on_plateau", "cooldown" if plateau.cooldown < 0 else "min_lr",
+             "must be >= 0")
+    if early.enabled and early.restore_best and config.best_metric not in ("", early.monitor):
+        fail("early_stopping", "restore_best", f"restores the best epoch by its monitor "
+             f"{early.monitor!r}, but config.best_metric={config.best_metric!r} ranks "
+             "epochs otherwise: make them equal, or restore_best=False")
+
+
+def ranking_metric(config: ml_collections.ConfigDict) -> str:
+    """What checkpoints rank epochs by: ``best_metric``, or early stopping's monitor when it
+    must restore the best weights ("": no ranking)."""
+    early = config.early_stopping
+    return config.best_metric or (early.monitor if early.enabled and early.restore_best else "")
 
 
 def freeze_parts(config: ml_collections.ConfigDict) -> tuple[str, ...]:

@@ -21,7 +21,7 @@ import numpy as np
 
 from resnet_flax import checkpoint, models, optim, parallel, resume_guard, steps
 from resnet_flax import state as state_lib
-from resnet_flax.config import ConfigError, model_overrides, validate
+from resnet_flax.config import ConfigError, model_overrides, ranking_metric, validate
 from resnet_flax.data import datasets, pipeline, tfds_source
 
 
@@ -55,7 +55,7 @@ def restore(config, workdir: pathlib.Path, which: str = "latest") -> state_lib.T
     template = state_lib.create(model, tx, jax.random.key(0), shape,
                                 ema=config.ema_decay > 0)
     ckpt = checkpoint.Checkpointer(str(workdir), read_only=True,
-                                   best_metric=config.best_metric)
+                                   best_metric=ranking_metric(config))
     if which == "best":
         step = ckpt.best_step()
         if step is None:

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from resnet_flax import callbacks
 from resnet_flax.config import freeze_parts
 from resnet_flax.models import part_of
 
@@ -61,8 +62,13 @@ def decay_mask(params):
 
 
 def optimizer(config, lr: optax.Schedule) -> optax.GradientTransformation:
-    """``base_optimizer``, split into fine-tuning groups when the config asks for them."""
-    return param_groups(config, base_optimizer(config, lr))
+    """``base_optimizer``, split into fine-tuning groups when the config asks for them,
+    followed by the plateau's lr scale when ReduceLROnPlateau or EarlyStopping is on
+    (their counters are the last element of the optimizer state: ``callbacks``)."""
+    tx = param_groups(config, base_optimizer(config, lr))
+    if callbacks.active(config):
+        return optax.chain(tx, callbacks.transform(config))
+    return tx
 
 
 def param_groups(config, tx: optax.GradientTransformation) -> optax.GradientTransformation:

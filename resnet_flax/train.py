@@ -13,9 +13,19 @@ import ml_collections
 import numpy as np
 import tqdm
 
-from resnet_flax import checkpoint, finetune, metrics, models, optim, parallel, resume_guard, steps
+from resnet_flax import (
+    callbacks,
+    checkpoint,
+    finetune,
+    metrics,
+    models,
+    optim,
+    parallel,
+    resume_guard,
+    steps,
+)
 from resnet_flax import state as state_lib
-from resnet_flax.config import freeze_parts, model_overrides, validate
+from resnet_flax.config import freeze_parts, model_overrides, ranking_metric, validate
 from resnet_flax.data import datasets, pipeline, tfds_source
 
 
@@ -143,12 +153,48 @@ def _fine_tuning_start(config, trainer: Trainer, workdir: pathlib.Path, lead: bo
                   f"{config.freeze or 'nothing'})", file=sys.stderr, flush=True)
 
 
+def _stop_early(config, trainer: Trainer, ckpt: checkpoint.Checkpointer, summary: dict,
+                epoch: int, lead: bool) -> bool:
+    """Applies the epoch's plateau/early-stopping decisions; True when training stops (with
+    the best epoch's weights, if ``restore_best``, in the state to be saved)."""
+    if not callbacks.active(config):
+        return False
+    step = (epoch + 1) * trainer.steps_per_epoch
+    decided = callbacks.on_epoch_end(config, callbacks.state_of(trainer.state.opt_state),
+                                     summary, epoch + 1, float(trainer.lr(step - 1)))
+    trainer.state = trainer.state.replace(
+        opt_state=callbacks.with_state(trainer.state.opt_state, decided))
+    if not int(decided.stopped_epoch):
+        return False
+    early, note = config.early_stopping, ""
+    # The best saved epoch by the monitor (this one, no improvement, is not saved yet).
+    best = ckpt.best_step() if early.restore_best else None
+    if best is not None:
+        best_state = ckpt.restore_step(trainer.state, best)
+        trainer.state = trainer.state.replace(params=best_state.params,
+                                              batch_stats=best_state.batch_stats,
+                                              ema=best_state.ema)
+        note = f"; the weights are step {best}'s (best {early.monitor})"
+    if lead:
+        print(f"early stopping after epoch {epoch + 1}: {early.monitor} has not improved "
+              f"for {early.patience} epochs{note}", file=sys.stderr, flush=True)
+    return True
+
+
+def _epoch_summary(trainer: Trainer, sums, seconds: float, epoch: int) -> dict:
+    step = (epoch + 1) * trainer.steps_per_epoch
+    scale = callbacks.lr_scale(trainer.state.opt_state)
+    return {**_means(sums, "train"), **trainer.evaluate(),
+            "learning_rate": float(trainer.lr(step - 1)) * scale,
+            "images_per_sec": float(sums["count"]) / seconds, "epoch": epoch + 1}
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
     """Trains ``config`` in ``workdir``, resuming from its latest checkpoint.
 
-    Writes checkpoints, ``metrics.jsonl``, TensorBoard events and ``config.json``
-    to ``workdir``; returns the last epoch's metrics. Resuming with a config that
-    trains differently is refused (``resume_guard``).
+    Writes checkpoints, ``metrics.jsonl``, TensorBoard events, ``curves.png`` and
+    ``config.json`` to ``workdir``; returns the last epoch's metrics. Resuming with a
+    config that trains differently is refused (``resume_guard``).
     """
     validate(config)
     workdir = pathlib.Path(workdir)
@@ -158,24 +204,28 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     trainer = Trainer(config, *load_data(config))
     _fine_tuning_start(config, trainer, workdir, lead)
     ckpt = checkpoint.Checkpointer(str(workdir), config.checkpoint_every_steps,
-                                   config.keep_checkpoints, best_metric=config.best_metric)
+                                   config.keep_checkpoints, best_metric=ranking_metric(config))
     trainer.state = ckpt.restore_latest(trainer.state)
     start = int(trainer.state.step)
     if lead:  # The config as run, once it has been checked, built and restored.
         resume_guard.record(config, workdir, changed, start)
     compile_seconds = trainer.compile()
     writer = metrics.MetricWriter(str(workdir), active=lead, resume_step=start)
+    # Epoch ends saved after the epoch's metrics and decisions (best ranking, callbacks).
+    late_save = bool(ranking_metric(config)) or callbacks.active(config)
 
     def on_step(step, sums):
         epoch_end = step % trainer.steps_per_epoch == 0
-        if step % config.checkpoint_every_steps == 0 and not (epoch_end and config.best_metric):
+        if step % config.checkpoint_every_steps == 0 and not (epoch_end and late_save):
             _check_finite(sums, step, ckpt)
             ckpt.save(trainer.state)
 
-    summary = {}
-    train_seconds = 0.0  # Time in train steps, this process: for time-to-accuracy.
+    summary, train_seconds = {}, 0.0  # Time in train steps, this process: time-to-accuracy.
     try:
-        for epoch in range(start // trainer.steps_per_epoch, config.num_epochs):
+        first_epoch = start // trainer.steps_per_epoch
+        for epoch in range(first_epoch, config.num_epochs):
+            if callbacks.stopped(trainer.state.opt_state):
+                break
             first = max(start - epoch * trainer.steps_per_epoch, 0)
             tic = time.perf_counter()
             sums = trainer.train_steps(epoch, first, on_step)
@@ -184,20 +234,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             train_seconds += seconds
             step = (epoch + 1) * trainer.steps_per_epoch
             _check_finite(sums, step, ckpt)
-            summary = {**_means(sums, "train"), **trainer.evaluate(),
-                       "learning_rate": float(trainer.lr(step - 1)),
-                       "images_per_sec": float(sums["count"]) / seconds,
-                       "train_seconds": train_seconds,
-                       "epoch": epoch + 1}
-            if epoch == start // trainer.steps_per_epoch:
+            summary = {**_epoch_summary(trainer, sums, seconds, epoch),
+                       "train_seconds": train_seconds}
+            if epoch == first_epoch:
                 summary["compile_seconds"] = compile_seconds
             if first > 0:  # Resumed mid-epoch: train_* cover only the steps after it.
                 summary["resumed_at_step"] = start
             writer.write(step, summary)
-            if config.best_metric:  # After its row: a kill in between redoes the epoch.
+            stop = _stop_early(config, trainer, ckpt, summary, epoch, lead)
+            if late_save:  # After its row: a kill in between redoes the epoch.
                 ckpt.save(trainer.state, force=True, metrics=summary)
             if lead:
                 metrics.console(epoch + 1, config.num_epochs, summary)
+            if stop:
+                summary = {**summary, **trainer.evaluate()}  # The model that was kept.
+                break
         if not summary:  # Already trained: report the final model.
             summary = trainer.evaluate()
         ckpt.save(trainer.state, force=True)

@@ -61,6 +61,20 @@ def tiny_overrides(data_dir, **extra) -> list[str]:
     return [f"--config.{k}={v}" for k, v in values.items()]
 
 
+def tiny_config(data_dir, **values):
+    """The default config (the tutorial net at quarter width) on the tiny data, for an
+    in-process ``train_and_evaluate``; ``values`` set top-level fields."""
+    from resnet_flax.config import default_config
+
+    config = default_config()
+    settings = {"data_dir": str(data_dir), "allow_download": False, "batch_size": 16,
+                "eval_batch_size": 8, "progress_bar": False, **values}
+    for key, value in settings.items():
+        config[key] = value
+    config.model_options.width_multiplier = 0.25
+    return config
+
+
 @pytest.fixture
 def optimized():
     """XLA's optimizer on, for this test's compiles in this process."""

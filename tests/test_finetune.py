@@ -1,6 +1,7 @@
 """Fine-tuning: torchvision weights or another run as the start, a new head, frozen parts
 (BatchNorm statistics included), and a smaller learning rate for the backbone."""
 
+import conftest
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -66,12 +67,7 @@ def test_finetunes_torchvision_resnet18_with_a_new_head_and_a_frozen_stem(
 
 
 def test_a_run_starts_from_another_runs_checkpoint(tiny_data_dir, tmp_path):
-    config = default_config()
-    for key, value in {"data_dir": str(tiny_data_dir), "allow_download": False,
-                       "batch_size": 16, "eval_batch_size": 8, "num_epochs": 1,
-                       "progress_bar": False}.items():
-        config[key] = value
-    config.model_options.width_multiplier = 0.25
+    config = conftest.tiny_config(tiny_data_dir, num_epochs=1)
     train.train_and_evaluate(config, str(tmp_path / "source"))
     _, source = final_params(tmp_path / "source")
 
