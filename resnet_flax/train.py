@@ -189,15 +189,10 @@ def _epoch_summary(trainer: Trainer, sums, seconds: float, epoch: int) -> dict:
             "images_per_sec": float(sums["count"]) / seconds, "epoch": epoch + 1}
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
-    """Trains ``config`` in ``workdir``, resuming from its latest checkpoint.
-
-    Writes checkpoints, ``metrics.jsonl``, TensorBoard events, ``curves.png`` and
-    ``config.json`` to ``workdir``; returns the last epoch's metrics. Resuming with a
-    config that trains differently is refused (``resume_guard``).
-    """
+def _resume(config, workdir: pathlib.Path):
+    """(trainer, checkpointer, start step): the config checked against the workdir, the
+    data loaded, the state restored (or fine-tuning's first one) and config.json written."""
     validate(config)
-    workdir = pathlib.Path(workdir)
     changed = resume_guard.check(config, workdir)  # Before anything is written.
     workdir.mkdir(parents=True, exist_ok=True)
     lead = jax.process_index() == 0
@@ -209,6 +204,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     start = int(trainer.state.step)
     if lead:  # The config as run, once it has been checked, built and restored.
         resume_guard.record(config, workdir, changed, start)
+    return trainer, ckpt, start
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
+    """Trains ``config`` in ``workdir``, resuming from its latest checkpoint.
+
+    Writes checkpoints, ``metrics.jsonl``, TensorBoard events, ``curves.png`` and
+    ``config.json`` to ``workdir``; returns the last epoch's metrics. Resuming with a
+    config that trains differently is refused (``resume_guard``).
+    """
+    trainer, ckpt, start = _resume(config, pathlib.Path(workdir))
+    lead = jax.process_index() == 0
     compile_seconds = trainer.compile()
     writer = metrics.MetricWriter(str(workdir), active=lead, resume_step=start)
     # Epoch ends saved after the epoch's metrics and decisions (best ranking, callbacks).
