@@ -47,6 +47,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.dataset = "fashion_mnist"
     c.data_dir = ""  # TFDS data dir; "" means TFDS's default ($TFDS_DATA_DIR).
     c.allow_download = True  # Only tried when the download host answers.
+    c.train_subset = 0  # > 0: train on this many examples (a fixed draw); 0: all of them.
     c.crop_padding = 0  # Pad-and-random-crop margin in pixels; 0 disables.
     c.random_flip = False  # Random horizontal flips.
     c.input_size = 0  # > 0: resize images (bilinear, on the device) to this square size.
@@ -177,6 +178,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
         fail("ema_decay", "must be in [0, 1) (0 disables the EMA; 0.999 is typical)")
     if config.crop_padding < 0:
         fail("crop_padding", "must be >= 0")
+    if config.train_subset < 0:
+        fail("train_subset", "must be >= 0 (0: the whole training split)")
     _validate_augmentation(config, fail)
     _validate_finetuning(config, fail)
     _validate_callbacks(config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import re
 
 import numpy as np
 
@@ -73,3 +74,66 @@ def training_curves(rows: list[dict], path: pathlib.Path, title: str = "") -> No
     fig.savefig(tmp, dpi=100)  # Then renamed: a reader never sees half a file.
     plt.close(fig)
     tmp.replace(path)
+
+
+def _error_per_epoch(seed_rows: list[list[dict]], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(epochs, errors seeds x epochs) over the epochs every seed has reached."""
+    n = min(len(rows) for rows in seed_rows)
+    errors = np.array([[1 - r[key] for r in rows[:n]] for rows in seed_rows])
+    return np.arange(1, n + 1), 100 * errors
+
+
+def experiment_curves(runs: dict[str, list[list[dict]]], path: pathlib.Path,
+                      title: str = "") -> None:
+    """Train and test error per epoch, one line per arm (the mean over its seeds), the
+    seeds' range as a band. ``runs``: arm -> one metrics.jsonl row list per seed.
+    Plain (no-shortcut) arms are dashed, in the colour of their residual twin's depth."""
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), sharex=True)
+    colours = {}
+    for arm, seed_rows in runs.items():
+        if not seed_rows:
+            continue
+        twin = re.sub(r"^(plain|resnet)_?", "", arm)  # plain20 and resnet20 share "20".
+        colour = colours.setdefault(twin, f"C{len(colours) % 10}")
+        style = "--" if arm.startswith("plain") else "-"
+        for ax, key in zip(axes, ("train_accuracy", "test_accuracy")):
+            epochs, errors = _error_per_epoch(seed_rows, key)
+            ax.plot(epochs, errors.mean(0), style, color=colour, label=arm)
+            if len(errors) > 1:
+                ax.fill_between(epochs, errors.min(0), errors.max(0), color=colour, alpha=0.15)
+    for ax, name in zip(axes, ("training error (%)", "test error (%)")):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+    axes[0].set_title("train error: over each epoch's batches, as trained", fontsize=9)
+    axes[1].legend(fontsize=8, ncol=2)
+    fig.suptitle(title + " (mean over seeds; band: min-max)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def accuracy_scatter(rows: list[dict], path: pathlib.Path, title: str = "") -> None:
+    """Final test accuracy (mean, std bars) against parameters and against MACs, one
+    labelled point per arm (rows of an experiment's results table)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), sharey=True)
+    for ax, key, name in ((axes[0], "params", "parameters"), (axes[1], "macs", "MACs per image")):
+        for i, row in enumerate(rows):
+            acc = 100 * row["final_test_accuracy_mean"]
+            ax.errorbar(row[key], acc, yerr=100 * row["final_test_accuracy_std"], fmt="o",
+                        color=f"C{i % 10}", capsize=3)
+            ax.annotate(row["arm"], (row[key], acc), textcoords="offset points",
+                        xytext=(4, 4), fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlabel(name + " (log scale)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("final test accuracy (%)")
+    fig.suptitle(title + " (mean +- std over seeds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -30,12 +30,16 @@ from resnet_flax.data import datasets, pipeline, tfds_source
 
 
 def load_data(config) -> tuple[pipeline.Split, pipeline.Split]:
-    """The train and test splits of ``config.dataset`` as in-memory arrays."""
+    """The train (or ``train_subset`` of it) and test splits of ``config.dataset`` as
+    in-memory arrays."""
     spec = datasets.get(config.dataset)
     load = functools.partial(tfds_source.load_split, config.dataset,
                              data_dir=config.data_dir or None,
                              allow_download=config.allow_download)
-    return (pipeline.Split(*load(spec.train_split)), pipeline.Split(*load(spec.test_split)))
+    train = pipeline.Split(*load(spec.train_split))
+    if config.train_subset and config.train_subset < len(train):
+        train = train.subset(config.train_subset)
+    return train, pipeline.Split(*load(spec.test_split))
 
 
 def _sum(a, b):

@@ -26,6 +26,14 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def subset(self, n: int) -> Split:
+        """``n`` examples drawn once without replacement by a fixed generator (the same for
+        every seed and run, so arms and seeds of an experiment share them), kept in order."""
+        if not 0 < n <= len(self):
+            raise ValueError(f"a subset of {n} from {len(self)} examples")
+        keep = np.sort(np.random.default_rng(0).permutation(len(self))[:n])
+        return Split(self.images[keep], self.labels[keep])
+
 
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:
     """Full training batches per epoch (the remainder is reshuffled into the next)."""

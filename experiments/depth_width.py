@@ -1,0 +1,23 @@
+"""Depth against width: CIFAR ResNets and WRN-16-k, accuracy against size and compute."""
+
+from experiments.common import he_cifar
+
+TITLE = "Depth and width: accuracy against parameters and MACs"
+SOURCE = "He et al. 2015 (ResNet-20..110); Zagoruyko & Komodakis 2016 (WRN-16-k)"
+FINDING = ("widening is a more efficient use of parameters than deepening: WRN-16-4 beats "
+           "ResNet-110 (4.97% vs 6.43% test error on CIFAR-10) and trains faster.")
+PLOT = "scatter"
+ARMS = {**{f"resnet{d}": {"model": f"resnet{d}"} for d in (20, 32, 44, 56, 110)},
+        **{f"wrn_16_{k}": {"model": f"wrn_16_{k}"} for k in (1, 2, 4, 8)}}
+SCALES = {
+    "quick": {"num_epochs": 6, "lr_boundaries_epochs": (4, 5), "train_subset": 5000,
+              "arms": ["resnet20", "resnet56", "wrn_16_1", "wrn_16_2"]},
+    # WRN's schedule: 200 epochs, lr x0.2 at 60/120/160, weight decay 5e-4, Nesterov.
+    "paper": {"num_epochs": 200, "lr_boundaries_epochs": (60, 120, 160),
+              "lr_decay_factor": 0.2, "weight_decay": 5e-4, "nesterov": True,
+              "train_subset": 0},
+}
+
+
+def base(dataset, scale):
+    return he_cifar(dataset, epochs=200)

@@ -1,0 +1,78 @@
+"""What an experiment module declares, and the runs it expands to.
+
+An experiment module defines:
+
+- ``TITLE``, ``FINDING`` (what the published result says) and ``SOURCE`` (the paper);
+- ``base(dataset, scale)``: the config every arm starts from;
+- ``ARMS``: arm name -> config overrides (dotted keys, ``model_options.norm``);
+- ``SCALES``: scale name -> overrides for every arm (``quick`` fits a 2-core CPU,
+  ``paper`` is the published schedule), optionally with an ``"arms"`` list: the arms
+  that scale runs;
+- optionally ``PLOT = "scatter"`` (accuracy against parameters and MACs) instead of
+  the default error curves.
+
+Runs of one arm differ only in ``config.seed``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pathlib
+
+import ml_collections
+
+EXPERIMENTS = ("degradation", "shortcuts", "preactivation", "depth_width", "optimizer",
+               "normalization")
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    arm: str
+    seed: int
+    config: ml_collections.ConfigDict
+    workdir: pathlib.Path
+
+
+def load(name: str):
+    """The experiment module ``experiments.<name>``; ``ValueError`` for an unknown one."""
+    if name not in EXPERIMENTS:
+        from resnet_flax.suggest import closest
+
+        raise ValueError(f"unknown experiment {name!r}{closest(name, EXPERIMENTS)}; "
+                         f"experiments: {', '.join(EXPERIMENTS)}")
+    return importlib.import_module(f"experiments.{name}")
+
+
+def apply(config: ml_collections.ConfigDict, overrides: dict) -> None:
+    """Sets each dotted key of ``overrides`` on ``config`` (an unknown key fails)."""
+    for key, value in overrides.items():
+        *parents, leaf = key.split(".")
+        node = config
+        for name in parents:
+            node = node[name]
+        if leaf not in node:
+            raise KeyError(f"no config field {key!r}")
+        node[leaf] = value
+
+
+def arms(module, scale: str) -> list[str]:
+    """The arms ``scale`` runs, in declaration order."""
+    chosen = module.SCALES[scale].get("arms")
+    return [a for a in module.ARMS if chosen is None or a in chosen]
+
+
+def expand(module, dataset: str, scale: str, seeds: int, workdir: pathlib.Path,
+           extra: dict | None = None) -> list[Run]:
+    """Every (arm, seed) run of ``module`` at ``scale``, each in ``workdir/arm/seed_<s>``."""
+    if scale not in module.SCALES:
+        raise ValueError(f"unknown scale {scale!r}; scales: {', '.join(module.SCALES)}")
+    scale_overrides = {k: v for k, v in module.SCALES[scale].items() if k != "arms"}
+    runs = []
+    for arm in arms(module, scale):
+        for seed in range(seeds):
+            config = module.base(dataset, scale)
+            apply(config, {**scale_overrides, **module.ARMS[arm], **(extra or {}),
+                           "seed": seed})
+            runs.append(Run(arm, seed, config, workdir / arm / f"seed_{seed}"))
+    return runs

@@ -1,0 +1,113 @@
+"""An experiment's results: ``results.csv``, ``results.md`` and ``curves.png`` (or
+``scatter.png``) from its runs' ``metrics.jsonl``, mean +- std over seeds."""
+
+from __future__ import annotations
+
+import csv
+import json
+import pathlib
+from collections import defaultdict
+
+import numpy as np
+
+from experiments.grid import Run
+from experiments.runner import RECORD
+from resnet_flax import plots, summary
+from resnet_flax.config import model_overrides
+from resnet_flax.data import datasets
+
+COLUMNS = ("final_test_error", "final_test_accuracy", "best_test_accuracy",
+           "final_train_loss", "final_train_error", "wall_seconds")
+
+
+def _rows(run: Run) -> list[dict]:
+    path = run.workdir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [r for r in map(json.loads, path.read_text().splitlines()) if "epoch" in r]
+
+
+def run_figures(run: Run) -> dict | None:
+    """One finished run's final and best figures (None while it has no epoch)."""
+    rows = _rows(run)
+    if not rows:
+        return None
+    last = rows[-1]
+    record = run.workdir / RECORD
+    wall = json.loads(record.read_text())["wall_seconds"] if record.exists() else float("nan")
+    return {"final_test_error": 1 - last["test_accuracy"],
+            "final_test_accuracy": last["test_accuracy"],
+            "best_test_accuracy": max(r["test_accuracy"] for r in rows),
+            "final_train_loss": last["train_loss"],
+            "final_train_error": 1 - last["train_accuracy"], "wall_seconds": wall}
+
+
+def size_of(run: Run) -> tuple[int, int]:
+    """(parameters, MACs per image) of the run's model on its dataset."""
+    spec = datasets.get(run.config.dataset)
+    s = summary.summarize(run.config.model, spec.image_shape, spec.num_classes,
+                          **model_overrides(run.config))
+    return s.params, s.macs
+
+
+def table(runs: list[Run]) -> list[dict]:
+    """One row per arm: mean and std over its seeds of every ``COLUMNS`` figure."""
+    by_arm: dict[str, list[Run]] = defaultdict(list)
+    for run in runs:
+        by_arm[run.arm].append(run)
+    out = []
+    for arm, arm_runs in by_arm.items():
+        figures = [f for f in map(run_figures, arm_runs) if f is not None]
+        params, macs = size_of(arm_runs[0])
+        row = {"arm": arm, "model": arm_runs[0].config.model, "seeds": len(figures),
+               "params": params, "macs": macs}
+        for column in COLUMNS:
+            values = np.array([f[column] for f in figures], float)
+            row[f"{column}_mean"] = float(values.mean()) if len(values) else float("nan")
+            row[f"{column}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        out.append(row)
+    return out
+
+
+def _pm(row: dict, column: str, percent: bool = True) -> str:
+    mean, std = row[f"{column}_mean"], row[f"{column}_std"]
+    if percent:
+        return f"{100 * mean:.2f} +- {100 * std:.2f}"
+    return f"{mean:.4f} +- {std:.4f}"
+
+
+def markdown(module, rows: list[dict], command: str, figure: str) -> str:
+    head = ("| arm | model | seeds | test error % | best test acc % | train error % | "
+            "train loss | params | MACs | wall s |")
+    lines = [f"# {module.TITLE}", "", f"{module.SOURCE}. Published finding: {module.FINDING}",
+             "", f"Command: `{command}`", "", head, "|" + "---|" * 10]
+    for r in rows:
+        lines.append(
+            f"| {r['arm']} | {r['model']} | {r['seeds']} | {_pm(r, 'final_test_error')} | "
+            f"{_pm(r, 'best_test_accuracy')} | {_pm(r, 'final_train_error')} | "
+            f"{_pm(r, 'final_train_loss', False)} | {r['params']:,} | "
+            f"{summary.format_count(r['macs'])} | {r['wall_seconds_mean']:.0f} |")
+    lines += ["", "Errors are final-epoch figures, mean +- std over seeds (std with n - 1).",
+              "", f"![{module.TITLE}]({figure})", ""]
+    return "\n".join(lines)
+
+
+def write(module, runs: list[Run], workdir: pathlib.Path, command: str) -> list[dict]:
+    """Writes results.csv, results.md and the figure; returns the table."""
+    rows = table(runs)
+    with open(workdir / "results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    if getattr(module, "PLOT", "curves") == "scatter":
+        figure = "scatter.png"
+        plots.accuracy_scatter(rows, workdir / figure, module.TITLE)
+    else:
+        figure = "curves.png"
+        curves = {run.arm: [] for run in runs}
+        for run in runs:
+            if _rows(run):
+                curves[run.arm].append(_rows(run))
+        plots.experiment_curves(curves, workdir / figure, module.TITLE)
+    (workdir / "results.md").write_text(markdown(module, rows, command, figure))
+    return rows

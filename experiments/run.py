@@ -1,0 +1,94 @@
+"""Runs one ablation experiment end to end: every arm x seed, then its table and figure.
+
+    python -m experiments.run degradation --dataset fashion_mnist --scale quick --seeds 3 \
+        --workdir runs/exp/degradation
+    python -m experiments.run --list
+
+Running the same command again skips finished runs, resumes an interrupted one from its
+checkpoint, and sets aside (never deletes) and reruns a run whose arm changed. Writes
+``results.csv``, ``results.md`` and ``curves.png`` (``scatter.png`` for depth_width) in
+the workdir, and each run's usual outputs in ``<workdir>/<arm>/seed_<s>/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import shlex
+import sys
+
+from experiments import grid, report, runner
+from resnet_flax import cli
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = cli.ArgumentParser(prog="python -m experiments.run", description=__doc__.split(
+        "\n")[0])
+    parser.add_argument("name", nargs="?", help="the experiment (see --list)")
+    parser.add_argument("--list", action="store_true", help="list the experiments and exit")
+    parser.add_argument("--dataset", default="fashion_mnist")
+    parser.add_argument("--data_dir", default="", help="TFDS data dir ('': TFDS's default)")
+    parser.add_argument("--scale", default="quick", help="quick (a 2-core CPU) | paper")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--workdir", help="default: runs/exp/<name>")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override for every run, after the experiment's "
+                             "(repeatable; e.g. --set num_epochs=2)")
+    args = parser.parse_args(argv)
+    if not args.list and not args.name:
+        parser.error("give an experiment name, or --list")
+    if args.seeds < 1:
+        parser.error(f"--seeds {args.seeds}: give at least 1")
+    args.overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--set {item}: give KEY=VALUE")
+        args.overrides[key] = _literal(value)
+    return args
+
+
+def _literal(text: str):
+    """``3`` -> 3, ``(4, 5)`` -> a tuple, ``True``, ``0.1``; anything else stays a string."""
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.list:
+        for name in grid.EXPERIMENTS:
+            module = grid.load(name)
+            print(f"{name:14s} {module.TITLE}")
+        return 0
+    try:
+        module = grid.load(args.name)
+        workdir = pathlib.Path(args.workdir or f"runs/exp/{args.name}")
+        extra = {**({"data_dir": args.data_dir} if args.data_dir else {}), **args.overrides}
+        runs = grid.expand(module, args.dataset, args.scale, args.seeds, workdir, extra)
+    except (ValueError, KeyError) as e:
+        cli.fail(str(e))
+    from resnet_flax import quiet, train
+    from resnet_flax.config import ConfigError, validate
+
+    quiet.silence_third_party()
+    for run in runs:
+        try:
+            validate(run.config)
+        except ConfigError as e:
+            cli.fail(f"{run.arm}: {e}")
+    for run in runs:
+        runner.execute(run, train.train_and_evaluate)
+    workdir.mkdir(parents=True, exist_ok=True)
+    command = "python -m experiments.run " + shlex.join(sys.argv[1:] if argv is None else argv)
+    report.write(module, runs, workdir, command)
+    print(f"wrote {workdir}/results.md, results.csv and its figure", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Runs an experiment's grid: finished runs are skipped, interrupted ones resumed (the
+training loop resumes exactly), and a run whose arm changed is set aside and rerun."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+import time
+
+from experiments.grid import Run
+from resnet_flax import resume_guard
+
+RECORD = "experiment_run.json"  # Per run: its config, wall time, whether it finished.
+
+
+def _record(run: Run) -> dict:
+    path = run.workdir / RECORD
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def status(run: Run) -> str:
+    """``done``, ``resume`` (same config, unfinished), ``changed`` or ``new``."""
+    saved = resume_guard.saved(run.workdir)
+    if saved is None:
+        return "new"
+    changed = resume_guard.differences(saved, resume_guard.as_dict(run.config))
+    if any(k not in resume_guard.MAY_CHANGE for k in changed):
+        return "changed"
+    record = _record(run)
+    finished = record.get("finished") and record.get("num_epochs") == run.config.num_epochs
+    return "done" if finished else "resume"
+
+
+def _set_aside(workdir: pathlib.Path) -> pathlib.Path:
+    """Moves a run whose arm changed out of the way (never deleted)."""
+    n = 1
+    while (aside := workdir.with_name(f"{workdir.name}.replaced_{n}")).exists():
+        n += 1
+    workdir.rename(aside)
+    return aside
+
+
+def execute(run: Run, train_fn) -> None:
+    """Trains (or resumes) ``run`` with ``train_fn(config, workdir)``, adding its wall time
+    to the run's record."""
+    state = status(run)
+    if state == "done":
+        print(f"{run.arm} seed {run.seed}: done, skipped", file=sys.stderr, flush=True)
+        return
+    if state == "changed":
+        aside = _set_aside(run.workdir)
+        print(f"{run.arm} seed {run.seed}: its config changed; the old run is in {aside}",
+              file=sys.stderr, flush=True)
+    print(f"{run.arm} seed {run.seed}: {'resuming' if state == 'resume' else 'training'} "
+          f"in {run.workdir}", file=sys.stderr, flush=True)
+    run.workdir.mkdir(parents=True, exist_ok=True)
+    before = _record(run).get("wall_seconds", 0.0) if state == "resume" else 0.0
+    tic, finished, diverged = time.perf_counter(), False, ""
+    try:
+        train_fn(run.config, str(run.workdir))
+        finished = True
+    except FloatingPointError as e:  # A finding (no normalisation, say), not a crash.
+        finished, diverged = True, str(e)
+        print(f"{run.arm} seed {run.seed}: diverged: {e}", file=sys.stderr, flush=True)
+    finally:  # An interrupted run's time counts too.
+        record = {"wall_seconds": before + time.perf_counter() - tic, "finished": finished,
+                  "num_epochs": run.config.num_epochs, "diverged": diverged}
+        (run.workdir / RECORD).write_text(json.dumps(record, indent=1) + "\n")

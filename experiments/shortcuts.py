@@ -1,0 +1,19 @@
+"""Shortcut options A (zero-padding), B (projections where the shape changes) and C
+(projections everywhere)."""
+
+from experiments.common import he_cifar, paper_epochs
+
+TITLE = "Shortcuts: options A, B and C"
+SOURCE = "He et al. 2015, table 3 (ImageNet; here on the CIFAR nets)"
+FINDING = "B is slightly better than A, and C marginally better than B; the differences are small."
+ARMS = {f"resnet{d}_{o}": {"model": f"resnet{d}", "model_options.shortcut": o}
+        for d in (20, 56) for o in "ABC"}
+SCALES = {
+    "quick": {"num_epochs": 6, "lr_boundaries_epochs": (4, 5), "train_subset": 5000,
+              "arms": ["resnet20_A", "resnet20_B", "resnet20_C"]},
+    "paper": {"num_epochs": paper_epochs(), "train_subset": 0},
+}
+
+
+def base(dataset, scale):
+    return he_cifar(dataset, epochs=paper_epochs())

@@ -1,0 +1,67 @@
+"""experiments/: every declared grid is valid, runs end to end for a few steps on the tiny
+dataset, and a rerun skips finished runs and sets aside changed ones."""
+
+import csv
+
+import pytest
+
+from experiments import grid, run
+from resnet_flax.config import validate
+
+TINY = ["--set", "num_epochs=1", "--set", "batch_size=16", "--set", "eval_batch_size=8",
+        "--set", "model_options.width_multiplier=0.25", "--set", "checkpoint_every_steps=100"]
+
+
+@pytest.mark.parametrize("name", grid.EXPERIMENTS)
+@pytest.mark.parametrize("scale", ["quick", "paper"])
+def test_every_arm_of_every_scale_is_a_valid_config(name, scale, tmp_path):
+    module = grid.load(name)
+    assert module.TITLE and module.SOURCE and module.FINDING
+    runs = grid.expand(module, "fashion_mnist", scale, 2, tmp_path)
+    assert {r.seed for r in runs} == {0, 1}
+    for r in runs:
+        validate(r.config)
+    for arm in grid.arms(module, scale):  # Seeds differ in their seed only.
+        a, b = (r.config.to_dict() for r in runs if r.arm == arm)
+        assert {k for k in a if a[k] != b[k]} == {"seed"}
+
+
+def run_tiny(name, data_dir, workdir, *extra):
+    return run.main([name, "--data_dir", str(data_dir), "--seeds", "1", "--workdir",
+                     str(workdir), *TINY, *extra])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", grid.EXPERIMENTS)
+def test_each_experiment_runs_end_to_end_on_tiny_data(name, tiny_data_dir, tmp_path):
+    assert run_tiny(name, tiny_data_dir, tmp_path) == 0
+    module = grid.load(name)
+    with open(tmp_path / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["arm"] for r in rows] == grid.arms(module, "quick")
+    figure = "scatter.png" if getattr(module, "PLOT", "") == "scatter" else "curves.png"
+    assert (tmp_path / figure).stat().st_size > 10_000
+    assert f"]({figure})" in (tmp_path / "results.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_rerun_skips_finished_runs_and_sets_aside_changed_ones(tiny_data_dir, tmp_path,
+                                                                  capfd):
+    extra = ["--set", "train_subset=32"]
+    assert run_tiny("shortcuts", tiny_data_dir, tmp_path, *extra) == 0
+    capfd.readouterr()
+    assert run_tiny("shortcuts", tiny_data_dir, tmp_path, *extra) == 0
+    assert capfd.readouterr().err.count("done, skipped") == 3
+    assert run_tiny("shortcuts", tiny_data_dir, tmp_path, *extra, "--set", "lr=0.05") == 0
+    assert capfd.readouterr().err.count("its config changed") == 3
+    assert (tmp_path / "resnet20_A" / "seed_0.replaced_1" / "metrics.jsonl").exists()
+
+
+def test_bad_experiment_names_and_overrides_are_one_line(capsys):
+    with pytest.raises(SystemExit):
+        run.main(["degradatoin"])
+    assert "unknown experiment 'degradatoin'; did you mean 'degradation'" in (
+        capsys.readouterr().err)
+    with pytest.raises(SystemExit):
+        run.main(["degradation", "--set", "lrr=0.1"])
+    assert "no config field 'lrr'" in capsys.readouterr().err
