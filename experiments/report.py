@@ -70,10 +70,12 @@ def table(runs: list[Run]) -> list[dict]:
 
 
 def _pm(row: dict, column: str, percent: bool = True) -> str:
+    """``mean +- std``; the mean alone for one seed (no spread was measured)."""
     mean, std = row[f"{column}_mean"], row[f"{column}_std"]
-    if percent:
-        return f"{100 * mean:.2f} +- {100 * std:.2f}"
-    return f"{mean:.4f} +- {std:.4f}"
+    scale, digits = (100, 2) if percent else (1, 4)
+    if row["seeds"] < 2:
+        return f"{scale * mean:.{digits}f}"
+    return f"{scale * mean:.{digits}f} +- {scale * std:.{digits}f}"
 
 
 def markdown(module, rows: list[dict], command: str, figure: str) -> str:
@@ -87,7 +89,8 @@ def markdown(module, rows: list[dict], command: str, figure: str) -> str:
             f"{_pm(r, 'best_test_accuracy')} | {_pm(r, 'final_train_error')} | "
             f"{_pm(r, 'final_train_loss', False)} | {r['params']:,} | "
             f"{summary.format_count(r['macs'])} | {r['wall_seconds_mean']:.0f} |")
-    lines += ["", "Errors are final-epoch figures, mean +- std over seeds (std with n - 1).",
+    lines += ["", "Errors are final-epoch figures, mean +- std over seeds (std with n - 1; "
+              "the mean alone where one seed ran).",
               "", f"![{module.TITLE}]({figure})", ""]
     return "\n".join(lines)
 
