@@ -109,8 +109,9 @@ def write(module, runs: list[Run], workdir: pathlib.Path, command: str) -> list[
         figure = "curves.png"
         curves = {run.arm: [] for run in runs}
         for run in runs:
-            if _rows(run):
-                curves[run.arm].append(_rows(run))
+            rows_of_run = _rows(run)  # Read once: a run's metrics.jsonl can be long.
+            if rows_of_run:
+                curves[run.arm].append(rows_of_run)
         plots.experiment_curves(curves, workdir / figure, module.TITLE)
     (workdir / "results.md").write_text(markdown(module, rows, command, figure))
     return rows
