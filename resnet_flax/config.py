@@ -14,7 +14,7 @@ import ml_collections
 
 from resnet_flax.suggest import closest
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
+OPTIMIZERS = ("sgd", "adam", "adamw", "lars", "lamb")
 SCHEDULES = ("constant", "warmup_cosine", "piecewise", "onecycle")
 DTYPES = ("float32", "bfloat16", "float16")
 SHORTCUTS = ("A", "B", "C", "D")
@@ -108,7 +108,12 @@ def default_config() -> ml_collections.ConfigDict:
     c.b1 = 0.9  # Adam/AdamW.
     c.b2 = 0.999
     c.eps = 1e-8
-    c.weight_decay = 0.0  # L2 for sgd/adam, decoupled for adamw.
+    c.weight_decay = 0.0  # L2 for sgd/adam, decoupled for adamw/lamb, in the trust ratio for lars.
+    c.trust_coefficient = 0.001  # LARS: the layer's lr is this x |w| / |g + wd w|.
+    c.grad_clip_norm = 0.0  # > 0: clip the whole gradient to this global norm.
+    # > 1: each step's batch runs as this many micro-batches one after another and their
+    # averaged gradient makes one update (same batch, step count and schedule; less memory).
+    c.grad_accum_steps = 1
     c.decay_bn_and_bias = True  # False: no weight decay on BN scales/offsets and biases.
     c.label_smoothing = 0.0
     c.schedule = "constant"  # One of SCHEDULES.
@@ -162,9 +167,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
         if config[field] <= 0:
             fail(field, "must be positive")
     for field in ("lr", "momentum", "weight_decay", "warmup_epochs", "lr_decay_factor", "eps",
-                  "b1", "b2"):
+                  "b1", "b2", "trust_coefficient", "grad_clip_norm"):
         if not math.isfinite(config[field]) or config[field] < 0:
             fail(field, "must be a finite number >= 0")
+    if config.grad_accum_steps < 1 or config.batch_size % config.grad_accum_steps:
+        fail("grad_accum_steps", f"must be >= 1 and divide batch_size={config.batch_size}")
     if config.lr_base_batch < 0:
         fail("lr_base_batch", "must be >= 0 (0: lr is used as given)")
     if not 0.0 < config.onecycle_pct_start < 1.0:

@@ -63,9 +63,12 @@ def decay_mask(params):
 
 def optimizer(config, lr: optax.Schedule) -> optax.GradientTransformation:
     """``base_optimizer``, split into fine-tuning groups when the config asks for them,
-    followed by the plateau's lr scale when ReduceLROnPlateau or EarlyStopping is on
-    (their counters are the last element of the optimizer state: ``callbacks``)."""
+    after global-norm clipping of the raw gradient (``grad_clip_norm``), followed by the
+    plateau's lr scale when ReduceLROnPlateau or EarlyStopping is on (their counters are
+    the last element of the optimizer state: ``callbacks``)."""
     tx = param_groups(config, base_optimizer(config, lr))
+    if config.grad_clip_norm:
+        tx = optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), tx)
     if callbacks.active(config):
         return optax.chain(tx, callbacks.transform(config))
     return tx
@@ -95,13 +98,23 @@ def param_groups(config, tx: optax.GradientTransformation) -> optax.GradientTran
 
 
 def base_optimizer(config, lr: optax.Schedule) -> optax.GradientTransformation:
-    """SGD (momentum, Nesterov), Adam or AdamW with the config's weight decay.
+    """SGD (momentum, Nesterov), Adam, AdamW, LARS or LAMB with the config's weight decay.
 
     SGD and Adam take weight decay as an L2 term added to the gradient (what torch
-    calls ``weight_decay``); AdamW decouples it. ``decay_bn_and_bias=False``
-    exempts one-dimensional parameters.
+    calls ``weight_decay``); AdamW and LAMB decouple it; LARS adds it before its
+    layer-wise trust ratio (You et al. 2017). ``decay_bn_and_bias=False`` exempts
+    one-dimensional parameters, for LARS from the trust ratio too (as large-batch
+    ResNet-50 recipes do).
     """
     mask = None if config.decay_bn_and_bias else decay_mask
+    if config.optimizer == "lars":
+        return optax.lars(lr, weight_decay=config.weight_decay, weight_decay_mask=mask or True,
+                          trust_coefficient=config.trust_coefficient,
+                          trust_ratio_mask=mask or True, momentum=config.momentum,
+                          nesterov=config.nesterov)
+    if config.optimizer == "lamb":
+        return optax.lamb(lr, b1=config.b1, b2=config.b2, eps=config.eps,
+                          weight_decay=config.weight_decay, mask=mask)
     if config.optimizer == "adamw":
         return optax.adamw(lr, b1=config.b1, b2=config.b2, eps=config.eps,
                            weight_decay=config.weight_decay, mask=mask)

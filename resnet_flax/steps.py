@@ -42,6 +42,7 @@ class StepConfig:
     mix_prob: float = 1.0  # Probability that a batch is mixed.
     input_size: int = 0  # > 0: images resized to this square size for the model.
     input_channels: int = 0  # > 0: a grey channel repeated to this many.
+    grad_accum_steps: int = 1  # > 1: the batch's gradient is accumulated over micro-batches.
 
     def model_input_shape(self, image_shape: tuple[int, int, int]) -> tuple[int, int, int]:
         """The (H, W, C) the model sees for dataset images of ``image_shape``."""
@@ -70,7 +71,7 @@ def step_config(config) -> StepConfig:
         random_erasing_scale=tuple(config.random_erasing_scale),
         random_erasing_ratio=tuple(config.random_erasing_ratio),
         mixup_alpha=config.mixup_alpha, cutmix_alpha=config.cutmix_alpha,
-        mix_prob=config.mix_prob)
+        mix_prob=config.mix_prob, grad_accum_steps=config.grad_accum_steps)
 
 
 def cross_entropy(logits: jnp.ndarray, labels: jnp.ndarray, num_classes: int,
@@ -96,14 +97,8 @@ def train_step(state: TrainState, images: jnp.ndarray, labels: jnp.ndarray,
     x, mix = augmented_batch(aug_key, images[indices], cfg)
     targets = mixing.mixed_targets(batch_labels, mix, cfg.num_classes, cfg.label_smoothing)
 
-    def loss_fn(params):
-        logits, new_vars = state.apply_fn(
-            {"params": params, "batch_stats": state.batch_stats}, x, train=True,
-            mutable=["batch_stats"], rngs={"dropout": dropout_key})
-        loss = optax.softmax_cross_entropy(logits, targets).mean()
-        return loss, (logits, new_vars["batch_stats"])
-
-    (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    loss, logits, batch_stats, grads = loss_and_grads(state, x, targets, dropout_key,
+                                                      cfg.grad_accum_steps)
     state = state.apply_gradients(grads, batch_stats)
     if cfg.ema_decay:
         state = state.update_ema(cfg.ema_decay)
@@ -115,6 +110,49 @@ def train_step(state: TrainState, images: jnp.ndarray, labels: jnp.ndarray,
         "nonfinite": (~jnp.isfinite(loss)).astype(jnp.float32),
     }
     return state, metrics
+
+
+def loss_and_grads(state: TrainState, x: jnp.ndarray, targets: jnp.ndarray,
+                   dropout_key: jax.Array, accum_steps: int = 1):
+    """(mean loss, logits, new BatchNorm statistics, gradient) of one batch.
+
+    With ``accum_steps`` = k > 1 the batch runs as k micro-batches one after another
+    (``lax.scan``: activations of one micro-batch at a time) and the gradient is their
+    mean: for a model without BatchNorm exactly the whole batch's. BatchNorm normalises
+    each micro-batch by its own statistics and updates the running ones k times, as
+    accumulation in torch does. Micro-batch i holds examples i, i + k, ..., so that each
+    one is spread over all the devices the batch is sharded over.
+    """
+    def one(batch_stats, x, targets, key):
+        def loss_fn(params):
+            logits, new_vars = state.apply_fn(
+                {"params": params, "batch_stats": batch_stats}, x, train=True,
+                mutable=["batch_stats"], rngs={"dropout": key})
+            loss = optax.softmax_cross_entropy(logits, targets).mean()
+            return loss, (logits, new_vars["batch_stats"])
+
+        (loss, (logits, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        return loss, logits, stats, grads
+
+    if accum_steps == 1:
+        return one(state.batch_stats, x, targets, dropout_key)
+
+    def micro(a):  # (B, ...) -> (k, B / k, ...), micro-batch i = examples i, i + k, ...
+        return a.reshape(a.shape[0] // accum_steps, accum_steps, *a.shape[1:]).swapaxes(0, 1)
+
+    def body(carry, inputs):
+        stats, grad_sum, loss_sum = carry
+        xi, ti, i = inputs
+        loss, logits, stats, grads = one(stats, xi, ti, jax.random.fold_in(dropout_key, i))
+        return (stats, jax.tree.map(jnp.add, grad_sum, grads), loss_sum + loss), logits
+
+    zeros = jax.tree.map(jnp.zeros_like, state.params)
+    (stats, grad_sum, loss_sum), logits = jax.lax.scan(
+        body, (state.batch_stats, zeros, jnp.float32(0)),
+        (micro(x), micro(targets), jnp.arange(accum_steps)))
+    logits = logits.swapaxes(0, 1).reshape(x.shape[0], -1)  # Back to the batch's order.
+    grads = jax.tree.map(lambda g: g / accum_steps, grad_sum)
+    return loss_sum / accum_steps, logits, stats, grads
 
 
 def augmented_batch(key: jax.Array, images: jnp.ndarray,

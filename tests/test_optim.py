@@ -85,7 +85,42 @@ def test_each_optimizer_builds_and_steps(name):
     ("lr_base_batch", -256, "lr_base_batch=-256 must be >= 0"),
     ("onecycle_pct_start", 1.0, r"onecycle_pct_start=1.0 must be in \(0, 1\)"),
     ("onecycle_final_div_factor", 0.0, "onecycle_final_div_factor=0.0 must be a finite"),
+    ("grad_accum_steps", 3, "grad_accum_steps=3 must be >= 1 and divide batch_size=128"),
+    ("grad_clip_norm", float("nan"), "grad_clip_norm=nan must be a finite"),
+    ("trust_coefficient", -1.0, "trust_coefficient=-1.0 must be a finite"),
 ])
 def test_bad_config_values_are_named(field, value, match):
     with pytest.raises(ValueError, match=match):
         validate(config(**{field: value}))
+
+
+@pytest.mark.parametrize("name", ["lars", "lamb"])
+def test_large_batch_optimizers_build_and_step(name):
+    params = {"w": jnp.ones((2, 2))}
+    tx = optim.optimizer(config(optimizer=name, weight_decay=1e-4), optax.constant_schedule(0.1))
+    updates, _ = tx.update({"w": jnp.ones((2, 2))}, tx.init(params), params)
+    assert float(updates["w"][0, 0]) < 0
+
+
+def test_lars_scales_each_layer_by_its_trust_ratio_and_skips_bn_when_asked():
+    w, g, wd, eta = jnp.full((2, 2), 3.0), jnp.full((2, 2), 0.5), 0.1, 0.01
+    params = {"conv": {"kernel": w}, "bn": {"scale": jnp.ones(2)}}
+    grads = {"conv": {"kernel": g}, "bn": {"scale": jnp.full(2, 0.5)}}
+    tx = optim.optimizer(config(optimizer="lars", momentum=0.0, weight_decay=wd,
+                                trust_coefficient=eta, decay_bn_and_bias=False),
+                         optax.constant_schedule(1.0))
+    updates, _ = tx.update(grads, tx.init(params), params)
+    d = g + wd * w  # You et al. 2017: lr * eta * |w| / |g + wd w| * (g + wd w).
+    expected = -eta * jnp.linalg.norm(w) / jnp.linalg.norm(d) * d
+    np.testing.assert_allclose(updates["conv"]["kernel"], expected, rtol=1e-6)
+    np.testing.assert_allclose(updates["bn"]["scale"], -0.5, rtol=1e-6)  # Plain SGD.
+
+
+def test_gradient_clipping_bounds_the_global_norm():
+    params = {"a": jnp.zeros(3), "b": jnp.zeros((2, 2))}
+    grads = {"a": jnp.full(3, 4.0), "b": jnp.full((2, 2), 3.0)}  # Global norm sqrt(84).
+    tx = optim.optimizer(config(optimizer="sgd", momentum=0.0, grad_clip_norm=2.0),
+                         optax.constant_schedule(1.0))
+    updates, _ = tx.update(grads, tx.init(params), params)
+    assert float(optax.tree.norm(updates)) == pytest.approx(2.0, rel=1e-6)
+    np.testing.assert_allclose(updates["a"], -4.0 * 2.0 / np.sqrt(84), rtol=1e-6)

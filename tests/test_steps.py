@@ -1,5 +1,6 @@
 """Train and eval steps: learning on a fixed batch, masked eval, label smoothing, EMA, TTA."""
 
+import dataclasses
 import functools
 
 import jax
@@ -123,3 +124,40 @@ def test_flip_tta_averages_an_image_and_its_mirror():
     plain = steps.eval_step(state, images, labels, idx, mask, CFG)
     plain_mirrored = steps.eval_step(state, mirrored, labels, idx, mask, CFG)
     assert float(plain["loss_sum"]) != float(plain_mirrored["loss_sum"])
+
+
+def test_gradient_accumulation_equals_the_whole_batch_without_batchnorm():
+    """k micro-batches of b give one update of batch k*b: same parameters, loss and
+    correct count (the micro-batches' logits come back in the batch's order)."""
+    images, labels = fake_split(32)
+    idx = jnp.asarray(np.random.default_rng(1).permutation(32)[:16])
+    model = models.create("fashion_mnist_resnet", num_classes=10, width_multiplier=0.25,
+                          norm="none", dropout_rate=0.0)
+    tx = optax.sgd(0.5, momentum=0.9)
+    start = state_lib.create(model, tx, jax.random.key(0), (28, 28, 1))
+    out = {}
+    for k in (1, 4):
+        cfg = dataclasses.replace(CFG, grad_accum_steps=k)
+        step = jax.jit(functools.partial(steps.train_step, cfg=cfg))
+        state, metrics = step(start, images, labels, idx, jax.random.key(0))
+        state, _ = step(state, images, labels, idx, jax.random.key(0))
+        out[k] = state, metrics
+    for a, b in zip(jax.tree.leaves(out[1][0].params), jax.tree.leaves(out[4][0].params)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(out[1][1]["loss_sum"], out[4][1]["loss_sum"], rtol=1e-5)
+    assert float(out[1][1]["correct"]) == float(out[4][1]["correct"])
+
+
+def test_gradient_accumulation_updates_batchnorm_statistics_once_per_micro_batch():
+    images, labels = fake_split(16)
+    start = make_state(dropout_rate=0.0)
+    idx = jnp.arange(16)
+    stats = {}
+    for k in (1, 2):
+        cfg = dataclasses.replace(CFG, grad_accum_steps=k)
+        state, metrics = jax.jit(functools.partial(steps.train_step, cfg=cfg))(
+            start, images, labels, idx, jax.random.key(0))
+        assert float(metrics["nonfinite"]) == 0 and int(state.step) == 1
+        stats[k] = jax.tree.leaves(state.batch_stats)
+    # Two running updates from the half-batches' statistics, not one from the whole batch's.
+    assert any(not np.allclose(a, b) for a, b in zip(stats[1], stats[2]))
