@@ -19,9 +19,9 @@ inside the step, with a fresh permutation every epoch: the training loop's
 figure. ``--loop scan`` runs ``--scan-steps`` steps per call under ``lax.scan``
 (``epoch_scan``) instead of one call per step.
 
-``--parallelism pmap`` is for comparison only: ``jax.pmap`` of the same step
-with per-device BatchNorm statistics, the updated parameters and optimizer
-state averaged over devices (for SGD exactly the update of averaged gradients).
+``--parallelism pmap`` compiles the same step as training's ``parallelism=pmap``
+(``parallel.PmapMode``: gradients, BatchNorm statistics and metrics reduced over
+the device axis by the step itself).
 
 On a CPU the process is split into ``--devices`` virtual XLA devices (default:
 ``host_devices.default_count()``: 1 with Eigen convolutions, the default, else one
@@ -31,6 +31,7 @@ per core) before JAX starts. ``--cpu-convs xla-default`` keeps jaxlib's YNNPACK 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import os
@@ -187,7 +188,6 @@ def run(args: argparse.Namespace) -> dict:
     import jaxlib
     import numpy as np
     import optax
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
     from resnet_flax import epoch_scan, models, parallel, steps
     from resnet_flax import state as state_lib
@@ -254,32 +254,22 @@ def run(args: argparse.Namespace) -> dict:
         jax.ShapeDtypeStruct(images.shape, images.dtype),
         jax.ShapeDtypeStruct(labels.shape, labels.dtype),
         jax.ShapeDtypeStruct((args.batch,), jnp.int32), key)
-    if args.parallelism == "jit":
-        mesh = parallel.make_mesh(devices)
-        repl, bsh = parallel.replicated(mesh), parallel.batch_sharded(mesh)
-        if args.loop == "scan":
-            fn = epoch_scan.jit_train_steps(cfg, mesh)
-            idx_sharding = epoch_scan.rows_sharded(mesh)
-            put_idx = lambda rows: jax.device_put(rows, idx_sharding)  # noqa: E731
-        else:
-            fn = steps.jit_train_step(cfg, mesh)
-            put_idx = lambda rows: jax.device_put(rows[0], bsh)  # noqa: E731
-        state = jax.device_put(state, repl)
-        data = jax.device_put((images, labels), repl)
-        key = jax.device_put(key, repl)
+    mode = parallel.mode(args.parallelism, parallel.make_mesh(devices))
+    # The step's model: pmap's BatchNorm and dropout span its axis (the FLOP count traces
+    # the plain model outside pmap).
+    step_state = state.replace(apply_fn=model.clone(**mode.model_attributes(True)).apply)
+    step_cfg = dataclasses.replace(cfg, axis_name=mode.axis_name)
+    if args.loop == "scan":
+        mesh = mode.mesh
+        fn = epoch_scan.jit_train_steps(cfg, mesh)
+        idx_sharding = epoch_scan.rows_sharded(mesh)
+        put_idx = lambda rows: jax.device_put(rows, idx_sharding)  # noqa: E731
     else:
-        def pmapped(state, images, labels, indices, key):
-            state, metrics = steps.train_step(state, images, labels, indices, key, cfg)
-            mean = functools.partial(jax.lax.pmean, axis_name="d")
-            state = state.replace(params=mean(state.params), opt_state=mean(state.opt_state),
-                                  batch_stats=mean(state.batch_stats))
-            return state, jax.lax.psum(metrics, "d")
-
-        fn = jax.pmap(pmapped, axis_name="d", devices=devices, donate_argnums=0)
-        split = NamedSharding(Mesh(np.asarray(devices), ("d",)), PartitionSpec("d"))
-        stack = lambda x: jax.device_put(jnp.stack([x] * n), split)  # noqa: E731
-        state, data, key = jax.tree.map(stack, (state, (images, labels), key))
-        put_idx = lambda rows: jax.device_put(rows[0].reshape(n, -1), split)  # noqa: E731
+        fn = mode.train_step(functools.partial(steps.train_step, cfg=step_cfg))
+        put_idx = lambda rows: mode.put_batch(rows[0])  # noqa: E731
+    state = mode.put_state(step_state)
+    data = mode.put_replicated((images, labels))
+    key = mode.put_replicated(jax.random.key_data(key))
 
     tic = time.perf_counter()
     lowered = fn.lower(state, *data, put_idx(batches(0)), key)
@@ -305,8 +295,8 @@ def run(args: argparse.Namespace) -> dict:
             warmup_s = time.perf_counter() - tic
     if not calls_warm:
         warmup_s = 0.0
-    loss = float(np.asarray(metrics["loss_sum"]).reshape(-1)[0]) / float(
-        np.asarray(metrics["count"]).reshape(-1)[0])
+    metrics = mode.canonical(metrics)
+    loss = float(metrics["loss_sum"]) / float(metrics["count"])
 
     ips = sorted(args.batch / t for t in times)
     step_s = statistics.median(times)

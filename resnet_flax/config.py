@@ -18,6 +18,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "lars", "lamb")
 SCHEDULES = ("constant", "warmup_cosine", "piecewise", "onecycle")
 DTYPES = ("float32", "bfloat16", "float16")
 SHORTCUTS = ("A", "B", "C", "D")
+PARALLELISMS = ("jit", "pmap")  # parallel.PARALLELISMS (config imports no JAX).
 
 
 class ConfigError(ValueError):
@@ -97,6 +98,11 @@ def default_config() -> ml_collections.ConfigDict:
     c.freeze = ""  # Parts kept fixed, BN statistics included: e.g. "stem,stage1".
     c.backbone_lr_multiplier = 1.0  # The backbone's lr is lr times this; the head's is lr.
 
+    # Data parallelism (resnet_flax/parallel.py): "jit" (sharded over a mesh) or "pmap";
+    # both compute the same steps. sync_batch_stats=False: per-device BatchNorm statistics.
+    c.parallelism = "jit"
+    c.sync_batch_stats = True
+
     # Optimisation.
     c.batch_size = 128  # Global batch, split over all devices.
     c.eval_batch_size = 1000
@@ -160,6 +166,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
             fail(field, f"is not one of {choices}{closest(str(config[field]), choices)}")
 
     check_choice("optimizer", OPTIMIZERS)
+    check_choice("parallelism", PARALLELISMS)
     check_choice("best_metric", BEST_METRICS)
     check_choice("schedule", SCHEDULES)
     for field in ("batch_size", "eval_batch_size", "num_epochs", "checkpoint_every_steps",

@@ -1,8 +1,19 @@
-"""The device mesh, its shardings, and multi-process start-up.
+"""The device mesh, its shardings, multi-process start-up, and the two ways of
+compiling the one pure train/eval step over the devices (``config.parallelism``).
 
 One code path serves one device, several local devices and several processes
 (``jax.distributed``): arrays are assembled from host data with
 ``make_array_from_callback``, which gives each process only its own shards.
+
+- ``JitMode`` (the default): ``jax.jit`` with shardings. State and data replicated,
+  each batch split over the ``data`` axis; XLA inserts the collectives.
+- ``PmapMode``: ``jax.pmap`` of the same step with the axis named ``data``. Every
+  input carries a leading device axis; the step takes its device's rows of the batch
+  (``this_device_rows``) and reduces gradients, BatchNorm statistics and metric sums
+  over the axis itself. Both give the same losses and parameters (tests/test_parallel.py).
+
+Either way ``canonical`` gives the state in jit's layout (one copy, no device axis):
+what checkpoints hold, so a run can change mode when it resumes.
 """
 
 from __future__ import annotations
@@ -10,6 +21,8 @@ from __future__ import annotations
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from resnet_flax.config import PARALLELISMS
 
 DATA_AXIS = "data"
 
@@ -58,3 +71,111 @@ def check_divisible(batch_size: int, mesh: Mesh, what: str) -> None:
     if batch_size % n:
         raise ValueError(f"config.{what}={batch_size} is not divisible by the {n} devices; "
                          f"use a multiple of {n}")
+
+
+def this_device_rows(tree, axis_name: str | None):
+    """Under pmap (``axis_name`` bound), this device's equal share of every array's
+    leading (batch) axis; the arrays themselves otherwise."""
+    if axis_name is None:
+        return tree
+
+    def one(a):
+        rows = a.shape[0] // jax.lax.axis_size(axis_name)
+        return jax.lax.dynamic_slice_in_dim(a, jax.lax.axis_index(axis_name) * rows, rows, 0)
+
+    return jax.tree.map(one, tree)
+
+
+def mean_over(tree, axis_name: str | None):
+    """The mean over the pmap axis (gradients, BatchNorm statistics); a no-op under jit."""
+    return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
+
+
+def sum_over(tree, axis_name: str | None):
+    """The sum over the pmap axis (metric sums); a no-op under jit."""
+    return tree if axis_name is None else jax.lax.psum(tree, axis_name)
+
+
+class JitMode:
+    """``jax.jit`` over the mesh: one program, XLA partitions it."""
+
+    axis_name = None
+
+    def __init__(self, mesh: Mesh):
+        self.mesh = mesh
+        self._repl, self._batch = replicated(mesh), batch_sharded(mesh)
+
+    def model_attributes(self, sync_batch_stats: bool) -> dict:
+        """Per-device BatchNorm statistics: one ghost group per device's shard."""
+        return {} if sync_batch_stats else {"bn_ghost_groups": self.mesh.devices.size}
+
+    def put_state(self, tree):
+        return tree if _placed(tree, self._repl) else put(jax.device_get(tree), self._repl)
+
+    def put_replicated(self, tree):
+        return put(tree, self._repl)
+
+    def put_batch(self, tree):
+        return put(tree, self._batch)
+
+    def canonical(self, tree):
+        return tree
+
+    def train_step(self, fn):
+        """``fn(state, images, labels, indices, key)``, the state donated."""
+        repl, batch = self._repl, self._batch
+        return jax.jit(fn, in_shardings=(repl, repl, repl, batch, repl),
+                       out_shardings=(repl, repl), donate_argnums=0)
+
+    def eval_step(self, fn):
+        """``fn(state, images, labels, indices, mask)``."""
+        repl, batch = self._repl, self._batch
+        return jax.jit(fn, in_shardings=(repl, repl, repl, batch, batch), out_shardings=repl)
+
+
+class PmapMode:
+    """``jax.pmap`` over the mesh's devices with the axis named ``DATA_AXIS``: every input
+    replicated with a leading device axis (the whole batch too: the step augments it
+    all, as jit does, and keeps its rows), every output identical on each device."""
+
+    axis_name = DATA_AXIS
+
+    def __init__(self, mesh: Mesh):
+        self.mesh = mesh
+        self._stacked = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+
+    def model_attributes(self, sync_batch_stats: bool) -> dict:
+        """BatchNorm and dropout span the axis; ghost BatchNorm is one group per device
+        (the step then averages the running statistics over devices)."""
+        ghost = {} if sync_batch_stats else {"bn_ghost_groups": 1}
+        return {"axis_name": DATA_AXIS, **ghost}
+
+    def put_replicated(self, tree):
+        n = self.mesh.devices.size
+        return put(jax.tree.map(lambda x: np.broadcast_to(x, (n, *np.shape(x))),
+                                jax.device_get(tree)), self._stacked)
+
+    put_state = put_batch = put_replicated
+
+    def canonical(self, tree):
+        """Device 0's copy, without the device axis."""
+        return jax.tree.map(lambda x: x.addressable_shards[0].data[0], tree)
+
+    def train_step(self, fn):
+        return jax.pmap(fn, axis_name=DATA_AXIS, donate_argnums=0)
+
+    def eval_step(self, fn):
+        return jax.pmap(fn, axis_name=DATA_AXIS)
+
+
+def mode(parallelism: str, mesh: Mesh) -> JitMode | PmapMode:
+    """The compilation mode ``config.parallelism`` names, over ``mesh``."""
+    if parallelism not in PARALLELISMS:
+        raise ValueError(f"parallelism={parallelism!r} is not one of {PARALLELISMS}")
+    return (JitMode if parallelism == "jit" else PmapMode)(mesh)
+
+
+def _placed(tree, sharding: NamedSharding) -> bool:
+    """Whether every leaf is already a global array with ``sharding``."""
+    return all(isinstance(x, jax.Array) and x.sharding == sharding
+               for x in jax.tree.leaves(tree))

@@ -43,6 +43,9 @@ class StepConfig:
     input_size: int = 0  # > 0: images resized to this square size for the model.
     input_channels: int = 0  # > 0: a grey channel repeated to this many.
     grad_accum_steps: int = 1  # > 1: the batch's gradient is accumulated over micro-batches.
+    # The pmap axis (set by parallel.PmapMode): each device computes its rows of the batch
+    # and reduces gradients, BatchNorm statistics and metric sums over the axis.
+    axis_name: str | None = None
 
     def model_input_shape(self, image_shape: tuple[int, int, int]) -> tuple[int, int, int]:
         """The (H, W, C) the model sees for dataset images of ``image_shape``."""
@@ -94,22 +97,31 @@ def train_step(state: TrainState, images: jnp.ndarray, labels: jnp.ndarray,
         key = jax.random.wrap_key_data(key)
     aug_key, dropout_key = jax.random.split(jax.random.fold_in(key, state.step))
     batch_labels = labels[indices]
+    # The whole batch is augmented and mixed under pmap too (each device draws what jit
+    # draws), then each device keeps its rows.
     x, mix = augmented_batch(aug_key, images[indices], cfg)
     targets = mixing.mixed_targets(batch_labels, mix, cfg.num_classes, cfg.label_smoothing)
+    lam, partners = mixing.partners(batch_labels, mix)
+    x, targets, batch_labels, partners = parallel.this_device_rows(
+        (x, targets, batch_labels, partners), cfg.axis_name)
 
     loss, logits, batch_stats, grads = loss_and_grads(state, x, targets, dropout_key,
                                                       cfg.grad_accum_steps)
+    grads = parallel.mean_over(grads, cfg.axis_name)
+    # Equal already where BatchNorm syncs; per-device (ghost) statistics are averaged.
+    batch_stats = parallel.mean_over(batch_stats, cfg.axis_name)
     state = state.apply_gradients(grads, batch_stats)
     if cfg.ema_decay:
         state = state.update_ema(cfg.ema_decay)
     n = batch_labels.shape[0]
     metrics = {
         "loss_sum": loss * n,
-        "correct": jnp.sum(mixing.mixed_correct(logits, batch_labels, mix)).astype(jnp.float32),
+        "correct": jnp.sum(mixing.correct(logits, batch_labels, partners, lam)
+                           ).astype(jnp.float32),
         "count": jnp.float32(n),
         "nonfinite": (~jnp.isfinite(loss)).astype(jnp.float32),
     }
-    return state, metrics
+    return state, parallel.sum_over(metrics, cfg.axis_name)
 
 
 def loss_and_grads(state: TrainState, x: jnp.ndarray, targets: jnp.ndarray,
@@ -194,14 +206,15 @@ def eval_step(state: TrainState, images: jnp.ndarray, labels: jnp.ndarray,
     ``ema=True`` evaluates the state's moving average instead of its live weights;
     ``cfg.tta_flip`` averages the logits of each image and its horizontal mirror.
     """
+    indices, mask = parallel.this_device_rows((indices, mask), cfg.axis_name)
     logits = predict_step(state, images, indices, cfg, ema)
     batch_labels = labels[indices]
     loss = cross_entropy(logits, batch_labels, cfg.num_classes)
-    return {
+    return parallel.sum_over({
         "loss_sum": jnp.sum(loss * mask),
         "correct": jnp.sum((jnp.argmax(logits, -1) == batch_labels) * mask),
         "count": jnp.sum(mask),
-    }
+    }, cfg.axis_name)
 
 
 def jit_train_step(cfg: StepConfig, mesh):
@@ -210,17 +223,12 @@ def jit_train_step(cfg: StepConfig, mesh):
 
     Call as ``(state, images, labels, indices, key) -> (state, metric sums)``.
     """
-    repl, batch = parallel.replicated(mesh), parallel.batch_sharded(mesh)
-    return jax.jit(functools.partial(train_step, cfg=cfg),
-                   in_shardings=(repl, repl, repl, batch, repl), out_shardings=(repl, repl),
-                   donate_argnums=0)
+    return parallel.JitMode(mesh).train_step(functools.partial(train_step, cfg=cfg))
 
 
 def jit_eval_step(cfg: StepConfig, mesh, ema: bool = False):
     """``eval_step`` compiled for ``mesh``: ``(state, images, labels, indices, mask)``."""
-    repl, batch = parallel.replicated(mesh), parallel.batch_sharded(mesh)
-    return jax.jit(functools.partial(eval_step, cfg=cfg, ema=ema),
-                   in_shardings=(repl, repl, repl, batch, batch), out_shardings=repl)
+    return parallel.JitMode(mesh).eval_step(functools.partial(eval_step, cfg=cfg, ema=ema))
 
 
 def jit_predict_step(cfg: StepConfig, mesh, ema: bool = False):

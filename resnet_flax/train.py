@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import pathlib
 import sys
@@ -74,58 +75,68 @@ class Trainer:
         self.steps_per_epoch = pipeline.steps_per_epoch(len(train), config.batch_size)
         self.total_steps = config.num_epochs * self.steps_per_epoch
 
-        self.model = models.create(config.model, num_classes=self.spec.num_classes,
-                                   frozen=freeze_parts(config), **model_overrides(config))
+        self.mode = parallel.mode(config.parallelism, self.mesh)
+        self.model = models.create(
+            config.model, num_classes=self.spec.num_classes, frozen=freeze_parts(config),
+            **model_overrides(config), **self.mode.model_attributes(config.sync_batch_stats))
         self.lr = optim.schedule(config, self.steps_per_epoch)
         tx = optim.optimizer(config, self.lr)
         init_key, step_key = jax.random.split(jax.random.key(config.seed))
 
-        cfg = steps.step_config(config)
-        repl, batch = parallel.replicated(self.mesh), parallel.batch_sharded(self.mesh)
-        self._repl, self._batch = repl, batch
+        cfg = dataclasses.replace(steps.step_config(config), axis_name=self.mode.axis_name)
         self.ema = config.ema_decay > 0
-        self.state = parallel.put(state_lib.create(
-            self.model, tx, init_key, cfg.model_input_shape(self.spec.image_shape),
-            ema=self.ema), repl)
-        self.step_key = parallel.put(jax.random.key_data(step_key), repl)
-        self.train_data = parallel.put((train.images, train.labels), repl)
-        self.test_data = parallel.put((test.images, test.labels), repl)
+        self.state = state_lib.create(self.model, tx, init_key,
+                                      cfg.model_input_shape(self.spec.image_shape), ema=self.ema)
+        self.step_key = self.mode.put_replicated(jax.random.key_data(step_key))
+        self.train_data = self.mode.put_replicated((train.images, train.labels))
+        self.test_data = self.mode.put_replicated((test.images, test.labels))
 
-        self._train_step = steps.jit_train_step(cfg, self.mesh)
+        self._train_step = self.mode.train_step(functools.partial(steps.train_step, cfg=cfg))
         # Metric prefix -> eval step. With an EMA, "test" is the EMA model and
         # "test_live" the weights being trained.
-        self._eval_steps = {"test": steps.jit_eval_step(cfg, self.mesh, ema=self.ema)}
+        self._eval_steps = {"test": self.mode.eval_step(
+            functools.partial(steps.eval_step, cfg=cfg, ema=self.ema))}
         if self.ema:
-            self._eval_steps["test_live"] = steps.jit_eval_step(cfg, self.mesh)
+            self._eval_steps["test_live"] = self.mode.eval_step(
+                functools.partial(steps.eval_step, cfg=cfg))
+
+    @property
+    def state(self) -> state_lib.TrainState:
+        """The train state in jit's layout (what checkpoints hold), whatever the mode."""
+        return self.mode.canonical(self._state)
+
+    @state.setter
+    def state(self, value: state_lib.TrainState) -> None:
+        self._state = self.mode.put_state(value)
 
     def start_from(self, variables: dict) -> None:
         """Restarts training from ``variables`` (fine-tuning's first state)."""
-        self.state = parallel.put(jax.device_get(self.state).with_variables(variables),
-                                  self._repl)
+        self.state = jax.device_get(self.state).with_variables(variables)
 
     def compile(self) -> float:
         """Compiles both steps ahead of the first batch; returns seconds taken."""
         start = time.perf_counter()
-        idx = parallel.put(np.zeros(self.config.batch_size, np.int32), self._batch)
+        idx = self.mode.put_batch(np.zeros(self.config.batch_size, np.int32))
         self._train_step = self._train_step.lower(
-            self.state, *self.train_data, idx, self.step_key).compile()
+            self._state, *self.train_data, idx, self.step_key).compile()
         eval_idx = np.zeros(self.config.eval_batch_size, np.int32)
         for prefix, step in self._eval_steps.items():
             self._eval_steps[prefix] = step.lower(
-                self.state, *self.test_data, parallel.put(eval_idx, self._batch),
-                parallel.put(eval_idx.astype(np.float32), self._batch)).compile()
+                self._state, *self.test_data, self.mode.put_batch(eval_idx),
+                self.mode.put_batch(eval_idx.astype(np.float32))).compile()
         return time.perf_counter() - start
 
     def evaluate(self) -> dict[str, float]:
         """Loss and accuracy over every test example exactly once (per evaluated model)."""
-        batches = [(parallel.put(idx, self._batch), parallel.put(mask, self._batch))
+        batches = [(self.mode.put_batch(idx), self.mode.put_batch(mask))
                    for idx, mask in zip(*pipeline.eval_batches(self.num_test,
                                                                self.config.eval_batch_size))]
         out = {}
         for prefix, step in self._eval_steps.items():
             sums = None
             for idx, mask in batches:
-                sums = _sum(sums, step(self.state, *self.test_data, idx, mask))
+                sums = _sum(sums, self.mode.canonical(
+                    step(self._state, *self.test_data, idx, mask)))
             out.update(_means(sums, prefix))
         return out
 
@@ -138,10 +149,9 @@ class Trainer:
                           disable=not self.config.progress_bar or jax.process_index() > 0,
                           unit="step")
         for i in bar:
-            self.state, step_metrics = self._train_step(
-                self.state, *self.train_data, parallel.put(batches[i], self._batch),
-                self.step_key)
-            sums = _sum(sums, step_metrics)
+            self._state, step_metrics = self._train_step(
+                self._state, *self.train_data, self.mode.put_batch(batches[i]), self.step_key)
+            sums = _sum(sums, self.mode.canonical(step_metrics))
             if on_step is not None:
                 on_step(epoch * self.steps_per_epoch + i + 1, sums)
         return sums

@@ -80,7 +80,8 @@ CASES = [
     Case("nan lr", _main("--config.lr=nan"), "config.lr=nan must be a finite number >= 0"),
     Case("zero batch", _main("--config.batch_size=0"), "config.batch_size=0 must be positive"),
     Case("unknown optimizer", _main("--config.optimizer=sgdd"),
-         "config.optimizer='sgdd' is not one of ('sgd', 'adam', 'adamw'); did you mean 'sgd'?"),
+         "config.optimizer='sgdd' is not one of ('sgd', 'adam', 'adamw', 'lars', 'lamb'); "
+         "did you mean 'sgd'?"),
     Case("unknown model", _main("--config.model=resnet21"),
          "config.model: unknown model 'resnet21'; did you mean"),
     Case("unknown dataset", _main("--config.dataset=cifar11"),

@@ -85,6 +85,7 @@ def test_each_optimizer_builds_and_steps(name):
     ("lr_base_batch", -256, "lr_base_batch=-256 must be >= 0"),
     ("onecycle_pct_start", 1.0, r"onecycle_pct_start=1.0 must be in \(0, 1\)"),
     ("onecycle_final_div_factor", 0.0, "onecycle_final_div_factor=0.0 must be a finite"),
+    ("parallelism", "pmpa", "parallelism='pmpa' is not one of.*did you mean 'pmap'"),
     ("grad_accum_steps", 3, "grad_accum_steps=3 must be >= 1 and divide batch_size=128"),
     ("grad_clip_norm", float("nan"), "grad_clip_norm=nan must be a finite"),
     ("trust_coefficient", -1.0, "trust_coefficient=-1.0 must be a finite"),

@@ -94,10 +94,21 @@ def mixed_targets(labels: jnp.ndarray, mix_: Mix | None, num_classes: int,
     return mix_.lam * targets + (1.0 - mix_.lam) * targets[mix_.perm]
 
 
-def mixed_correct(logits: jnp.ndarray, labels: jnp.ndarray, mix_: Mix | None) -> jnp.ndarray:
-    """Per example: ``lam`` for predicting its own label, ``1 - lam`` for its partner's
-    (1 or 0 when ``mix_`` is None)."""
-    pred = jnp.argmax(logits, -1)
+def partners(labels: jnp.ndarray, mix_: Mix | None) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """(lam, each example's partner's label): (1, the labels) when nothing is mixed."""
     if mix_ is None:
-        return pred == labels
-    return (mix_.lam * (pred == labels) + (1.0 - mix_.lam) * (pred == labels[mix_.perm]))
+        return jnp.float32(1.0), labels
+    return mix_.lam, labels[mix_.perm]
+
+
+def correct(logits: jnp.ndarray, labels: jnp.ndarray, partner_labels: jnp.ndarray,
+            lam: jnp.ndarray) -> jnp.ndarray:
+    """Per example: ``lam`` for predicting its own label, ``1 - lam`` for its partner's."""
+    pred = jnp.argmax(logits, -1)
+    return lam * (pred == labels) + (1.0 - lam) * (pred == partner_labels)
+
+
+def mixed_correct(logits: jnp.ndarray, labels: jnp.ndarray, mix_: Mix | None) -> jnp.ndarray:
+    """``correct`` for a batch and its ``Mix`` (1 or 0 when ``mix_`` is None)."""
+    lam, partner_labels = partners(labels, mix_)
+    return correct(logits, labels, partner_labels, lam)

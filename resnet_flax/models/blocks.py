@@ -33,7 +33,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 from jax.nn import initializers
 
-from resnet_flax.models import layers
+from resnet_flax.models import cross_device, layers
 
 SHORTCUTS = ("A", "B", "C", "D")
 
@@ -133,6 +133,7 @@ class ResidualBlock(nn.Module):
     conv_bias: bool = False
     groups: int = 1  # Of the 3x3 conv (Bottleneck; ResNeXt).
     base_width: int = 64  # Bottleneck width per group at 64 planes (Bottleneck; wide nets).
+    axis_name: str | None = None  # The pmap axis dropout draws across (cross_device).
 
     expansion = 1
 
@@ -148,14 +149,16 @@ class ResidualBlock(nn.Module):
         return a, (a if transforms else x)
 
     def _dropout(self, y):
-        return nn.Dropout(self.dropout_rate, deterministic=self.deterministic)(y)
+        return cross_device.Dropout(self.dropout_rate, deterministic=self.deterministic,
+                                    axis_name=self.axis_name)(y)
 
     def _merge(self, y, shortcut_in, out_features):
         """SE, stochastic depth, shortcut addition and (post-activation) ReLU."""
         if self.se_reduction:
             y = SqueezeExcite(self.se_reduction, self.conv_init, self.dtype, name="se")(y)
         if not self.plain:
-            y = layers.DropPath(self.drop_path, self.deterministic, name="drop_path")(y)
+            y = layers.DropPath(self.drop_path, self.deterministic, self.axis_name,
+                                name="drop_path")(y)
             y = y + Shortcut(out_features, self.strides, self.shortcut, self.norm,
                              self.conv_init, self.dtype, with_norm=not self.preact,
                              conv_bias=self.conv_bias, name="downsample")(shortcut_in)

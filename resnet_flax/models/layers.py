@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jax.nn import initializers
 
-from resnet_flax.models import conv_impl
+from resnet_flax.models import conv_impl, cross_device
 
 Dtype = Any
 Initializer = Callable[..., Any]
@@ -91,15 +91,18 @@ def batch_norm(
     epsilon: float = 1e-5,
     dtype: Dtype = jnp.float32,
     zero_scale: bool = False,
+    axis_name: str | None = None,
     name: str | None = None,
 ) -> nn.BatchNorm:
     """BatchNorm in Flax's momentum convention (running = m*running + (1-m)*batch).
 
     torch's ``momentum=0.1`` is Flax's ``momentum=0.9``; both default eps to 1e-5.
     ``zero_scale`` starts the scale at zero (the "zero-init last BN" trick).
+    ``axis_name`` (a pmap axis) averages the statistics over its devices.
     """
     return nn.BatchNorm(
         use_running_average=not train,
+        axis_name=axis_name,
         momentum=momentum,
         epsilon=epsilon,
         dtype=dtype,
@@ -182,13 +185,19 @@ class NoNorm(nn.Module):
 
 
 def norm_factory(train: bool, momentum: float, epsilon: float, dtype: Dtype,
-                 kind: str = "batch", groups: int = 32):
+                 kind: str = "batch", groups: int = 32, axis_name: str | None = None,
+                 ghost_groups: int = 0):
     """The model-wide norm, called as ``norm(name=..., zero_scale=...)`` by every block:
-    ``batch_norm`` (``train`` decides batch or running statistics), ``GroupNorm`` or
-    ``NoNorm`` (which has no scale to start at zero)."""
+    ``batch_norm`` (``train`` decides batch or running statistics; statistics averaged
+    over the pmap axis ``axis_name``, if given), or with ``ghost_groups`` > 0
+    ``GhostBatchNorm`` over that many slices of the batch, ``GroupNorm`` or ``NoNorm``
+    (which has no scale to start at zero)."""
+    if kind == "batch" and ghost_groups:
+        return functools.partial(cross_device.GhostBatchNorm, ghost_groups, not train,
+                                 momentum, epsilon, dtype)
     if kind == "batch":
         return functools.partial(batch_norm, train, momentum=momentum, epsilon=epsilon,
-                                 dtype=dtype)
+                                 dtype=dtype, axis_name=axis_name)
     if kind == "group":
         return functools.partial(GroupNorm, groups, epsilon, dtype)
     if kind == "none":
@@ -205,10 +214,11 @@ class DropPath(nn.Module):
 
     rate: float
     deterministic: bool = True
+    axis_name: str | None = None  # The pmap axis (cross_device.Dropout).
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         if self.rate == 0.0 or self.deterministic:
             return x
-        return nn.Dropout(self.rate, broadcast_dims=tuple(range(1, x.ndim)),
-                          deterministic=False)(x)
+        return cross_device.Dropout(self.rate, broadcast_dims=tuple(range(1, x.ndim)),
+                                    deterministic=False, axis_name=self.axis_name)(x)

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 from jax.nn import initializers
 
-from resnet_flax.models import layers
+from resnet_flax.models import cross_device, layers
 from resnet_flax.models.blocks import BasicBlock, Bottleneck
 
 STEMS = ("imagenet", "deep", "cifar")
@@ -85,6 +85,11 @@ class ResNet(nn.Module):
         Needs a ``'dropout'`` rng in training.
       block_dropout: dropout between the convs of each block (Wide ResNet).
       width_multiplier: scales the stem and every stage width.
+      axis_name: the pmap axis a train step's batch is split over (set by
+        ``parallel``): BatchNorm averages its statistics over it, dropout draws the
+        global batch's mask (``cross_device``), so pmap computes what jit does.
+      bn_ghost_groups: > 0: every BatchNorm normalises this many equal slices of the
+        batch by their own statistics (per-device "ghost" BatchNorm; ``cross_device``).
     """
 
     stage_sizes: Sequence[int]
@@ -115,6 +120,8 @@ class ResNet(nn.Module):
     frozen: Sequence[str] = ()
     norm: str = "batch"
     norm_groups: int = 32
+    axis_name: str | None = None
+    bn_ghost_groups: int = 0
 
     def widths(self) -> tuple[int, list[int]]:
         """(stem width, stage widths) after ``width_multiplier``."""
@@ -187,7 +194,8 @@ class ResNet(nn.Module):
         momentum = layers.flax_momentum(self.bn_momentum, self.bn_convention)
         norm = functools.partial(layers.norm_factory, momentum=momentum,
                                  epsilon=self.bn_epsilon, dtype=dtype, kind=self.norm,
-                                 groups=self.norm_groups)
+                                 groups=self.norm_groups, axis_name=self.axis_name,
+                                 ghost_groups=self.bn_ghost_groups)
         norms = {part: norm(train and part not in self.frozen) for part in self.parts()}
         conv = lambda f, k, s, name: layers.conv(  # noqa: E731
             f, k, s, dtype=dtype, kernel_init=kernel_init, use_bias=self.conv_bias, name=name)
@@ -216,6 +224,7 @@ class ResNet(nn.Module):
                     dtype=dtype,
                     act=act,
                     conv_bias=self.conv_bias,
+                    axis_name=self.axis_name,
                     name=f"layer{i + 1}_{j}",
                     **{"groups": self.groups, "base_width": self.base_width,
                        **(self.block_kwargs or {})},
@@ -226,7 +235,8 @@ class ResNet(nn.Module):
 
         x = layers.global_avg_pool(x)
         features["pooled"] = x
-        x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+        x = cross_device.Dropout(self.dropout_rate, deterministic=not train,
+                                 axis_name=self.axis_name)(x)
         x = nn.Dense(self.num_classes, dtype=dtype, param_dtype=jnp.float32,
                      kernel_init=TORCH_DENSE_INIT, name="fc")(x)
         logits = jnp.asarray(x, jnp.float32)
