@@ -7,12 +7,14 @@ Running the same command again resumes from the workdir's latest checkpoint;
 adding ``--mode eval [--checkpoint best|STEP]`` evaluates a checkpoint on the test split
 without training (``resnet_flax/evaluate.py``).
 Several processes (hosts) train one model with --num_processes=N --process_id=i
---coordinator_address=HOST:PORT; the mesh then spans every process's devices.
+--coordinator_address=HOST:PORT, or with no flags under a cluster launcher JAX knows
+(srun, mpirun, a multi-host TPU slice); the mesh then spans every process's devices.
 A mistake in the command or config is reported as one ``error: ...`` line (exit
 status 2) before anything is written; ``--verbosity=1`` shows the traceback.
 """
 
 import pathlib
+import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -60,9 +62,14 @@ def main(argv):
     host_devices.split_cpu(_HOST_DEVICES.value)
     compile_cache.enable()  # RESNET_FLAX_COMPILE_CACHE=0 turns it off.
     # JAX's backends must start after the XLA flags and distributed start-up.
+    import jax
+
     from resnet_flax import parallel, train
 
-    parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    joined = parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value,
+                                             _PROCESS_ID.value)
+    if joined and _NUM_PROCESSES.value <= 1 and jax.process_index() == 0:
+        print(f"multi-process run set up by {joined}", file=sys.stderr, flush=True)
     from resnet_flax.checkpoint import CheckpointError
     from resnet_flax.data.tfds_source import DatasetUnavailable
 

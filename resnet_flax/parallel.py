@@ -18,6 +18,8 @@ what checkpoints hold, so a run can change mode when it resumes.
 
 from __future__ import annotations
 
+import os
+
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -27,17 +29,38 @@ from resnet_flax.config import PARALLELISMS
 DATA_AXIS = "data"
 
 
+def cluster_from_environment(env=None) -> str | None:
+    """The multi-process launcher this process runs under, as JAX's
+    ``jax.distributed.initialize()`` detects it with no arguments, or None: SLURM
+    (``srun`` with more than one task), Open MPI (``mpirun -np N``, N > 1) or a
+    multi-host Cloud TPU slice."""
+    env = os.environ if env is None else env
+    if "SLURM_JOB_ID" in env and int(env.get("SLURM_NTASKS", env.get("SLURM_NPROCS", 1))) > 1:
+        return f"SLURM ({env.get('SLURM_NTASKS', env.get('SLURM_NPROCS'))} tasks)"
+    if int(env.get("OMPI_COMM_WORLD_SIZE", 1)) > 1:
+        return f"Open MPI ({env['OMPI_COMM_WORLD_SIZE']} processes)"
+    if len(env.get("TPU_WORKER_HOSTNAMES", "").split(",")) > 1:
+        return f"Cloud TPU ({len(env['TPU_WORKER_HOSTNAMES'].split(','))} hosts)"
+    return None
+
+
 def initialize_distributed(coordinator_address: str | None, num_processes: int,
-                           process_id: int) -> None:
-    """Joins a multi-process run; a no-op for a single process."""
+                           process_id: int, env=None) -> str | None:
+    """Joins a multi-process run: the one the arguments describe, else the one a cluster
+    launcher set up (``cluster_from_environment``: JAX reads the coordinator, process
+    count and index from it). A no-op for a single process. Returns how it joined."""
     if num_processes <= 1:
-        return
+        cluster = None if coordinator_address else cluster_from_environment(env)
+        if cluster:
+            jax.distributed.initialize()
+        return cluster
     if not coordinator_address:
         raise ValueError(f"num_processes={num_processes} needs a coordinator address "
                          "(host:port of process 0)")
     if not 0 <= process_id < num_processes:
         raise ValueError(f"process_id={process_id} must be in [0, {num_processes})")
     jax.distributed.initialize(coordinator_address, num_processes, process_id)
+    return f"{num_processes} processes via {coordinator_address}"
 
 
 def make_mesh(devices=None) -> Mesh:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import REPO, tiny_config
 
-from resnet_flax import train
+from resnet_flax import parallel, train
 from resnet_flax.models import cross_device
 
 
@@ -92,3 +92,26 @@ def test_a_run_resumes_in_the_other_mode(tiny_data_dir, tmp_path, optimized):
         tiny_config(tiny_data_dir, num_epochs=2, parallelism="pmap"), str(tmp_path / "mix"))
     assert switched["test_loss"] == pytest.approx(straight["test_loss"], rel=1e-4)
     assert switched["train_loss"] == pytest.approx(straight["train_loss"], rel=1e-4)
+
+
+@pytest.mark.parametrize("env,expected", [
+    ({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "4"}, "SLURM (4 tasks)"),
+    ({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "1"}, None),  # One task: nothing to join.
+    ({"OMPI_COMM_WORLD_SIZE": "2"}, "Open MPI (2 processes)"),
+    ({"TPU_WORKER_HOSTNAMES": "t0,t1,t2,t3"}, "Cloud TPU (4 hosts)"),
+    ({"TPU_WORKER_HOSTNAMES": "localhost"}, None),
+    ({}, None),
+])
+def test_a_cluster_launcher_is_recognised(env, expected):
+    assert parallel.cluster_from_environment(env) == expected
+
+
+def test_under_a_launcher_jax_distributed_reads_the_cluster_itself(monkeypatch):
+    calls = []
+    monkeypatch.setattr(jax.distributed, "initialize", lambda *a, **k: calls.append((a, k)))
+    slurm = {"SLURM_JOB_ID": "7", "SLURM_NTASKS": "2"}
+    assert parallel.initialize_distributed(None, 1, 0, env=slurm) == "SLURM (2 tasks)"
+    assert calls == [((), {})]  # No arguments: JAX's own SLURM detection.
+    assert parallel.initialize_distributed(None, 1, 0, env={}) is None
+    parallel.initialize_distributed("10.0.0.1:1234", 2, 1, env=slurm)  # Flags win.
+    assert calls[-1] == (("10.0.0.1:1234", 2, 1), {})
