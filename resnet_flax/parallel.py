@@ -24,7 +24,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from resnet_flax.config import PARALLELISMS
+from resnet_flax.config import PARALLELISMS, ConfigError
 
 DATA_AXIS = "data"
 
@@ -89,10 +89,11 @@ def put(tree, sharding: NamedSharding):
 
 
 def check_divisible(batch_size: int, mesh: Mesh, what: str) -> None:
-    """Batches must split evenly over the devices; say which setting to change if not."""
+    """Batches must split evenly over the devices; say which setting to change if not
+    (a ``ConfigError``: ``main`` prints it as one line)."""
     n = mesh.devices.size
     if batch_size % n:
-        raise ValueError(f"config.{what}={batch_size} is not divisible by the {n} devices; "
+        raise ConfigError(f"config.{what}={batch_size} is not divisible by the {n} devices; "
                          f"use a multiple of {n}")
 
 
