@@ -8,7 +8,6 @@ fails instead of being silently added.
 from __future__ import annotations
 
 import math
-import pathlib
 
 import ml_collections
 
@@ -240,9 +239,8 @@ def _validate_finetuning(config: ml_collections.ConfigDict, fail) -> None:
         fail("normalization", "needs 3-channel input: set input_channels=3")
     if config.init_head not in ("new", "keep"):
         fail("init_head", "is not one of ('new', 'keep')")
-    if config.init_from and not pathlib.Path(config.init_from).expanduser().exists():
-        fail("init_from", "does not exist (give a .safetensors or .pth file, or a run's "
-                          "workdir)")
+    # Whether init_from exists is checked where it is read (finetune.check_source): only
+    # a new run reads it, so a fine-tuned run resumes and evaluates without it.
     multiplier = config.backbone_lr_multiplier
     if not math.isfinite(multiplier) or multiplier < 0:
         fail("backbone_lr_multiplier", "must be a finite number >= 0")

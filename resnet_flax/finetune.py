@@ -24,8 +24,15 @@ def _fail(config, why: str) -> None:
     raise ConfigError(f"config.init_from={config.init_from!r}: {why}")
 
 
+def check_source(config) -> None:
+    """``ConfigError`` unless ``config.init_from`` exists (checked before data loads)."""
+    if not pathlib.Path(config.init_from).expanduser().exists():
+        _fail(config, "does not exist (give a .safetensors or .pth file, or a run's workdir)")
+
+
 def source_variables(config) -> dict:
     """``{"params", "batch_stats"}`` of ``config.init_from``."""
+    check_source(config)
     path = pathlib.Path(config.init_from).expanduser()
     if path.is_dir():
         return _from_workdir(config, path)

@@ -208,6 +208,8 @@ def _resume(config, workdir: pathlib.Path):
     data loaded, the state restored (or fine-tuning's first one) and config.json written."""
     validate(config)
     changed = resume_guard.check(config, workdir)  # Before anything is written.
+    if config.init_from and not checkpoint.has_checkpoints(workdir):
+        finetune.check_source(config)  # Only a new run reads it.
     workdir.mkdir(parents=True, exist_ok=True)
     lead = jax.process_index() == 0
     trainer = Trainer(config, *load_data(config))

@@ -133,8 +133,6 @@ def test_a_frozen_part_uses_and_keeps_its_running_statistics():
 
 @pytest.mark.parametrize("changes,expected", [
     ({"freeze": "stem,stage5"}, "config.freeze='stem,stage5': ['stage5'] are not parts of"),
-    ({"init_from": "/no/such/resnet18.pth"}, "config.init_from='/no/such/resnet18.pth' does "
-                                             "not exist"),
     ({"init_head": "old"}, "config.init_head='old' is not one of ('new', 'keep')"),
     ({"input_channels": 2}, "config.input_channels=2 must be 0"),
     ({"normalization": "imagenet", "input_channels": 0}, "needs 3-channel input"),
@@ -147,6 +145,17 @@ def test_bad_fine_tuning_settings_are_named(changes, expected):
     with pytest.raises(ConfigError) as err:
         validate(config)
     assert expected in str(err.value)
+
+
+def test_a_missing_source_fails_a_new_run_only():
+    """A fine-tuned run's config stays valid when its source file is gone (resume, eval);
+    a new run checks the file before any data loads."""
+    config = cli.load_config_file(RECIPE)
+    config.init_from = "/no/such/resnet18.pth"
+    validate(config)
+    with pytest.raises(ConfigError) as err:
+        finetune.check_source(config)
+    assert "config.init_from='/no/such/resnet18.pth': does not exist" in str(err.value)
 
 
 def test_a_source_that_does_not_fit_is_refused_in_one_line(torchvision_resnet18):
