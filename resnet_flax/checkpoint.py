@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import logging
 import os
 import pathlib
@@ -59,6 +60,7 @@ class Checkpointer:
                  read_only: bool = False, best_metric: str = ""):
         self.directory = pathlib.Path(workdir).absolute() / "checkpoints"
         self.best_metric = best_metric
+        self.restored_position = None  # The input's position saved with the restored step.
         self._manager = ocp.CheckpointManager(
             self.directory, options=_options(every_steps, keep, read_only, best_metric),
             # Named up front so a new manager can read a saved tree's metadata.
@@ -154,6 +156,8 @@ class Checkpointer:
             target["ema"] = state.variables()  # The EMA's structure, whether kept or not.
         if "digest" in saved_keys:
             target["digest"] = np.zeros(integrity.DIGEST_BYTES, np.uint8)
+        if "input_position" in saved_keys:
+            target["input_position"] = np.zeros(saved["input_position"].shape, np.uint8)
         self._check_same_model(saved_params, target["params"])
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
         try:
@@ -164,6 +168,8 @@ class Checkpointer:
         problem = integrity.verify(restored, saved_digest)
         if problem:
             raise _Corrupt(problem)
+        position = restored.pop("input_position", None)
+        self.restored_position = None if position is None else json.loads(bytes(position))
         saved_ema = restored.pop("ema", None)
         if not state.ema:  # None kept, or switched off: drop a saved one.
             return state.replace(**restored)
@@ -188,9 +194,11 @@ class Checkpointer:
         self._manager.reload()
         return aside
 
-    def save(self, state: TrainState, force: bool = False, metrics: dict | None = None) -> bool:
+    def save(self, state: TrainState, force: bool = False, metrics: dict | None = None,
+             position: dict | None = None) -> bool:
         """Saves if the step is due (or ``force``); returns whether it saved. ``metrics``
-        (an epoch's) rank the step for ``best_metric``.
+        (an epoch's) rank the step for ``best_metric``; ``position`` (the input's iterator
+        state, JSON) comes back as ``restored_position`` when the step is resumed.
 
         Raises ``FloatingPointError`` instead of saving a state with a non-finite
         value: a checkpoint must always be a state worth resuming.
@@ -199,6 +207,8 @@ class Checkpointer:
         if step == self._manager.latest_step() or not (force or self._manager.should_save(step)):
             return False
         tree = _tree(state)
+        if position is not None:
+            tree["input_position"] = np.frombuffer(json.dumps(position).encode(), np.uint8)
         leaves = integrity.host_leaves(tree)
         problem = integrity.nonfinite(leaves)
         if problem:

@@ -18,6 +18,8 @@ SCHEDULES = ("constant", "warmup_cosine", "piecewise", "onecycle")
 DTYPES = ("float32", "bfloat16", "float16")
 SHORTCUTS = ("A", "B", "C", "D")
 PARALLELISMS = ("jit", "pmap")  # parallel.PARALLELISMS (config imports no JAX).
+INPUTS = ("device", "stream")  # data/sources.INPUTS.
+CROPS = ("none", "inception")
 
 
 class ConfigError(ValueError):
@@ -43,11 +45,23 @@ def default_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0
 
-    # Data: a TFDS dataset read whole into device memory.
+    # Data: a TFDS dataset.
     c.dataset = "fashion_mnist"
     c.data_dir = ""  # TFDS data dir; "" means TFDS's default ($TFDS_DATA_DIR).
     c.allow_download = True  # Only tried when the download host answers.
     c.train_subset = 0  # > 0: train on this many examples (a fixed draw); 0: all of them.
+    # The input path (resnet_flax/data/sources.py): "device" holds each split whole in
+    # device memory (small datasets: fastest); "stream" reads the array_record files batch
+    # by batch with Grain (data larger than device memory, images of any size).
+    c.input = "device"
+    c.input_workers = 4  # stream: Grain worker processes reading and cropping; 0: none.
+    # stream: "inception": Inception's random-resized crop to crop_size (training) and the
+    # centre crop of the image resized to crop_size / eval_crop_fraction (evaluation).
+    c.crop = "none"
+    c.crop_size = 224
+    c.crop_scale = (0.08, 1.0)  # Share of the image area the training crop covers.
+    c.crop_ratio = (3 / 4, 4 / 3)  # Its aspect ratio range (log-uniform).
+    c.eval_crop_fraction = 0.875  # 224 of 256.
     c.crop_padding = 0  # Pad-and-random-crop margin in pixels; 0 disables.
     c.random_flip = False  # Random horizontal flips.
     c.input_size = 0  # > 0: resize images (bilinear, on the device) to this square size.
@@ -160,10 +174,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     def fail(field, why):
         raise ConfigError(f"config.{field}={config[field]!r} {why}")
 
-    def check_choice(field, choices):
-        if config[field] not in choices:
-            fail(field, f"is not one of {choices}{closest(str(config[field]), choices)}")
-
+    check_choice = _choice_checker(config, fail)
     check_choice("optimizer", OPTIMIZERS)
     check_choice("parallelism", PARALLELISMS)
     check_choice("best_metric", BEST_METRICS)
@@ -194,6 +205,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.train_subset < 0:
         fail("train_subset", "must be >= 0 (0: the whole training split)")
     _validate_augmentation(config, fail)
+    _validate_input(config, fail)
     _validate_finetuning(config, fail)
     _validate_callbacks(config)
     boundaries = list(config.lr_boundaries_epochs)
@@ -218,6 +230,41 @@ def _validate_augmentation(config: ml_collections.ConfigDict, fail) -> None:
     low, high = config.random_erasing_ratio
     if not 0.0 < low <= high:
         fail("random_erasing_ratio", "must be (low, high) with 0 < low <= high")
+
+
+def _validate_input(config: ml_collections.ConfigDict, fail) -> None:
+    """The input path and its crops; images of varying size need the stream's crops."""
+    from resnet_flax.data import datasets
+
+    check_choice = _choice_checker(config, fail)
+    check_choice("input", INPUTS)
+    check_choice("crop", CROPS)
+    if config.input_workers < 0:
+        fail("input_workers", "must be >= 0 (0: read in the training process)")
+    if config.crop != "none" and config.input != "stream":
+        fail("crop", "needs config.input='stream' (the device path holds images as stored)")
+    if config.crop_size <= 0:
+        fail("crop_size", "must be positive")
+    low, high = config.crop_scale
+    if not 0.0 < low <= high <= 1.0:
+        fail("crop_scale", "must be (low, high) with 0 < low <= high <= 1")
+    low, high = config.crop_ratio
+    if not 0.0 < low <= high:
+        fail("crop_ratio", "must be (low, high) with 0 < low <= high")
+    if not 0.0 < config.eval_crop_fraction <= 1.0:
+        fail("eval_crop_fraction", "must be in (0, 1]")
+    spec = datasets.SPECS.get(config.dataset)
+    if spec and None in spec.image_shape and config.crop == "none":
+        raise ConfigError(f"config.dataset={config.dataset!r} has images of varying size: "
+                          "set config.input='stream' and config.crop='inception'")
+
+
+def _choice_checker(config: ml_collections.ConfigDict, fail):
+    def check_choice(field, choices):
+        if config[field] not in choices:
+            fail(field, f"is not one of {choices}{closest(str(config[field]), choices)}")
+
+    return check_choice
 
 
 def _validate_finetuning(config: ml_collections.ConfigDict, fail) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 from resnet_flax import checkpoint, models, optim, parallel, resume_guard, steps
 from resnet_flax import state as state_lib
 from resnet_flax.config import ConfigError, model_overrides, ranking_metric, validate
-from resnet_flax.data import datasets, pipeline, tfds_source
+from resnet_flax.data import datasets, pipeline, sources, tfds_source
 
 
 def _check_config(config, workdir: pathlib.Path) -> None:
@@ -51,7 +51,7 @@ def restore(config, workdir: pathlib.Path, which: str = "latest") -> state_lib.T
     model = models.create(config.model, num_classes=spec.num_classes,
                           **model_overrides(config))
     tx = optim.optimizer(config, optim.schedule(config, 1))  # Its structure is all we need.
-    shape = steps.step_config(config).model_input_shape(spec.image_shape)
+    shape = steps.step_config(config).model_input_shape(sources.image_shape(config))
     template = state_lib.create(model, tx, jax.random.key(0), shape,
                                 ema=config.ema_decay > 0)
     ckpt = checkpoint.Checkpointer(str(workdir), read_only=True,

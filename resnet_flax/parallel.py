@@ -110,6 +110,27 @@ def this_device_rows(tree, axis_name: str | None):
     return jax.tree.map(one, tree)
 
 
+def all_rows(tree, axis_name: str | None):
+    """Under pmap, the whole batch from every device's rows (``this_device_rows``'
+    inverse); the arrays themselves otherwise."""
+    if axis_name is None:
+        return tree
+    return jax.tree.map(lambda a: jax.lax.all_gather(a, axis_name, tiled=True), tree)
+
+
+def process_rows(mesh: Mesh, global_batch: int) -> slice:
+    """The rows of a global batch that this process's devices hold (a streamed batch is
+    read only here): contiguous, ``global_batch / process_count`` of them."""
+    index = batch_sharded(mesh).addressable_devices_indices_map((global_batch,))
+    starts = [i[0].start or 0 for i in index.values()]
+    stops = [global_batch if i[0].stop is None else i[0].stop for i in index.values()]
+    rows = slice(min(starts), max(stops))
+    if rows.stop - rows.start != global_batch // jax.process_count():
+        raise ValueError(f"process {jax.process_index()}'s devices hold rows {rows} of a "
+                         f"batch of {global_batch}: not one contiguous share")
+    return rows
+
+
 def mean_over(tree, axis_name: str | None):
     """The mean over the pmap axis (gradients, BatchNorm statistics); a no-op under jit."""
     return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
@@ -142,19 +163,28 @@ class JitMode:
     def put_batch(self, tree):
         return put(tree, self._batch)
 
+    def put_rows(self, tree):
+        """This process's rows of a batch (``process_rows``) -> the global batch."""
+        return jax.tree.map(
+            lambda x: jax.make_array_from_process_local_data(self._batch, np.asarray(x)), tree)
+
     def canonical(self, tree):
         return tree
 
-    def train_step(self, fn):
-        """``fn(state, images, labels, indices, key)``, the state donated."""
+    def train_step(self, fn, pooled: bool = True):
+        """``fn(state, images, labels, indices, key)`` over whole splits (``pooled``) or
+        ``fn(state, images, labels, key)`` over a batch; the state donated."""
         repl, batch = self._repl, self._batch
-        return jax.jit(fn, in_shardings=(repl, repl, repl, batch, repl),
-                       out_shardings=(repl, repl), donate_argnums=0)
+        data = (repl, repl, batch) if pooled else (batch, batch)
+        return jax.jit(fn, in_shardings=(repl, *data, repl), out_shardings=(repl, repl),
+                       donate_argnums=0)
 
-    def eval_step(self, fn):
-        """``fn(state, images, labels, indices, mask)``."""
+    def eval_step(self, fn, pooled: bool = True):
+        """``fn(state, images, labels, indices, mask)`` (``pooled``) or
+        ``fn(state, images, labels, mask)``."""
         repl, batch = self._repl, self._batch
-        return jax.jit(fn, in_shardings=(repl, repl, repl, batch, batch), out_shardings=repl)
+        data = (repl, repl, batch, batch) if pooled else (batch, batch, batch)
+        return jax.jit(fn, in_shardings=(repl, *data), out_shardings=repl)
 
 
 class PmapMode:
@@ -181,14 +211,28 @@ class PmapMode:
 
     put_state = put_batch = put_replicated
 
+    def put_rows(self, tree):
+        """This process's rows of a batch -> each device its share (a leading device axis;
+        the train step gathers the whole batch, ``all_rows``)."""
+        local = self.mesh.local_mesh.devices.size
+
+        def one(x):
+            x = np.asarray(x)
+            return jax.make_array_from_process_local_data(
+                self._stacked, x.reshape(local, x.shape[0] // local, *x.shape[1:]))
+
+        return jax.tree.map(one, tree)
+
     def canonical(self, tree):
         """Device 0's copy, without the device axis."""
         return jax.tree.map(lambda x: x.addressable_shards[0].data[0], tree)
 
-    def train_step(self, fn):
+    def train_step(self, fn, pooled: bool = True):
+        del pooled  # Every input has a device axis either way.
         return jax.pmap(fn, axis_name=DATA_AXIS, donate_argnums=0)
 
-    def eval_step(self, fn):
+    def eval_step(self, fn, pooled: bool = True):
+        del pooled
         return jax.pmap(fn, axis_name=DATA_AXIS)
 
 

@@ -88,7 +88,22 @@ def cross_entropy(logits: jnp.ndarray, labels: jnp.ndarray, num_classes: int,
 
 def train_step(state: TrainState, images: jnp.ndarray, labels: jnp.ndarray,
                indices: jnp.ndarray, key: jax.Array, cfg: StepConfig) -> tuple[TrainState, Any]:
-    """One SGD step on ``images[indices]``; randomness is ``fold_in(key, step)``.
+    """One SGD step on ``images[indices]`` of a split held on the device (``input=device``)."""
+    return train_on_batch(state, images[indices], labels[indices], key, cfg)
+
+
+def stream_train_step(state: TrainState, images: jnp.ndarray, labels: jnp.ndarray,
+                      key: jax.Array, cfg: StepConfig) -> tuple[TrainState, Any]:
+    """One SGD step on a streamed batch (``input=stream``). Under pmap each device holds
+    its rows; it gathers the whole (uint8) batch first, so that augmentations drawn over
+    the batch are jit's."""
+    images, labels = parallel.all_rows((images, labels), cfg.axis_name)
+    return train_on_batch(state, images, labels, key, cfg)
+
+
+def train_on_batch(state: TrainState, images: jnp.ndarray, batch_labels: jnp.ndarray,
+                   key: jax.Array, cfg: StepConfig) -> tuple[TrainState, Any]:
+    """One SGD step on the whole batch ``images``; randomness is ``fold_in(key, step)``.
 
     ``key`` is a typed PRNG key or its raw ``jax.random.key_data`` (which, unlike a
     typed key, can be assembled from host data in a multi-process run).
@@ -96,10 +111,9 @@ def train_step(state: TrainState, images: jnp.ndarray, labels: jnp.ndarray,
     if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
         key = jax.random.wrap_key_data(key)
     aug_key, dropout_key = jax.random.split(jax.random.fold_in(key, state.step))
-    batch_labels = labels[indices]
     # The whole batch is augmented and mixed under pmap too (each device draws what jit
     # draws), then each device keeps its rows.
-    x, mix = augmented_batch(aug_key, images[indices], cfg)
+    x, mix = augmented_batch(aug_key, images, cfg)
     targets = mixing.mixed_targets(batch_labels, mix, cfg.num_classes, cfg.label_smoothing)
     lam, partners = mixing.partners(batch_labels, mix)
     x, targets, batch_labels, partners = parallel.this_device_rows(
@@ -189,7 +203,13 @@ def predict_step(state: TrainState, images: jnp.ndarray, indices: jnp.ndarray,
                  cfg: StepConfig, ema: bool = False) -> jnp.ndarray:
     """Logits of ``images[indices]`` in eval mode (the EMA's with ``ema``; averaged with
     the mirror images' with ``cfg.tta_flip``)."""
-    x = augment.to_model_input(images[indices], cfg.input_size, cfg.input_channels)
+    return predict_on_batch(state, images[indices], cfg, ema)
+
+
+def predict_on_batch(state: TrainState, images: jnp.ndarray, cfg: StepConfig,
+                     ema: bool = False) -> jnp.ndarray:
+    """``predict_step``'s logits for a batch itself."""
+    x = augment.to_model_input(images, cfg.input_size, cfg.input_channels)
     x = augment.normalize(x, cfg.mean, cfg.std)
     variables = state.variables(ema)
     logits = state.apply_fn(variables, x, train=False)
@@ -207,8 +227,14 @@ def eval_step(state: TrainState, images: jnp.ndarray, labels: jnp.ndarray,
     ``cfg.tta_flip`` averages the logits of each image and its horizontal mirror.
     """
     indices, mask = parallel.this_device_rows((indices, mask), cfg.axis_name)
-    logits = predict_step(state, images, indices, cfg, ema)
-    batch_labels = labels[indices]
+    return eval_on_batch(state, images[indices], labels[indices], mask, cfg, ema)
+
+
+def eval_on_batch(state: TrainState, images: jnp.ndarray, batch_labels: jnp.ndarray,
+                  mask: jnp.ndarray, cfg: StepConfig, ema: bool = False) -> Any:
+    """``eval_step``'s masked sums for a batch itself (a streamed one: under pmap, this
+    device's rows)."""
+    logits = predict_on_batch(state, images, cfg, ema)
     loss = cross_entropy(logits, batch_labels, cfg.num_classes)
     return parallel.sum_over({
         "loss_sum": jnp.sum(loss * mask),

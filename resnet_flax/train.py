@@ -11,7 +11,6 @@ import time
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import tqdm
 
 from resnet_flax import (
@@ -27,20 +26,7 @@ from resnet_flax import (
 )
 from resnet_flax import state as state_lib
 from resnet_flax.config import freeze_parts, model_overrides, ranking_metric, validate
-from resnet_flax.data import datasets, pipeline, tfds_source
-
-
-def load_data(config) -> tuple[pipeline.Split, pipeline.Split]:
-    """The train (or ``train_subset`` of it) and test splits of ``config.dataset`` as
-    in-memory arrays."""
-    spec = datasets.get(config.dataset)
-    load = functools.partial(tfds_source.load_split, config.dataset,
-                             data_dir=config.data_dir or None,
-                             allow_download=config.allow_download)
-    train = pipeline.Split(*load(spec.train_split))
-    if config.train_subset and config.train_subset < len(train):
-        train = train.subset(config.train_subset)
-    return train, pipeline.Split(*load(spec.test_split))
+from resnet_flax.data import datasets, pipeline, sources
 
 
 def _sum(a, b):
@@ -65,17 +51,19 @@ def _check_finite(sums, step: int, ckpt: checkpoint.Checkpointer) -> None:
 class Trainer:
     """Compiled steps and on-device data for one config; ``evaluate`` and ``train_epoch``."""
 
-    def __init__(self, config, train: pipeline.Split, test: pipeline.Split, mesh=None):
+    def __init__(self, config, source: sources.Device | sources.Stream, mesh=None):
         self.config = config
         self.spec = datasets.get(config.dataset)
         self.mesh = mesh or parallel.make_mesh()
         parallel.check_divisible(config.batch_size, self.mesh, "batch_size")
         parallel.check_divisible(config.eval_batch_size, self.mesh, "eval_batch_size")
-        self.num_train, self.num_test = len(train), len(test)
-        self.steps_per_epoch = pipeline.steps_per_epoch(len(train), config.batch_size)
+        self.mode = parallel.mode(config.parallelism, self.mesh)
+        self.source = source
+        source.place(self.mode, config)
+        self.num_train, self.num_test = source.num_train, source.num_test
+        self.steps_per_epoch = pipeline.steps_per_epoch(source.num_train, config.batch_size)
         self.total_steps = config.num_epochs * self.steps_per_epoch
 
-        self.mode = parallel.mode(config.parallelism, self.mesh)
         self.model = models.create(
             config.model, num_classes=self.spec.num_classes, frozen=freeze_parts(config),
             **model_overrides(config), **self.mode.model_attributes(config.sync_batch_stats))
@@ -86,19 +74,20 @@ class Trainer:
         cfg = dataclasses.replace(steps.step_config(config), axis_name=self.mode.axis_name)
         self.ema = config.ema_decay > 0
         self.state = state_lib.create(self.model, tx, init_key,
-                                      cfg.model_input_shape(self.spec.image_shape), ema=self.ema)
+                                      cfg.model_input_shape(source.image_shape), ema=self.ema)
         self.step_key = self.mode.put_replicated(jax.random.key_data(step_key))
-        self.train_data = self.mode.put_replicated((train.images, train.labels))
-        self.test_data = self.mode.put_replicated((test.images, test.labels))
 
-        self._train_step = self.mode.train_step(functools.partial(steps.train_step, cfg=cfg))
+        pooled = source.pooled
+        train_fn = steps.train_step if pooled else steps.stream_train_step
+        eval_fn = steps.eval_step if pooled else steps.eval_on_batch
+        self._train_step = self.mode.train_step(functools.partial(train_fn, cfg=cfg), pooled)
         # Metric prefix -> eval step. With an EMA, "test" is the EMA model and
         # "test_live" the weights being trained.
         self._eval_steps = {"test": self.mode.eval_step(
-            functools.partial(steps.eval_step, cfg=cfg, ema=self.ema))}
+            functools.partial(eval_fn, cfg=cfg, ema=self.ema), pooled)}
         if self.ema:
             self._eval_steps["test_live"] = self.mode.eval_step(
-                functools.partial(steps.eval_step, cfg=cfg))
+                functools.partial(eval_fn, cfg=cfg), pooled)
 
     @property
     def state(self) -> state_lib.TrainState:
@@ -116,41 +105,35 @@ class Trainer:
     def compile(self) -> float:
         """Compiles both steps ahead of the first batch; returns seconds taken."""
         start = time.perf_counter()
-        idx = self.mode.put_batch(np.zeros(self.config.batch_size, np.int32))
         self._train_step = self._train_step.lower(
-            self._state, *self.train_data, idx, self.step_key).compile()
-        eval_idx = np.zeros(self.config.eval_batch_size, np.int32)
+            self._state, *self.source.example_train_args(), self.step_key).compile()
         for prefix, step in self._eval_steps.items():
             self._eval_steps[prefix] = step.lower(
-                self._state, *self.test_data, self.mode.put_batch(eval_idx),
-                self.mode.put_batch(eval_idx.astype(np.float32))).compile()
+                self._state, *self.source.example_eval_args()).compile()
         return time.perf_counter() - start
 
     def evaluate(self) -> dict[str, float]:
-        """Loss and accuracy over every test example exactly once (per evaluated model)."""
-        batches = [(self.mode.put_batch(idx), self.mode.put_batch(mask))
-                   for idx, mask in zip(*pipeline.eval_batches(self.num_test,
-                                                               self.config.eval_batch_size))]
+        """Loss and accuracy over every test example exactly once (per evaluated model:
+        the test set is read once for all of them)."""
+        sums = dict.fromkeys(self._eval_steps)
+        for batch in self.source.eval_batches():
+            for prefix, step in self._eval_steps.items():
+                sums[prefix] = _sum(sums[prefix],
+                                    self.mode.canonical(step(self._state, *batch)))
         out = {}
-        for prefix, step in self._eval_steps.items():
-            sums = None
-            for idx, mask in batches:
-                sums = _sum(sums, self.mode.canonical(
-                    step(self._state, *self.test_data, idx, mask)))
-            out.update(_means(sums, prefix))
+        for prefix in self._eval_steps:
+            out.update(_means(sums[prefix], prefix))
         return out
 
     def train_steps(self, epoch: int, first: int, on_step=None):
         """Runs steps ``first``.. of ``epoch``; returns the summed step metrics."""
-        batches = pipeline.train_batches(self.config.seed, epoch, self.num_train,
-                                         self.config.batch_size)
         sums = None
-        bar = tqdm.trange(first, self.steps_per_epoch, desc=f"epoch {epoch + 1}", leave=False,
-                          disable=not self.config.progress_bar or jax.process_index() > 0,
-                          unit="step")
-        for i in bar:
-            self._state, step_metrics = self._train_step(
-                self._state, *self.train_data, self.mode.put_batch(batches[i]), self.step_key)
+        bar = tqdm.tqdm(self.source.train_batches(epoch, first), initial=first,
+                        total=self.steps_per_epoch, desc=f"epoch {epoch + 1}", leave=False,
+                        disable=not self.config.progress_bar or jax.process_index() > 0,
+                        unit="step")
+        for i, batch in enumerate(bar, start=first):
+            self._state, step_metrics = self._train_step(self._state, *batch, self.step_key)
             sums = _sum(sums, self.mode.canonical(step_metrics))
             if on_step is not None:
                 on_step(epoch * self.steps_per_epoch + i + 1, sums)
@@ -212,12 +195,13 @@ def _resume(config, workdir: pathlib.Path):
         finetune.check_source(config)  # Only a new run reads it.
     workdir.mkdir(parents=True, exist_ok=True)
     lead = jax.process_index() == 0
-    trainer = Trainer(config, *load_data(config))
+    trainer = Trainer(config, sources.open_source(config))
     _fine_tuning_start(config, trainer, workdir, lead)
     ckpt = checkpoint.Checkpointer(str(workdir), config.checkpoint_every_steps,
                                    config.keep_checkpoints, best_metric=ranking_metric(config))
     trainer.state = ckpt.restore_latest(trainer.state)
     start = int(trainer.state.step)
+    trainer.source.resume(ckpt.restored_position, start)
     if lead:  # The config as run, once it has been checked, built and restored.
         resume_guard.record(config, workdir, changed, start)
     return trainer, ckpt, start
@@ -241,7 +225,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         epoch_end = step % trainer.steps_per_epoch == 0
         if step % config.checkpoint_every_steps == 0 and not (epoch_end and late_save):
             _check_finite(sums, step, ckpt)
-            ckpt.save(trainer.state)
+            ckpt.save(trainer.state, position=trainer.source.position())
 
     summary, train_seconds = {}, 0.0  # Time in train steps, this process: time-to-accuracy.
     try:
@@ -266,7 +250,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             writer.write(step, summary)
             stop = _stop_early(config, trainer, ckpt, summary, epoch, lead)
             if late_save:  # After its row: a kill in between redoes the epoch.
-                ckpt.save(trainer.state, force=True, metrics=summary)
+                ckpt.save(trainer.state, force=True, metrics=summary,
+                          position=trainer.source.position())
             if lead:
                 metrics.console(epoch + 1, config.num_epochs, summary)
             if stop:

@@ -46,6 +46,38 @@ def write_tiny_fashion_mnist(data_dir: pathlib.Path) -> None:
         data_dir=str(data_dir), file_format="array_record")
 
 
+JPEG_TRAIN, JPEG_TEST = 24, 10
+
+
+def write_tiny_imagenette(data_dir: pathlib.Path) -> None:
+    """A real TFDS ``imagenette`` (array_record, JPEG-encoded) of generated RGB images of
+    mixed sizes (16-40 pixels a side, portrait and landscape); each class a colour."""
+    import tensorflow_datasets as tfds
+
+    rng = np.random.default_rng(1)
+    builder = tfds.builder("imagenette")
+
+    def examples(n):
+        for i in range(n):
+            label = i % 10
+            h, w = rng.integers(16, 41, 2)
+            image = rng.integers(0, 60, (h, w, 3)) + np.asarray([20, 10, 5]) * label
+            yield i, {"image": image.astype(np.uint8), "label": label}
+
+    tfds.dataset_builders.store_as_tfds_dataset(
+        "imagenette", str(builder.version), builder.info.features,
+        {"train": list(examples(JPEG_TRAIN)), "validation": list(examples(JPEG_TEST))},
+        config=builder.builder_config.name, data_dir=str(data_dir),
+        file_format="array_record")
+
+
+@pytest.fixture(scope="session")
+def jpeg_data_dir(tmp_path_factory) -> pathlib.Path:
+    data_dir = tmp_path_factory.mktemp("tfds_jpeg")
+    write_tiny_imagenette(data_dir)
+    return data_dir
+
+
 @pytest.fixture(scope="session")
 def tiny_data_dir(tmp_path_factory) -> pathlib.Path:
     data_dir = tmp_path_factory.mktemp("tfds")

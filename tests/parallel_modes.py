@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 import orbax.checkpoint as ocp  # noqa: E402
 
 from resnet_flax.config import default_config  # noqa: E402
-from resnet_flax.data import pipeline  # noqa: E402
+from resnet_flax.data import pipeline, sources  # noqa: E402
 from resnet_flax.train import Trainer  # noqa: E402
 
 
@@ -39,7 +39,7 @@ def config(parallelism: str, sync: bool):
 
 
 def run(parallelism: str, sync: bool) -> dict:
-    trainer = Trainer(config(parallelism, sync), split(96, 0), split(40, 1))
+    trainer = Trainer(config(parallelism, sync), sources.Device(split(96, 0), split(40, 1)))
     losses = []
     trainer.train_steps(0, 0, lambda step, sums: losses.append(float(sums["loss_sum"])))
     state = jax.device_get(trainer.state)

@@ -32,8 +32,9 @@ def test_config_is_valid_and_documents_its_command(path):
 
 
 @pytest.mark.parametrize("name, params", [("cifar10_resnet18", 11_173_962),
-                                          ("cifar10_wrn", 36_479_194)])
-def test_cifar_recipes_build_the_models_their_papers_count(name, params):
+                                          ("cifar10_wrn", 36_479_194),
+                                          ("imagenet", 25_557_032)])
+def test_recipes_build_the_models_their_docstrings_count(name, params):
     import math
 
     import jax
@@ -42,7 +43,10 @@ def test_cifar_recipes_build_the_models_their_papers_count(name, params):
     from resnet_flax.config import model_overrides
 
     config = load(REPO / "configs" / f"{name}.py").get_config()
-    model = models.create(config.model, num_classes=10, **model_overrides(config))
+    classes = datasets.get(config.dataset).num_classes
+    model = models.create(config.model, num_classes=classes, **model_overrides(config))
+    doc = " ".join(load(REPO / "configs" / f"{name}.py").__doc__.split())
+    assert f"{params:,} parameters" in doc
     shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)),
                                                train=False))
     assert sum(math.prod(x.shape) for x in jax.tree.leaves(shapes["params"])) == params

@@ -119,11 +119,11 @@ def test_under_a_launcher_jax_distributed_reads_the_cluster_itself(monkeypatch):
 
 def test_a_batch_that_does_not_split_over_the_devices_is_a_config_error():
     from resnet_flax.config import ConfigError, default_config
-    from resnet_flax.data import pipeline
+    from resnet_flax.data import pipeline, sources
 
     split = pipeline.Split(np.zeros((8, 28, 28, 1), np.uint8), np.zeros(8, np.int32))
     config = default_config()
     config.batch_size = 3  # The tests run on 2 devices.
     with pytest.raises(ConfigError, match="config.batch_size=3 is not divisible by the 2 "
                                           "devices; use a multiple of 2"):
-        train.Trainer(config, split, split)
+        train.Trainer(config, sources.Device(split, split))

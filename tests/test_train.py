@@ -16,8 +16,8 @@ CONFIG = str(REPO / "configs" / "fashion_mnist.py")
 
 # Runs main as `python -m resnet_flax.main` does, optionally as if TensorFlow were not
 # installed (BLOCK_TENSORFLOW: find_spec says None, import fails), and SIGKILLing
-# itself when asked to checkpoint step KILL_AT_STEP (the previous checkpoint survives
-# and the steps since are lost, as in a real crash) or right after printing epoch
+# itself when asked to checkpoint step KILL_AT_STEP (once the previous checkpoint is
+# complete; the steps since are lost, as in a real crash) or right after printing epoch
 # KILL_AFTER_EPOCH's line.
 _MAIN = """
 import importlib.util, os, signal, sys
@@ -34,10 +34,11 @@ from resnet_flax import checkpoint, cli, main, metrics
 kill_at = int(os.environ.get("KILL_AT_STEP", -1))
 kill_after = int(os.environ.get("KILL_AFTER_EPOCH", -1))
 save, console = checkpoint.Checkpointer.save, metrics.console
-def save_or_die(self, state, force=False, metrics=None):
+def save_or_die(self, state, *args, **kwargs):
     if int(state.step) == kill_at:
+        self._manager.wait_until_finished()  # The previous save is on disk: a known state.
         os.kill(os.getpid(), signal.SIGKILL)
-    return save(self, state, force, metrics)
+    return save(self, state, *args, **kwargs)
 def console_and_die(epoch, *args):
     console(epoch, *args)
     if epoch == kill_after:
@@ -111,9 +112,7 @@ def test_killed_then_resumed_equals_uninterrupted(uninterrupted, tiny_data_dir, 
     overrides = tiny_overrides(tiny_data_dir)
     killed = run_main(tmp_path, *overrides, kill_at=12)
     assert killed.returncode == -9, killed.stderr[-3000:]
-    # Saves are asynchronous: step 8's may still have been in flight, then step 4's is
-    # the latest complete one. Either way the steps after it were lost.
-    assert final_params(tmp_path)[0] in (4, 8)
+    assert final_params(tmp_path)[0] == 8  # The steps after it were lost.
     resumed = run_main(tmp_path, *overrides)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     records = read_metrics(tmp_path)  # One row per epoch: none left from before the kill.
@@ -126,6 +125,34 @@ def test_killed_then_resumed_equals_uninterrupted(uninterrupted, tiny_data_dir, 
     flat_a, flat_b = ocp.tree.to_flat_dict(a), ocp.tree.to_flat_dict(b)
     assert flat_a.keys() == flat_b.keys()
     for key in flat_a:
+        np.testing.assert_array_equal(flat_a[key], flat_b[key], err_msg=str(key))
+    assert read_metrics(tmp_path)[-1]["test_loss"] == read_metrics(uninterrupted)[-1][
+        "test_loss"]
+
+
+@pytest.mark.slow
+def test_a_stream_run_killed_and_resumed_trains_the_device_runs_model(uninterrupted,
+                                                                      tiny_data_dir, tmp_path):
+    """The stream input, read by two Grain worker processes without TensorFlow, killed
+    mid-epoch and resumed from the iterator state saved with the checkpoint, ends with
+    exactly the parameters of the uninterrupted run on whole splits in device memory."""
+    overrides = tiny_overrides(tiny_data_dir, input="stream", input_workers=2)
+    killed = run_main(tmp_path, *overrides, kill_at=8, block_tensorflow=True)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    step, saved = final_params(tmp_path)
+    assert step == 4  # Mid-epoch 1 (8 steps an epoch): the resume continues Grain's iterator.
+    position = json.loads(bytes(saved["input_position"]))
+    assert position["epoch"] == 0 and position["step_in_epoch"] == 4 and position["grain"]
+    resumed = run_main(tmp_path, *overrides, block_tensorflow=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert [r["epoch"] for r in read_metrics(tmp_path)] == [1, 2]
+
+    step_a, a = final_params(uninterrupted)
+    step_b, b = final_params(tmp_path)
+    assert step_a == step_b
+    flat_a, flat_b = ocp.tree.to_flat_dict(a), ocp.tree.to_flat_dict(b)
+    assert set(flat_b) - set(flat_a) == {("input_position",)}
+    for key in set(flat_a) - {("digest",)}:  # The digest covers the input position too.
         np.testing.assert_array_equal(flat_a[key], flat_b[key], err_msg=str(key))
     assert read_metrics(tmp_path)[-1]["test_loss"] == read_metrics(uninterrupted)[-1][
         "test_loss"]

@@ -11,11 +11,13 @@ class DatasetSpec:
 
     ``mean``/``std`` are per-channel statistics of the training images on a
     0..1 scale, used to normalise inputs. ``archives`` are the original files a
-    user can build the dataset from offline, and ``archive_hint`` where to get them.
+    user can build the dataset from offline, and ``archive_hint`` where to get them
+    (``manual_only``: TFDS cannot download them). ``image_shape`` has None for a side
+    that varies between images (those need ``config.crop``).
     """
 
     name: str
-    image_shape: tuple[int, int, int]
+    image_shape: tuple[int | None, int | None, int]
     num_classes: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
@@ -23,6 +25,12 @@ class DatasetSpec:
     archive_hint: str
     train_split: str = "train"
     test_split: str = "test"
+    manual_only: bool = False
+
+    @property
+    def fixed_size(self) -> bool:
+        """Whether every image has ``image_shape`` (the device path needs it)."""
+        return None not in self.image_shape
 
 
 # The statistics torchvision's and timm's ImageNet weights were trained with.
@@ -47,6 +55,16 @@ SPECS = {
         DatasetSpec("cifar100", (32, 32, 3), 100, (0.5071, 0.4865, 0.4409),
                     (0.2673, 0.2564, 0.2762), ("cifar-100-binary.tar.gz",),
                     "CIFAR-100's binary tarball from www.cs.toronto.edu/~kriz/cifar.html"),
+        DatasetSpec("imagenet2012", (None, None, 3), 1000, IMAGENET_MEAN, IMAGENET_STD,
+                    ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar"),
+                    "ImageNet's ILSVRC2012 training and validation tarballs (image-net.org, "
+                    "after registering)", test_split="validation", manual_only=True),
+        DatasetSpec("imagenette", (None, None, 3), 10, IMAGENET_MEAN, IMAGENET_STD,
+                    ("imagenette2.tgz",), "fast.ai's full-size imagenette2.tgz "
+                    "(github.com/fastai/imagenette)", test_split="validation"),
+        DatasetSpec("imagenette/160px-v2", (None, None, 3), 10, IMAGENET_MEAN, IMAGENET_STD,
+                    ("imagenette2-160.tgz",), "fast.ai's imagenette2-160.tgz "
+                    "(github.com/fastai/imagenette)", test_split="validation"),
     )
 }
 

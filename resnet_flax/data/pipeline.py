@@ -29,10 +29,15 @@ class Split:
     def subset(self, n: int) -> Split:
         """``n`` examples drawn once without replacement by a fixed generator (the same for
         every seed and run, so arms and seeds of an experiment share them), kept in order."""
-        if not 0 < n <= len(self):
-            raise ValueError(f"a subset of {n} from {len(self)} examples")
-        keep = np.sort(np.random.default_rng(0).permutation(len(self))[:n])
+        keep = subset_indices(len(self), n)
         return Split(self.images[keep], self.labels[keep])
+
+
+def subset_indices(num_examples: int, n: int) -> np.ndarray:
+    """The sorted indices of ``Split.subset``'s fixed draw of ``n`` examples."""
+    if not 0 < n <= num_examples:
+        raise ValueError(f"a subset of {n} from {num_examples} examples")
+    return np.sort(np.random.default_rng(0).permutation(num_examples)[:n])
 
 
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:

@@ -105,10 +105,11 @@ def prepare(name: str, data_dir: str | None = None, archives: str | None = None,
     urls = sorted(builder.url_infos or {})
     if len(present) == len(spec.archives):
         config = tfds.download.DownloadConfig(manual_dir=str(source))
-    elif allow_download and urls and _host_reachable(urls[0]):
+    elif allow_download and urls and not spec.manual_only and _host_reachable(urls[0]):
         config = tfds.download.DownloadConfig()
     else:
-        why = "no network" if allow_download else "allow_download is off"
+        why = ("TFDS cannot download it" if spec.manual_only else
+               "no network" if allow_download else "allow_download is off")
         raise DatasetUnavailable(
             f"TFDS dataset {name!r} is not prepared in {data_root(data_dir)} and cannot be "
             f"downloaded ({why}); build it offline from {spec.archive_hint} "
@@ -178,6 +179,19 @@ def load_split(name: str, split: str, data_dir: str | None = None,
         raise DatasetUnavailable(f"{name} {split}: images have shape {images.shape[1:]}, "
                          f"expected {expected}")
     return images, labels
+
+
+def data_source(name: str, split: str, data_dir: str | None = None,
+                allow_download: bool = True):
+    """``split`` as TFDS's random-access ``array_record`` source (examples decoded on
+    access; picklable, for Grain's workers), preparing the dataset if needed."""
+    builder = prepare(name, data_dir, allow_download=allow_download)
+    try:
+        return builder.as_data_source(split=split)
+    except NotImplementedError:  # TFDS's answer for a tfrecord dataset.
+        raise DatasetUnavailable(
+            f"{builder.data_dir} is in {builder.info.file_format} format; the stream input "
+            f"reads array_record: rebuild it with `{build_command(name, data_dir)}`") from None
 
 
 def class_names(name: str, data_dir: str | None = None,

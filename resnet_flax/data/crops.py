@@ -1,0 +1,83 @@
+"""ImageNet-style crops on the host, for images of any size (the stream input's workers).
+
+Training: Inception's random-resized crop (Szegedy et al. 2015), drawn exactly as
+torchvision's ``RandomResizedCrop`` draws it. Evaluation: resize the shorter side to
+``size / fraction`` and take the centre ``size`` x ``size`` (the 0.875 convention:
+256 -> 224). Both resize with PIL's bilinear filter, as torchvision does on PIL images.
+Flips stay on the device (``config.random_flip``), with every other augmentation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image
+
+INCEPTION_SCALE = (0.08, 1.0)
+INCEPTION_RATIO = (3 / 4, 4 / 3)
+EVAL_FRACTION = 0.875
+_ATTEMPTS = 10
+
+
+def inception_box(rng: np.random.Generator, height: int, width: int,
+                  scale: Sequence[float] = INCEPTION_SCALE,
+                  ratio: Sequence[float] = INCEPTION_RATIO) -> tuple[int, int, int, int]:
+    """(top, left, crop height, crop width): a share ``scale`` of the area with aspect
+    ``ratio`` (log-uniform), the first of 10 tries that fits; otherwise the centre crop
+    with the aspect ratio clamped to ``ratio`` (torchvision's ``get_params``)."""
+    area = height * width
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(_ATTEMPTS):
+        target = area * rng.uniform(scale[0], scale[1])
+        aspect = math.exp(rng.uniform(*log_ratio))
+        w = int(round(math.sqrt(target * aspect)))
+        h = int(round(math.sqrt(target / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            top = int(rng.integers(0, height - h + 1))
+            left = int(rng.integers(0, width - w + 1))
+            return top, left, h, w
+    in_ratio = width / height
+    if in_ratio < min(ratio):
+        w, h = width, int(round(width / min(ratio)))
+    elif in_ratio > max(ratio):
+        h, w = height, int(round(height * max(ratio)))
+    else:
+        h, w = height, width
+    return (height - h) // 2, (width - w) // 2, h, w
+
+
+def _resized(image: np.ndarray, size: tuple[int, int], box: tuple[int, int, int, int]):
+    """``image[top:top+h, left:left+w]`` resized to ``size`` (H, W), bilinear, uint8."""
+    top, left, h, w = box
+    grey = image.ndim == 3 and image.shape[-1] == 1
+    pil = Image.fromarray(image[..., 0] if grey else image)
+    out = np.asarray(pil.resize((size[1], size[0]), Image.BILINEAR,
+                                box=(left, top, left + w, top + h)))
+    return out[..., None] if grey else out
+
+
+def random_resized_crop(rng: np.random.Generator, image: np.ndarray, size: int,
+                        scale: Sequence[float] = INCEPTION_SCALE,
+                        ratio: Sequence[float] = INCEPTION_RATIO) -> np.ndarray:
+    """Inception's training crop of an HWC uint8 image, resized to ``size`` x ``size``."""
+    box = inception_box(rng, image.shape[0], image.shape[1], scale, ratio)
+    return _resized(image, (size, size), box)
+
+
+def resize_shorter(height: int, width: int, shorter: int) -> tuple[int, int]:
+    """(H, W) with the shorter side ``shorter`` and the aspect ratio kept (torchvision's
+    ``Resize(int)``: the longer side truncated)."""
+    if height <= width:
+        return shorter, int(shorter * width / height)
+    return int(shorter * height / width), shorter
+
+
+def centre_crop(image: np.ndarray, size: int, fraction: float = EVAL_FRACTION) -> np.ndarray:
+    """The evaluation view: shorter side resized to ``round(size / fraction)``, then the
+    centre ``size`` x ``size`` (``Resize(256)`` + ``CenterCrop(224)`` at 0.875)."""
+    h, w = resize_shorter(image.shape[0], image.shape[1], int(round(size / fraction)))
+    resized = _resized(image, (h, w), (0, 0, image.shape[0], image.shape[1]))
+    top, left = int(round((h - size) / 2)), int(round((w - size) / 2))
+    return resized[top:top + size, left:left + size]

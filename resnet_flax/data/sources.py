@@ -1,0 +1,185 @@
+"""The two input paths (``config.input``), behind one interface the Trainer uses.
+
+- ``Device`` ("device", the default): each split held whole in device memory as uint8,
+  a batch is an index array the compiled step gathers with. No input work per step:
+  the fastest path for what fits (MNIST, CIFAR).
+- ``Stream`` ("stream"): Grain reads the TFDS ``array_record`` files batch by batch
+  (``stream.py``), in worker processes, each process only its rows of every global
+  batch; batches go to the devices a few steps ahead. For data larger than device
+  memory and images of any size (ImageNet).
+
+Both give the steps of one epoch in the same order, ``pipeline.train_batches(seed,
+epoch)``: with the same augmentation they train the same model. A source is built on
+the host (``open``), then ``place``d on the devices of a ``parallel`` mode, which also
+compiles its steps (``pooled``: whether the step gathers from whole splits).
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+from collections.abc import Iterator
+
+import numpy as np
+
+from resnet_flax import parallel
+from resnet_flax.data import datasets, pipeline, stream, tfds_source
+
+# Batches put on the devices ahead of the step that takes them.
+_DEVICE_PREFETCH = 2
+
+
+class Device:
+    """Whole splits in device memory; a step's data is (images, labels, indices)."""
+
+    pooled = True
+
+    def __init__(self, train: pipeline.Split, test: pipeline.Split):
+        self._host = (train, test)
+        self.num_train, self.num_test = len(train), len(test)
+        self.image_shape = tuple(train.images.shape[1:])
+
+    def place(self, mode, config) -> None:
+        train, test = self._host
+        self.mode, self.config = mode, config
+        self._train = mode.put_replicated((train.images, train.labels))
+        self._test = mode.put_replicated((test.images, test.labels))
+        self._host = None  # The device copies are the data now.
+
+    def train_batches(self, epoch: int, first: int) -> Iterator[tuple]:
+        """The data arguments of each step of ``epoch`` from step ``first`` on."""
+        order = pipeline.train_batches(self.config.seed, epoch, self.num_train,
+                                       self.config.batch_size)
+        for indices in order[first:]:
+            yield (*self._train, self.mode.put_batch(indices))
+
+    def eval_batches(self) -> Iterator[tuple]:
+        """The data arguments of each eval step: every test example once (mask 0 pads)."""
+        for indices, mask in zip(*pipeline.eval_batches(self.num_test,
+                                                        self.config.eval_batch_size)):
+            yield (*self._test, self.mode.put_batch(indices), self.mode.put_batch(mask))
+
+    def example_train_args(self) -> tuple:
+        return (*self._train, self.mode.put_batch(np.zeros(self.config.batch_size, np.int32)))
+
+    def example_eval_args(self) -> tuple:
+        zeros = np.zeros(self.config.eval_batch_size, np.int32)
+        return (*self._test, self.mode.put_batch(zeros),
+                self.mode.put_batch(zeros.astype(np.float32)))
+
+    def position(self) -> dict | None:
+        """Where the input stands (nothing to save: the order is the step's function)."""
+        return None
+
+    def resume(self, position: dict | None, step: int) -> None:
+        del position, step
+
+
+class Stream:
+    """Batches read from array_record files by Grain; a step's data is (images, labels)
+    (and the mask, to evaluate), this process's rows of the global batch."""
+
+    pooled = False
+
+    def __init__(self, config):
+        spec = datasets.get(config.dataset)
+        read = dict(data_dir=config.data_dir or None, allow_download=config.allow_download)
+        self._train_source = tfds_source.data_source(config.dataset, spec.train_split, **read)
+        self._test_source = tfds_source.data_source(config.dataset, spec.test_split, **read)
+        total = len(self._train_source)
+        self._examples = (pipeline.subset_indices(total, config.train_subset)
+                          if 0 < config.train_subset < total else np.arange(total))
+        self.num_train, self.num_test = len(self._examples), len(self._test_source)
+        self.crop = stream.Crop(config.crop, config.crop_size, tuple(config.crop_scale),
+                                tuple(config.crop_ratio), config.eval_crop_fraction)
+        self.image_shape = image_shape(config)
+        self._position = self._resumed = None
+
+    def place(self, mode, config) -> None:
+        self.mode, self.config = mode, config
+        self._rows = parallel.process_rows(mode.mesh, config.batch_size)
+        self._eval_rows = parallel.process_rows(mode.mesh, config.eval_batch_size)
+
+    def train_batches(self, epoch: int, first: int) -> Iterator[tuple]:
+        """Epoch ``epoch``'s batches from step ``first`` on (from the resumed iterator
+        state when there is one for this very step)."""
+        c = self.config
+        dataset = stream.train_dataset(self._train_source, self._examples, c.seed, epoch,
+                                       c.batch_size, self._rows, self.crop)
+        offset, state = first, None
+        if self._resumed and self._resumed["epoch"] == epoch and first > 0:
+            offset, state = self._resumed["offset"], self._resumed["grain"]
+        self._resumed = None
+        host = stream.batches(dataset[offset:], c.input_workers, state)
+        count = offset
+        for batch, grain_state in _ahead(host, self.mode.put_rows):
+            count += 1
+            # The iterator state after this batch: a checkpoint taken after its step
+            # resumes with the next one.
+            self._position = {"epoch": epoch, "offset": offset, "step_in_epoch": count,
+                              "grain": grain_state}
+            yield batch["image"], batch["label"]
+
+    def eval_batches(self) -> Iterator[tuple]:
+        dataset = stream.eval_dataset(self._test_source, self.num_test,
+                                      self.config.eval_batch_size, self._eval_rows, self.crop)
+        for batch, _ in _ahead(stream.batches(dataset, self.config.input_workers),
+                               self.mode.put_rows):
+            yield batch["image"], batch["label"], batch["mask"]
+
+    def example_train_args(self) -> tuple:
+        rows = self._rows.stop - self._rows.start
+        return self.mode.put_rows((np.zeros((rows, *self.image_shape), np.uint8),
+                                   np.zeros(rows, np.int32)))
+
+    def example_eval_args(self) -> tuple:
+        rows = self._eval_rows.stop - self._eval_rows.start
+        return self.mode.put_rows((np.zeros((rows, *self.image_shape), np.uint8),
+                                   np.zeros(rows, np.int32), np.zeros(rows, np.float32)))
+
+    def position(self) -> dict | None:
+        """Grain's iterator state after the last batch handed out, with the epoch and step
+        it belongs to (saved with each checkpoint)."""
+        return self._position
+
+    def resume(self, position: dict | None, step: int) -> None:
+        """Continue from a checkpoint's ``position``, if it is the one of ``step``."""
+        steps = pipeline.steps_per_epoch(self.num_train, self.config.batch_size)
+        if position and position["epoch"] * steps + position["step_in_epoch"] == step:
+            self._resumed = position
+
+
+def _ahead(host: Iterator[tuple[dict, dict]], put) -> Iterator[tuple[dict, dict]]:
+    """``host``'s (batch, state) pairs with each batch put on the devices
+    ``_DEVICE_PREFETCH`` steps before it is needed (transfers overlap the steps)."""
+    queue = collections.deque()
+    for batch, state in host:
+        queue.append((put(batch), state))
+        if len(queue) > _DEVICE_PREFETCH:
+            yield queue.popleft()
+    while queue:
+        yield queue.popleft()
+
+
+def image_shape(config) -> tuple[int, int, int]:
+    """The (H, W, C) of a batch's images: the crop's size, or the dataset's own."""
+    h, w, c = datasets.get(config.dataset).image_shape
+    return (config.crop_size, config.crop_size, c) if config.crop != "none" else (h, w, c)
+
+
+def open_source(config) -> Device | Stream:
+    """The input ``config.input`` names, read on the host (``place`` puts it on devices)."""
+    return Stream(config) if config.input == "stream" else Device(*load_splits(config))
+
+
+def load_splits(config) -> tuple[pipeline.Split, pipeline.Split]:
+    """The train (or ``train_subset`` of it) and test splits of ``config.dataset`` as
+    in-memory arrays (the device path's data)."""
+    spec = datasets.get(config.dataset)
+    load = functools.partial(tfds_source.load_split, config.dataset,
+                             data_dir=config.data_dir or None,
+                             allow_download=config.allow_download)
+    train = pipeline.Split(*load(spec.train_split))
+    if config.train_subset and config.train_subset < len(train):
+        train = train.subset(config.train_subset)
+    return train, pipeline.Split(*load(spec.test_split))
