@@ -10,7 +10,7 @@ persistent compilation cache off (so compile times are real) and writes
 row, so a run cut short keeps what it measured; with ``--budget S`` rows that would
 start after S seconds are listed as skipped, for a second call with ``--rows``. Rows
 (``--list``, in priority order): the train-step benchmark of ResNet-50/18/34/101
-(bfloat16, batch 256) and of the CIFAR ResNet-20/56/18 (batch 512) on synthetic data,
+(bfloat16, batch 256; ResNet-50 under jit and pmap) and of the CIFAR ResNet-20/56/18 (batch 512) on synthetic data,
 each beside PyTorch's eager AMP step of the same model on the same device when torch
 sees one;
 ``configs/fashion_mnist_fast.py`` in bfloat16 (time to 94%) and
@@ -70,12 +70,13 @@ class Row:
     target: str = ""
 
 
-def _bench(name, model, batch, torch_model, anchor="", target="", stem=None, size=None):
+def _bench(name, model, batch, torch_model, anchor="", target="", stem=None, size=None,
+           parallelism="jit"):
     stem_args = ("--stem", stem) if stem else ()
     return Row(name, "bench", f"{model}{' (' + stem + ' stem)' if stem else ''}, bfloat16, "
-               "synthetic data, jit: train step",
+               f"synthetic data, {parallelism}: train step",
                (*BENCH, "--model", model, *stem_args, "--dtype", "bfloat16", "--batch",
-                str(batch), "--steps", "30", "--warmup", "5"),
+                str(batch), "--steps", "30", "--warmup", "5", "--parallelism", parallelism),
                (*SMOKE_BENCH, *(("--image-size", str(size)) if size else ())),
                torch_model, anchor, target)
 
@@ -84,6 +85,8 @@ def _bench(name, model, batch, torch_model, anchor="", target="", stem=None, siz
 ROWS = (
     _bench("resnet50", "resnet50", 256, "torchvision.resnet50", R50_ANCHOR,
            ">= 3,500 img/s on one H100", size=32),
+    _bench("resnet50_pmap", "resnet50", 256, None, "the jit row above", size=32,
+           parallelism="pmap"),
     Row("fm_fast", "train", "configs/fashion_mnist_fast.py, bfloat16: time to 94% test accuracy",
         ("-m", "resnet_flax.main", "--config", "configs/fashion_mnist_fast.py",
          "--config.model_options.dtype=bfloat16", *TRAIN_FLAGS), tuple(SMOKE_TRAIN),

@@ -13,8 +13,9 @@ Writes a generated ``imagenette``-format TFDS dataset (needs TensorFlow, once) o
 - ``step``: ``--model``'s train step alone on one batch already on the device;
 - ``input+step``: the two together, as training runs them (``Trainer.train_steps``).
 
-Prints one JSON line per (workers, mode) with the median and every round's figure, and
-the cores ResNet-50 at 3,000 images/s would need for its input at one core's rate.
+Prints one JSON line per (workers, mode) with the median and every round's figure.
+``--cores 1`` pins the run (and its workers) to one core: the input's rate per core,
+from which BENCHMARKS.md works out the cores ResNet-50 at 3,000 images/s needs.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import pathlib
+import shutil
 import statistics
 import time
 
@@ -48,6 +51,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--model", default="resnet18")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--modes", default="input,step,input+step")
+    p.add_argument("--cores", type=int, default=0,
+                   help="> 0: run on this many cores only (workers inherit it)")
     return p.parse_args(argv)
 
 
@@ -64,8 +70,9 @@ def write_dataset(data_dir: pathlib.Path, n: int) -> None:
     import tensorflow_datasets as tfds
 
     builder = tfds.builder("imagenette", data_dir=str(data_dir))
-    if builder.is_prepared():
+    if builder.is_prepared() and builder.info.splits["train"].num_examples == n:
         return
+    shutil.rmtree(builder.data_dir, ignore_errors=True)  # Another --images count.
     rng = np.random.default_rng(0)
 
     def examples(count):
@@ -97,12 +104,14 @@ def trainer_for(args, workers: int) -> train.Trainer:
 
 
 def time_input(trainer, epoch: int) -> tuple[float, float]:
-    """(seconds to the first batch, images/s after it) over one epoch's batches."""
+    """(seconds to the first batch, images/s over the whole epoch, start-up included:
+    Grain reads ahead with threads, so the time to the first batch is not start-up
+    alone)."""
     tic = time.perf_counter()
     batches = trainer.source.train_batches(epoch, 0)
-    jax.block_until_ready(next(batches))
-    first = time.perf_counter() - tic
-    tic, count = time.perf_counter(), 0
+    batch = next(batches)
+    jax.block_until_ready(batch)
+    first, count = time.perf_counter() - tic, batch[0].shape[0]
     for batch in batches:
         jax.block_until_ready(batch)
         count += batch[0].shape[0]
@@ -127,33 +136,36 @@ def time_input_and_step(trainer, epoch: int) -> float:
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.cores:
+        os.sched_setaffinity(0, set(range(args.cores)))
     write_dataset(pathlib.Path(args.data_dir), args.images)
     workers = [int(w) for w in args.workers.split(",")]
+    modes = args.modes.split(",")
     trainers = {w: trainer_for(args, w) for w in workers}
-    steps = trainers[workers[0]].steps_per_epoch
-    figures = {(w, m): [] for w in workers for m in ("input", "step", "input+step")}
+    figures = {(w, m): [] for w in workers for m in modes}
     startup = {w: [] for w in workers}
     for r in range(args.rounds + 1):  # Round 0 warms up (page cache, compiled step).
         for w, trainer in trainers.items():
-            first, ips = time_input(trainer, r)
-            results = {"input": ips, "step": time_step(trainer, steps),
-                       "input+step": time_input_and_step(trainer, r)}
-            if r:
+            results = {}
+            if "input" in modes:
+                first, results["input"] = time_input(trainer, r)
                 startup[w].append(first)
-                for mode, value in results.items():
+            if "step" in modes:
+                results["step"] = time_step(trainer, trainer.steps_per_epoch)
+            if "input+step" in modes:
+                results["input+step"] = time_input_and_step(trainer, r)
+            for mode, value in results.items():
+                if r:
                     figures[(w, mode)].append(value)
+    jpeg_kb = np.mean([jpeg_size(trainers[workers[0]].source._train_source[i]["image"])
+                       for i in range(16)]) / 1024
     for (w, mode), values in figures.items():
         print(json.dumps({"workers": w, "mode": mode, "model": args.model, "size": args.size,
-                          "batch": args.batch, "img_s": round(statistics.median(values), 1),
+                          "batch": args.batch, "cores": args.cores or os.cpu_count(),
+                          "img_s": round(statistics.median(values), 1),
                           "all": [round(v, 1) for v in values],
-                          "first_batch_s": round(statistics.median(startup[w]), 2)}))
-    one_core = statistics.median(figures[(workers[0], "input")]) if 0 in workers else None
-    if one_core:
-        print(json.dumps({"input_img_s_per_core": round(one_core, 1),
-                          "cores_for_3000_img_s": round(3000 / one_core, 1),
-                          "jpeg_kb_mean": round(float(np.mean([
-                              jpeg_size(trainers[0].source._train_source[i]["image"])
-                              for i in range(16)])) / 1024, 1)}))
+                          "first_batch_s": round(statistics.median(startup[w][1:]), 2)
+                          if startup[w][1:] else None, "jpeg_kb": round(float(jpeg_kb), 1)}))
 
 
 if __name__ == "__main__":
