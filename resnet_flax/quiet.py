@@ -59,6 +59,22 @@ def silence_third_party() -> None:
         logger.addFilter(_keep)
 
 
+# CPython before 3.13 registers shared memory that a process merely attaches to with its
+# resource tracker (python/cpython#82300), which then calls the batches Grain's workers
+# hand over "leaked" at exit, and removes them itself: nothing leaks.
+_TRACKER_NOISE = "ignore:resource_tracker:UserWarning"
+
+
+def silence_worker_processes() -> None:
+    """The same for processes this one starts from now on (Grain's workers and the
+    resource tracker read ``PYTHONWARNINGS``)."""
+    if verbose():
+        return
+    current = os.environ.get("PYTHONWARNINGS", "")
+    if _TRACKER_NOISE not in current:
+        os.environ["PYTHONWARNINGS"] = ",".join(filter(None, (current, _TRACKER_NOISE)))
+
+
 @contextlib.contextmanager
 def offline_build():
     """Around a TFDS build from local archives: no download bars, no size banners.

@@ -146,6 +146,8 @@ def test_a_stream_run_killed_and_resumed_trains_the_device_runs_model(uninterrup
     resumed = run_main(tmp_path, *overrides, block_tensorflow=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert [r["epoch"] for r in read_metrics(tmp_path)] == [1, 2]
+    for noise in ("OpenCV", "leaked shared_memory"):  # From the workers, at exit.
+        assert noise not in resumed.stderr, resumed.stderr[-3000:]
 
     step_a, a = final_params(uninterrupted)
     step_b, b = final_params(tmp_path)

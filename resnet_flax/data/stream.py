@@ -21,6 +21,7 @@ from collections.abc import Iterator
 import grain
 import numpy as np
 
+from resnet_flax import quiet
 from resnet_flax.data import crops, pipeline
 
 # Host batches Grain prepares ahead of the step, per worker.
@@ -39,7 +40,16 @@ class Crop:
     eval_fraction: float = crops.EVAL_FRACTION
 
 
-class _ReadTrain:
+class _InWorker:
+    """Grain pickles a map function to its workers: there, on arrival, the console noise
+    ``quiet`` drops (TFDS's "OpenCV is not installed", once per worker) goes too."""
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        quiet.silence_third_party()
+
+
+class _ReadTrain(_InWorker):
     """(position in the epoch, example index) -> {"image", "label"}, cropped. A class, not
     a closure: Grain pickles it to its workers."""
 
@@ -57,7 +67,7 @@ class _ReadTrain:
         return {"image": image, "label": np.int32(example["label"])}
 
 
-class _ReadEval:
+class _ReadEval(_InWorker):
     """(example index, mask) -> {"image", "label", "mask"}, centre-cropped."""
 
     def __init__(self, source, crop: Crop):
@@ -102,6 +112,7 @@ def batches(dataset: grain.MapDataset, workers: int, state: dict | None = None
     iterable = dataset.to_iter_dataset()
     if workers:
         _absl_flags_parsed()
+        quiet.silence_worker_processes()
         iterable = iterable.mp_prefetch(grain.MultiprocessingOptions(
             num_workers=workers, per_worker_buffer_size=_WORKER_BUFFER))
     iterator = iter(iterable)
@@ -109,7 +120,9 @@ def batches(dataset: grain.MapDataset, workers: int, state: dict | None = None
         iterator.set_state(state)
     try:
         for batch in iterator:
-            yield {k: np.asarray(v) for k, v in batch.items()}, iterator.get_state()
+            # Copies: a worker's batch arrives in shared memory, which Grain unlinks when
+            # its array is collected, and cannot while a view of it lives on.
+            yield {k: np.array(v) for k, v in batch.items()}, iterator.get_state()
     finally:
         close = getattr(iterator, "close", None)
         if close is not None:  # Stops the worker processes now, not at garbage collection.
