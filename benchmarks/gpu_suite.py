@@ -10,7 +10,8 @@ persistent compilation cache off (so compile times are real) and writes
 row, so a run cut short keeps what it measured; with ``--budget S`` rows that would
 start after S seconds are listed as skipped, for a second call with ``--rows``. Rows
 (``--list``, in priority order): the train-step benchmark of ResNet-50/18/34/101
-(bfloat16, batch 256; ResNet-50 under jit and pmap) and of the CIFAR ResNet-20/56/18 (batch 512) on synthetic data,
+(bfloat16, batch 256; ResNet-50 under jit and pmap) and of the CIFAR ResNet-20/56/18
+(batch 512) on synthetic data,
 each beside PyTorch's eager AMP step of the same model on the same device when torch
 sees one;
 ``configs/fashion_mnist_fast.py`` in bfloat16 (time to 94%) and

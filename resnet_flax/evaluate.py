@@ -85,6 +85,23 @@ def logits_of(config, state, images: np.ndarray) -> np.ndarray:
     return np.concatenate(out)[: len(images)].astype(np.float32)
 
 
+def stream_logits(config, state) -> tuple[np.ndarray, np.ndarray]:
+    """(logits, labels) of every test image, read as the run's stream input reads them
+    (centre crops of images of any size; each process its rows of every batch)."""
+    mesh = parallel.make_mesh()
+    parallel.check_divisible(config.eval_batch_size, mesh, "eval_batch_size")
+    source = sources.Stream(config)
+    source.place(parallel.JitMode(mesh), config)
+    cfg, ema = steps.step_config(config), config.ema_decay > 0
+    repl, batch = parallel.replicated(mesh), parallel.batch_sharded(mesh)
+    predict = jax.jit(lambda st, x, y, m: (steps.predict_on_batch(st, x, cfg, ema), y, m),
+                      in_shardings=(repl, batch, batch, batch), out_shardings=repl)
+    state = parallel.put(state, repl)
+    batches = [jax.device_get(predict(state, *b)) for b in source.eval_batches()]
+    logits, labels, mask = (np.concatenate(parts) for parts in zip(*batches))
+    return logits[mask > 0].astype(np.float32), labels[mask > 0]
+
+
 def summarize(logits: np.ndarray, labels: np.ndarray, names: list[str]) -> dict:
     """Loss, top-1, top-5 (more than 5 classes), per-class accuracy, confusion matrix
     (rows: true class, columns: predicted)."""
@@ -117,10 +134,14 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
     state = restore(config, workdir, which)
     spec = datasets.get(config.dataset)
     load = dict(data_dir=config.data_dir or None, allow_download=config.allow_download)
-    images, labels = tfds_source.load_split(config.dataset, spec.test_split, **load)
+    if config.input == "stream":
+        logits, labels = stream_logits(config, state)
+    else:
+        images, labels = tfds_source.load_split(config.dataset, spec.test_split, **load)
+        logits = logits_of(config, state, images)
     names = tfds_source.class_names(config.dataset, **load)
     result = {"step": int(state.step), "split": spec.test_split,
-              **summarize(logits_of(config, state, images), labels, names)}
+              **summarize(logits, labels, names)}
     if jax.process_index() == 0:
         _write(workdir / "eval", result)
     return result

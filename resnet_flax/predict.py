@@ -57,10 +57,14 @@ def image_files(paths: list[str]) -> list[pathlib.Path]:
     return out
 
 
-def read_image(path: pathlib.Path, shape: tuple[int, int, int]) -> np.ndarray:
-    """``path`` as a uint8 (H, W, C) array in the dataset's ``shape``; OSError/ValueError
-    if it is not a readable image."""
+def read_image(path: pathlib.Path, shape: tuple[int | None, int | None, int],
+               centre_crop: tuple[int, float] | None = None) -> np.ndarray:
+    """``path`` as a uint8 (H, W, C) array in the dataset's ``shape`` or, with
+    ``centre_crop`` = (size, fraction), as the stream input's evaluation crop of it (runs
+    on images of any size); OSError/ValueError if it is not a readable image."""
     from PIL import Image
+
+    from resnet_flax.data import crops
 
     h, w, c = shape
     with Image.open(path) as image:
@@ -70,6 +74,9 @@ def read_image(path: pathlib.Path, shape: tuple[int, int, int]) -> np.ndarray:
             image = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
             image.alpha_composite(rgba)
         image = image.convert("L" if c == 1 else "RGB")
+        if centre_crop:
+            pixels = np.asarray(image, np.uint8).reshape(image.height, image.width, c)
+            return crops.centre_crop(pixels, *centre_crop)
         if image.size != (w, h):
             image = image.resize((w, h), Image.Resampling.BILINEAR)
         return np.asarray(image, np.uint8).reshape(h, w, c)
@@ -117,10 +124,11 @@ def main(argv=None) -> int:
     except (ConfigError, CheckpointError, tfds_source.DatasetUnavailable) as e:
         cli.fail(str(e))
     shape = datasets.get(config.dataset).image_shape
+    crop = (config.crop_size, config.eval_crop_fraction) if config.crop != "none" else None
     files, images, failed = [], [], 0
     for path in image_files(args.images):
         try:
-            images.append(read_image(path, shape))
+            images.append(read_image(path, shape, crop))
             files.append(path)
         except (OSError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError.
             failed += 1

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import JPEG_TEST, JPEG_TRAIN, tiny_config
 
-from resnet_flax import train
+from resnet_flax import evaluate, train
 from resnet_flax.config import ConfigError, validate
 from resnet_flax.data import crops, sources
 
@@ -100,6 +100,11 @@ def test_jpeg_images_of_mixed_sizes_train_with_inception_crops_in_worker_process
     assert images.shape == (8, 32, 32, 3) and images.dtype == np.uint8
     seen = sum(int(mask.sum()) for *_, mask in trainer.source.eval_batches())
     assert seen == JPEG_TEST  # Every validation image once; the last batch padded.
+    # --mode eval reads them as the run did: the same accuracy, every image once.
+    result = evaluate.evaluate_checkpoint(config, str(tmp_path))
+    assert result["examples"] == JPEG_TEST and result["split"] == "validation"
+    assert result["accuracy"] == pytest.approx(summary["test_accuracy"])
+    assert result["loss"] == pytest.approx(summary["test_loss"], rel=1e-5)
 
 
 def test_imagenet2012_streams_from_its_tfds_builder_under_mock_data(tmp_path):
