@@ -102,6 +102,16 @@ CASES = [
     Case("no dataset, no network", _main("--config.data_dir={tmp}/empty",
                                          "--config.allow_download=False"),
          "python -m resnet_flax.data.build fashion_mnist --archives"),
+    Case("ImageNet not built", ("--config", "configs/imagenet.py", "--workdir", "{workdir}",
+                                "--config.data_dir={tmp}/empty"),
+         "cannot be downloaded (TFDS cannot download it); build it offline from ImageNet's "
+         "ILSVRC2012 training and validation tarballs"),
+    Case("images of varying size on the device path",
+         _main("--config.dataset=imagenette", "--config.normalization=imagenet"),
+         "config.dataset='imagenette' has images of varying size: set config.input='stream' "
+         "and config.crop='inception'"),
+    Case("unknown input", _main("--config.input=disk"),
+         "config.input='disk' is not one of ('device', 'stream')"),
     Case("corrupt dataset file", _main("{garbled_data}"),
          "the train split cannot be read (Corrupted Riegeli/records file", slow=True),
     Case("garbled config.json", _tiny(), "config.json is unreadable", trained=True,
