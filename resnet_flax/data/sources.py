@@ -23,7 +23,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from resnet_flax import parallel
-from resnet_flax.data import datasets, pipeline, stream, tfds_source
+from resnet_flax.data import datasets, pipeline, tfds_source
 
 # Batches put on the devices ahead of the step that takes them.
 _DEVICE_PREFETCH = 2
@@ -82,6 +82,10 @@ class Stream:
     pooled = False
 
     def __init__(self, config):
+        # Grain is imported here, not at the top: the device input runs without it.
+        from resnet_flax.data import stream
+
+        self._pipelines = stream
         spec = datasets.get(config.dataset)
         read = dict(data_dir=config.data_dir or None, allow_download=config.allow_download)
         self._train_source = tfds_source.data_source(config.dataset, spec.train_split, **read)
@@ -104,13 +108,13 @@ class Stream:
         """Epoch ``epoch``'s batches from step ``first`` on (from the resumed iterator
         state when there is one for this very step)."""
         c = self.config
-        dataset = stream.train_dataset(self._train_source, self._examples, c.seed, epoch,
+        dataset = self._pipelines.train_dataset(self._train_source, self._examples, c.seed, epoch,
                                        c.batch_size, self._rows, self.crop)
         offset, state = first, None
         if self._resumed and self._resumed["epoch"] == epoch and first > 0:
             offset, state = self._resumed["offset"], self._resumed["grain"]
         self._resumed = None
-        host = stream.batches(dataset[offset:], c.input_workers, state)
+        host = self._pipelines.batches(dataset[offset:], c.input_workers, state)
         count = offset
         for batch, grain_state in _ahead(host, self.mode.put_rows):
             count += 1
@@ -121,9 +125,9 @@ class Stream:
             yield batch["image"], batch["label"]
 
     def eval_batches(self) -> Iterator[tuple]:
-        dataset = stream.eval_dataset(self._test_source, self.num_test,
+        dataset = self._pipelines.eval_dataset(self._test_source, self.num_test,
                                       self.config.eval_batch_size, self._eval_rows, self.crop)
-        for batch, _ in _ahead(stream.batches(dataset, self.config.input_workers),
+        for batch, _ in _ahead(self._pipelines.batches(dataset, self.config.input_workers),
                                self.mode.put_rows):
             yield batch["image"], batch["label"], batch["mask"]
 
