@@ -261,6 +261,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             summary = trainer.evaluate()
         ckpt.save(trainer.state, force=True)
     finally:
+        trainer.source.close()
         ckpt.close()
         writer.close()
     return summary

@@ -142,7 +142,7 @@ def test_a_stream_run_killed_and_resumed_trains_the_device_runs_model(uninterrup
     step, saved = final_params(tmp_path)
     assert step == 4  # Mid-epoch 1 (8 steps an epoch): the resume continues Grain's iterator.
     position = json.loads(bytes(saved["input_position"]))
-    assert position["epoch"] == 0 and position["step_in_epoch"] == 4 and position["grain"]
+    assert position["step"] == 4 and position["offset"] == 0 and position["grain"]
     resumed = run_main(tmp_path, *overrides, block_tensorflow=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert [r["epoch"] for r in read_metrics(tmp_path)] == [1, 2]

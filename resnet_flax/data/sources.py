@@ -74,6 +74,9 @@ class Device:
     def resume(self, position: dict | None, step: int) -> None:
         del position, step
 
+    def close(self) -> None:
+        pass
+
 
 class Stream:
     """Batches read from array_record files by Grain; a step's data is (images, labels)
@@ -97,7 +100,8 @@ class Stream:
         self.crop = stream.Crop(config.crop, config.crop_size, tuple(config.crop_scale),
                                 tuple(config.crop_ratio), config.eval_crop_fraction)
         self.image_shape = image_shape(config)
-        self._position = self._resumed = None
+        self._position = self._resumed = self._live = self._host = None
+        self._offset = self._next_step = 0
 
     def place(self, mode, config) -> None:
         self.mode, self.config = mode, config
@@ -105,24 +109,45 @@ class Stream:
         self._eval_rows = parallel.process_rows(mode.mesh, config.eval_batch_size)
 
     def train_batches(self, epoch: int, first: int) -> Iterator[tuple]:
-        """Epoch ``epoch``'s batches from step ``first`` on (from the resumed iterator
-        state when there is one for this very step)."""
+        """Epoch ``epoch``'s batches from step ``first`` on. One Grain iterator serves the
+        run: its workers carry on into the next epoch while this one is evaluated; a
+        resumed run recreates it from the iterator state saved for the resumed step."""
         c = self.config
-        dataset = self._pipelines.train_dataset(self._train_source, self._examples, c.seed, epoch,
-                                       c.batch_size, self._rows, self.crop)
-        offset, state = first, None
-        if self._resumed and self._resumed["epoch"] == epoch and first > 0:
-            offset, state = self._resumed["offset"], self._resumed["grain"]
-        self._resumed = None
-        host = self._pipelines.batches(dataset[offset:], c.input_workers, state)
-        count = offset
-        for batch, grain_state in _ahead(host, self.mode.put_rows):
-            count += 1
+        steps = pipeline.steps_per_epoch(self.num_train, c.batch_size)
+        start = epoch * steps + first
+        if self._live is None or self._next_step != start:
+            self._open(start)
+        for _ in range(steps - first):
+            batch, grain_state = next(self._live)
+            self._next_step += 1
             # The iterator state after this batch: a checkpoint taken after its step
             # resumes with the next one.
-            self._position = {"epoch": epoch, "offset": offset, "step_in_epoch": count,
+            self._position = {"offset": self._offset, "step": self._next_step,
                               "grain": grain_state}
             yield batch["image"], batch["label"]
+
+    def _open(self, start: int) -> None:
+        """The run's iterator, positioned before global step ``start``."""
+        c = self.config
+        offset, state = start, None
+        if self._resumed and self._resumed["step"] == start:
+            offset, state = self._resumed["offset"], self._resumed["grain"]
+        self._resumed = None
+        dataset = self._pipelines.train_dataset(self._train_source, self._examples, c.seed,
+                                                c.num_epochs, c.batch_size, self._rows,
+                                                self.crop)
+        self.close()
+        self._host = self._pipelines.batches(dataset[offset:], c.input_workers, state)
+        # Batches go to the devices ahead of their steps, across epoch ends as well.
+        self._live = _ahead(self._host, self.mode.put_rows)
+        self._offset, self._next_step = offset, start
+
+    def close(self) -> None:
+        """Stops the training iterator's worker processes (a new one starts on demand)."""
+        if self._live is not None:
+            self._live.close()
+            self._host.close()
+            self._live = self._host = None
 
     def eval_batches(self) -> Iterator[tuple]:
         dataset = self._pipelines.eval_dataset(self._test_source, self.num_test,
@@ -147,9 +172,9 @@ class Stream:
         return self._position
 
     def resume(self, position: dict | None, step: int) -> None:
-        """Continue from a checkpoint's ``position``, if it is the one of ``step``."""
-        steps = pipeline.steps_per_epoch(self.num_train, self.config.batch_size)
-        if position and position["epoch"] * steps + position["step_in_epoch"] == step:
+        """Continue from a checkpoint's ``position``, if it is the one of ``step`` (the
+        order being a function of the step, slicing would give the same batches)."""
+        if position and position.get("step") == step:
             self._resumed = position
 
 

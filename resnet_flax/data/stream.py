@@ -8,14 +8,20 @@ cropping run in Grain's worker processes (``workers`` > 0). Each example's crop 
 from ``(seed, epoch, position in the epoch)``: the same whichever process or worker reads
 it, and after a resume.
 
-A pipeline is a ``grain.MapDataset`` of batches (random access), iterated through Grain's
-checkpointable iterator; ``batches`` yields each batch with the iterator state after it,
-which a checkpoint stores (``sources.Stream``) so a resumed run continues there.
+A pipeline is a ``grain.MapDataset`` of batches (random access): for training, every step
+of the run, so that one iterator, and one set of worker processes, serves all epochs.
+``batches`` iterates it through Grain's checkpointable iterator and yields each batch with
+the iterator state after it, which a checkpoint stores (``sources.Stream``) so a resumed
+run continues there.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Iterator
 
 import grain
@@ -41,27 +47,81 @@ class Crop:
 
 
 class _InWorker:
-    """Grain pickles a map function to its workers: there, on arrival, the console noise
-    ``quiet`` drops (TFDS's "OpenCV is not installed", once per worker) goes too."""
+    """Grain pickles a map function to its workers. There, on arrival: the console noise
+    ``quiet`` drops (TFDS's "OpenCV is not installed", once per worker) goes too, and the
+    worker ends with its parent (``_exit_with_parent``)."""
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         quiet.silence_third_party()
+        _exit_with_parent()
+
+
+_WATCHED = []
+
+
+def _exit_with_parent(poll_s: float = 1.0) -> None:
+    """Ends this worker process when the training process dies (a kill, a crash): a
+    worker of a run-long iterator would otherwise wait forever with its buffer full,
+    holding the dead run's pipes and memory. Once per process."""
+    if _WATCHED or multiprocessing.parent_process() is None:  # Not a worker: no watch.
+        return
+    parent = os.getppid()
+    _WATCHED.append(parent)
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
+class _Steps:
+    """Random access to the run's training items, every epoch one after another: item
+    ``i`` is (epoch, position in the epoch, example index) of this process's row ``i % b``
+    of global step ``i // b``. One Grain iterator (and its workers) then serves the whole
+    run; each epoch's order is computed where it is needed, and kept."""
+
+    def __init__(self, examples: np.ndarray, seed: int, num_epochs: int, global_batch: int,
+                 rows: slice):
+        self.examples, self.seed, self.global_batch, self.rows = (
+            examples, seed, global_batch, rows)
+        self.local = rows.stop - rows.start
+        self.steps = pipeline.steps_per_epoch(len(examples), global_batch)
+        self.num_epochs = num_epochs
+        self._orders = {}
+
+    def __len__(self) -> int:
+        return self.num_epochs * self.steps * self.local
+
+    def _order(self, epoch: int) -> np.ndarray:
+        if epoch not in self._orders:
+            self._orders = {epoch: pipeline.train_batches(self.seed, epoch, len(self.examples),
+                                                          self.global_batch)}
+        return self._orders[epoch]
+
+    def __getitem__(self, i: int) -> tuple[int, int, int]:
+        epoch, rest = divmod(int(i), self.steps * self.local)
+        step, j = divmod(rest, self.local)
+        row = self.rows.start + j
+        return epoch, step * self.global_batch + row, int(self.examples[
+            self._order(epoch)[step, row]])
 
 
 class _ReadTrain(_InWorker):
-    """(position in the epoch, example index) -> {"image", "label"}, cropped. A class, not
-    a closure: Grain pickles it to its workers."""
+    """(epoch, position in the epoch, example index) -> {"image", "label"}, cropped. A
+    class, not a closure: Grain pickles it to its workers."""
 
-    def __init__(self, source, crop: Crop, seed: int, epoch: int):
-        self.source, self.crop, self.seed, self.epoch = source, crop, seed, epoch
+    def __init__(self, source, crop: Crop, seed: int):
+        self.source, self.crop, self.seed = source, crop, seed
 
     def __call__(self, item) -> dict:
-        position, index = (int(v) for v in item)
+        epoch, position, index = item
         example = self.source[index]
         image = np.asarray(example["image"])
         if self.crop.kind == "inception":
-            rng = np.random.default_rng([self.seed, self.epoch, position])
+            rng = np.random.default_rng([self.seed, epoch, position])
             image = crops.random_resized_crop(rng, image, self.crop.size, self.crop.scale,
                                               self.crop.ratio)
         return {"image": image, "label": np.int32(example["label"])}
@@ -82,16 +142,14 @@ class _ReadEval(_InWorker):
         return {"image": image, "label": np.int32(example["label"]), "mask": mask}
 
 
-def train_dataset(source, examples: np.ndarray, seed: int, epoch: int, global_batch: int,
-                  rows: slice, crop: Crop) -> grain.MapDataset:
-    """Epoch ``epoch``'s batches for this process: its ``rows`` of each global batch of
-    ``examples`` (indices into ``source``: the split, or a subset of it)."""
-    order = pipeline.train_batches(seed, epoch, len(examples), global_batch)
-    positions = np.arange(order.size).reshape(order.shape)
-    items = np.stack([positions[:, rows], examples[order[:, rows]]], -1).reshape(-1, 2)
-    local = rows.stop - rows.start
-    return (grain.MapDataset.source(items).map(_ReadTrain(source, crop, seed, epoch))
-            .batch(local, drop_remainder=True))
+def train_dataset(source, examples: np.ndarray, seed: int, num_epochs: int,
+                  global_batch: int, rows: slice, crop: Crop) -> grain.MapDataset:
+    """The run's training batches for this process, epoch after epoch: batch ``k`` is its
+    ``rows`` of global step ``k``, drawn from ``examples`` (indices into ``source``: the
+    split, or a subset of it) in the order of ``pipeline.train_batches(seed, epoch)``."""
+    items = _Steps(examples, seed, num_epochs, global_batch, rows)
+    return (grain.MapDataset.source(items).map(_ReadTrain(source, crop, seed))
+            .batch(items.local, drop_remainder=True))
 
 
 def eval_dataset(source, num_examples: int, global_batch: int, rows: slice,
