@@ -150,8 +150,9 @@ class Stream:
             self._live = self._host = None
 
     def eval_batches(self) -> Iterator[tuple]:
-        dataset = self._pipelines.eval_dataset(self._test_source, self.num_test,
-                                      self.config.eval_batch_size, self._eval_rows, self.crop)
+        dataset = self._pipelines.eval_dataset(
+            self._test_source, self.num_test, self.config.eval_batch_size, self._eval_rows,
+            self.crop)
         for batch, _ in _ahead(self._pipelines.batches(dataset, self.config.input_workers),
                                self.mode.put_rows):
             yield batch["image"], batch["label"], batch["mask"]
@@ -167,8 +168,8 @@ class Stream:
                                    np.zeros(rows, np.int32), np.zeros(rows, np.float32)))
 
     def position(self) -> dict | None:
-        """Grain's iterator state after the last batch handed out, with the epoch and step
-        it belongs to (saved with each checkpoint)."""
+        """Grain's iterator state after the last batch handed out, with the global step it
+        belongs to and the step its iterator started at (saved with each checkpoint)."""
         return self._position
 
     def resume(self, position: dict | None, step: int) -> None:
