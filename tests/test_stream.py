@@ -124,3 +124,19 @@ def test_imagenet2012_streams_from_its_tfds_builder_under_mock_data(tmp_path):
         trainer.train_steps(0, 0)
         metrics = trainer.evaluate()
     assert math.isfinite(metrics["test_loss"])
+
+
+def test_a_device_run_resumed_on_the_stream_trains_as_if_it_had_never_switched(
+        tiny_data_dir, tmp_path):
+    """`input` may change on resume: the stream, without an iterator state of its own,
+    starts at the resumed step of the same order."""
+    def run(workdir, input_path, epochs):
+        config = tiny_config(tiny_data_dir, input=input_path, input_workers=0,
+                             num_epochs=epochs)
+        return train.train_and_evaluate(config, str(workdir))
+
+    run(tmp_path / "switched", "device", 1)
+    switched = run(tmp_path / "switched", "stream", 2)
+    straight = run(tmp_path / "straight", "device", 2)
+    assert switched["train_loss"] == straight["train_loss"]
+    assert switched["test_loss"] == straight["test_loss"]
