@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
 import sys
 import time
 
-from tensorboardX.event_file_writer import EventsWriter
-from tensorboardX.proto.event_pb2 import Event, SessionLog
-from tensorboardX.summary import scalar
+
+@contextlib.contextmanager
+def _torch_unimportable():
+    """tensorboardX's package imports torch where it is installed (~2 s at every start),
+    only so that its SummaryWriter takes torch tensors; its event writer, all that is
+    used here, needs none of it. Left alone once something has imported torch."""
+    if "torch" in sys.modules:
+        yield
+        return
+    sys.modules["torch"] = None  # `import torch` raises ImportError.
+    try:
+        yield
+    finally:
+        del sys.modules["torch"]
+
+
+with _torch_unimportable():
+    from tensorboardX.event_file_writer import EventsWriter
+    from tensorboardX.proto.event_pb2 import Event, SessionLog
+    from tensorboardX.summary import scalar
 
 
 class EventFile:
