@@ -1,8 +1,10 @@
-"""The model zoo: every registered name builds with its reference parameter count,
-runs a forward and a train step, and every ablation switch does what it says."""
+"""The model zoo: every registered name builds with its reference parameter count and
+runs a forward and a train step (itself, or its lighter twin when only its sizes
+differ), and every ablation switch does what it says."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import flax.linen as nn
@@ -54,11 +56,23 @@ PARAM_COUNTS = {
     "fashion_mnist_resnet": 696_042,
     "keras_resnet34": 21_289_802,
 }
-# Deep or wide enough that a CPU train step takes tens of seconds.
-HEAVY = {"resnet101", "resnet152", "resnet200", "resnext101_32x8d", "resnext101_64x4d",
-         "wide_resnet101_2", "wide_resnet50_2", "resnext50_32x4d", "se_resnet50", "resnet110",
-         "resnet1202", "preact_resnet164", "preact_resnet1001", "wrn_16_8", "wrn_28_10",
-         "wrn_40_4", "resnext29_8x64d", "resnext29_16x64d",
+# A deeper or wider copy of a lighter model: the same module with the same options,
+# only its sizes differ. Its forward and train step run the twin's code (a stage is a
+# loop over one block class), so they are run on the twin; its own exact shapes are
+# traced by test_param_count. Running them op by op took ~460 s of the suite's 2,430
+# (summed over its workers; ResNet-1202 alone 67 s).
+SIZE_FIELDS = {"stage_sizes", "stage_widths", "groups", "base_width"}
+DEEP_TWINS = {
+    **dict.fromkeys(("resnet101", "resnet152", "resnet200", "wide_resnet50_2",
+                     "wide_resnet101_2"), "resnet50"),
+    **dict.fromkeys(("resnext101_32x8d", "resnext101_64x4d"), "resnext50_32x4d"),
+    "resnext29_16x64d": "resnext29_8x64d",
+    **dict.fromkeys(("resnet110", "resnet1202"), "resnet56"),
+    "preact_resnet1001": "preact_resnet164",
+    **dict.fromkeys(("wrn_16_8", "wrn_28_10", "wrn_40_4"), "wrn_16_4"),
+}
+# A CPU train step of these takes over ~10 s.
+HEAVY = {"resnext50_32x4d", "se_resnet50", "preact_resnet164", "resnext29_8x64d",
          "keras_resnet34"}  # resnet34's graph; only Keras' initializer and BN settings differ
 SLOW_TO_TRACE = {"resnet1202", "preact_resnet1001"}
 
@@ -112,7 +126,21 @@ def test_param_count(name):
     assert count(shapes(model, models.spec(name).input_shape)["params"]) == PARAM_COUNTS[name]
 
 
-@pytest.mark.parametrize("name", _mark(models.names(), HEAVY))
+def _options(name) -> dict:
+    model = models.create(name)
+    return {f.name: getattr(model, f.name) for f in dataclasses.fields(model)
+            if f.name not in ("parent", "name")}
+
+
+@pytest.mark.parametrize("deep, twin", sorted(DEEP_TWINS.items()))
+def test_a_deep_twin_differs_from_its_run_twin_only_in_its_sizes(deep, twin):
+    assert twin not in DEEP_TWINS and type(models.create(deep)) is type(models.create(twin))
+    a, b = _options(deep), _options(twin)
+    assert {k for k in a if a[k] != b[k]} <= SIZE_FIELDS
+
+
+@pytest.mark.parametrize("name", _mark([n for n in models.names() if n not in DEEP_TWINS],
+                                       HEAVY))
 def test_forward_and_train_step(name):
     # Momentum 0: the step leaves this batch's statistics, which the eval pass needs.
     model = models.create(name, bn_momentum=0.0)
@@ -130,7 +158,6 @@ def test_forward_and_train_step(name):
     # batch's statistics. From the initial parameters: one lr-0.1 step on 2 examples
     # can push a 50-block net to overflow (seen once for resnet152 in CI), which says
     # nothing about the model.
-    # Op by op: one compiled step of resnet1202 takes XLA minutes to build.
     logits = model.apply({"params": variables["params"], "batch_stats": stats}, x,
                          train=False)
     assert logits.shape == (2, models.spec(name).num_classes)
