@@ -13,8 +13,12 @@ from resnet_flax import state as state_lib
 from resnet_flax.data import augment, pipeline
 
 CFG = steps.StepConfig(num_classes=10, mean=(0.5,), std=(0.25,))
+# Jitted once, as train.py runs them: tests with the same config and shapes share a compile.
+train_step = jax.jit(steps.train_step, static_argnames=("cfg",))
+eval_step = jax.jit(steps.eval_step, static_argnames=("cfg", "ema"))
 
 
+@functools.cache  # A state is immutable: tests share it, and its (op by op) init.
 def make_state(name="fashion_mnist_resnet", lr=1e-3, ema=False, **kw):
     model = models.create(name, num_classes=10, width_multiplier=0.25, **kw)
     return state_lib.create(model, optax.adam(lr), jax.random.key(0), (28, 28, 1), ema=ema)
@@ -33,9 +37,9 @@ def test_one_step_lowers_the_loss_on_a_fixed_batch():
     idx = jnp.arange(16)
     key = jax.random.key(0)
     eval_loss = lambda s: float(  # noqa: E731
-        steps.eval_step(s, images, labels, idx, jnp.ones(16), CFG)["loss_sum"])
+        eval_step(s, images, labels, idx, jnp.ones(16), CFG)["loss_sum"])
     before = eval_loss(state)
-    step = jax.jit(functools.partial(steps.train_step, cfg=CFG))
+    step = functools.partial(train_step, cfg=CFG)
     for _ in range(3):
         state, metrics = step(state, images, labels, idx, key)
     assert int(state.step) == 3
@@ -48,13 +52,13 @@ def test_ragged_last_eval_batch_counts_every_example_once():
     state = make_state()
     mesh = parallel.make_mesh()
     batch = parallel.batch_sharded(mesh)
-    step = jax.jit(functools.partial(steps.eval_step, cfg=CFG))
+    step = functools.partial(eval_step, cfg=CFG)
     totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
     for idx, mask in zip(*pipeline.eval_batches(37, 16)):  # 16 + 16 + 5 (padded)
         out = step(state, images, labels, jax.device_put(idx, batch),
                    jax.device_put(mask, batch))
         totals = {k: totals[k] + float(out[k]) for k in totals}
-    whole = steps.eval_step(state, images, labels, jnp.arange(37), jnp.ones(37), CFG)
+    whole = eval_step(state, images, labels, jnp.arange(37), jnp.ones(37), CFG)
     assert totals["count"] == 37
     assert totals["correct"] == float(whole["correct"])
     np.testing.assert_allclose(totals["loss_sum"], float(whole["loss_sum"]), rtol=1e-5)
@@ -70,9 +74,8 @@ def test_label_smoothing_matches_its_definition():
 
 def test_train_step_is_deterministic_in_its_key_and_step():
     images, labels = fake_split(16)
-    step = jax.jit(functools.partial(
-        steps.train_step, cfg=steps.StepConfig(10, (0.5,), (0.25,), crop_padding=2,
-                                               random_flip=True)))
+    step = functools.partial(train_step, cfg=steps.StepConfig(
+        10, (0.5,), (0.25,), crop_padding=2, random_flip=True))
     key, idx = jax.random.key(3), jnp.arange(8)
     a, _ = step(make_state(), images, labels, idx, key)
     b, _ = step(make_state(), images, labels, idx, key)
@@ -83,7 +86,7 @@ def test_train_step_is_deterministic_in_its_key_and_step():
 def test_ema_follows_its_definition_with_a_warmup_ramp():
     images, labels = fake_split(16)
     cfg = steps.StepConfig(10, (0.5,), (0.25,), ema_decay=0.5)
-    step = jax.jit(functools.partial(steps.train_step, cfg=cfg))
+    step = functools.partial(train_step, cfg=cfg)
     state = make_state(ema=True, dropout_rate=0.0)
     ema = state.variables()
     for t in range(3):  # Ramp min(0.5, (1 + t) / (10 + t)): 0.1, 0.18, 0.25.
@@ -93,8 +96,8 @@ def test_ema_follows_its_definition_with_a_warmup_ramp():
     for want, got in zip(jax.tree.leaves(ema), jax.tree.leaves(state.variables(ema=True))):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     # The EMA lags the live weights, so the two models evaluate differently.
-    live = steps.eval_step(state, images, labels, jnp.arange(16), jnp.ones(16), cfg)
-    avg = steps.eval_step(state, images, labels, jnp.arange(16), jnp.ones(16), cfg, ema=True)
+    live = eval_step(state, images, labels, jnp.arange(16), jnp.ones(16), cfg)
+    avg = eval_step(state, images, labels, jnp.arange(16), jnp.ones(16), cfg, ema=True)
     assert float(live["loss_sum"]) != float(avg["loss_sum"])
 
 
@@ -102,7 +105,8 @@ def test_state_without_ema_carries_an_empty_one():
     images, labels = fake_split(16)
     state = make_state()
     assert state.ema == {}
-    new, _ = steps.train_step(state, images, labels, jnp.arange(16), jax.random.key(0), CFG)
+    step = functools.partial(train_step, cfg=CFG)
+    new, _ = step(state, images, labels, jnp.arange(16), jax.random.key(0))
     assert new.ema == {}
 
 
@@ -111,7 +115,7 @@ def test_flip_tta_averages_an_image_and_its_mirror():
     state = make_state()
     cfg = steps.StepConfig(10, (0.5,), (0.25,), tta_flip=True)
     idx, mask = jnp.arange(16), jnp.ones(16)
-    out = steps.eval_step(state, images, labels, idx, mask, cfg)
+    out = eval_step(state, images, labels, idx, mask, cfg)
     x = augment.normalize(jnp.asarray(images), cfg.mean, cfg.std)
     logits = (state.apply_fn(state.variables(), x, train=False)
               + state.apply_fn(state.variables(), x[:, :, ::-1], train=False)) / 2
@@ -119,10 +123,10 @@ def test_flip_tta_averages_an_image_and_its_mirror():
     np.testing.assert_allclose(float(out["loss_sum"]), float(want), rtol=1e-5)
     # So it cannot tell a test set from its mirror image; the plain eval can.
     mirrored = np.ascontiguousarray(images[:, :, ::-1])
-    flipped = steps.eval_step(state, mirrored, labels, idx, mask, cfg)
+    flipped = eval_step(state, mirrored, labels, idx, mask, cfg)
     np.testing.assert_allclose(float(flipped["loss_sum"]), float(out["loss_sum"]), rtol=1e-5)
-    plain = steps.eval_step(state, images, labels, idx, mask, CFG)
-    plain_mirrored = steps.eval_step(state, mirrored, labels, idx, mask, CFG)
+    plain = eval_step(state, images, labels, idx, mask, CFG)
+    plain_mirrored = eval_step(state, mirrored, labels, idx, mask, CFG)
     assert float(plain["loss_sum"]) != float(plain_mirrored["loss_sum"])
 
 
@@ -138,7 +142,7 @@ def test_gradient_accumulation_equals_the_whole_batch_without_batchnorm():
     out = {}
     for k in (1, 4):
         cfg = dataclasses.replace(CFG, grad_accum_steps=k)
-        step = jax.jit(functools.partial(steps.train_step, cfg=cfg))
+        step = functools.partial(train_step, cfg=cfg)
         state, metrics = step(start, images, labels, idx, jax.random.key(0))
         state, _ = step(state, images, labels, idx, jax.random.key(0))
         out[k] = state, metrics
@@ -155,7 +159,7 @@ def test_gradient_accumulation_updates_batchnorm_statistics_once_per_micro_batch
     stats = {}
     for k in (1, 2):
         cfg = dataclasses.replace(CFG, grad_accum_steps=k)
-        state, metrics = jax.jit(functools.partial(steps.train_step, cfg=cfg))(
+        state, metrics = functools.partial(train_step, cfg=cfg)(
             start, images, labels, idx, jax.random.key(0))
         assert float(metrics["nonfinite"]) == 0 and int(state.step) == 1
         stats[k] = jax.tree.leaves(state.batch_stats)
