@@ -141,6 +141,7 @@ def test_mixed_loss_and_accuracy_are_the_papers_weighted_sums():
     np.testing.assert_allclose(mixing.mixed_correct(logits, labels, mix), expected, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_train_step_with_every_augmentation_learns_and_counts_fractional_accuracy():
     images, labels = fake_split(32)
     cfg = steps.StepConfig(10, (0.5,), (0.25,), crop_padding=2, random_flip=True,

@@ -53,6 +53,7 @@ def test_cli_names_an_unknown_model_in_one_line(capsys):
     assert "'resnet20'" in message
 
 
+@pytest.mark.slow
 def test_cli_on_device_data_under_scan(capsys, optimized):
     result = run_cli(capsys, "--data", "on-device", "--dataset-size", "40", "--loop", "scan",
                      "--scan-steps", "2")
@@ -64,6 +65,7 @@ def test_cli_pmap(capsys):
     assert run_cli(capsys, "--parallelism", "pmap")["parallelism"] == "pmap"
 
 
+@pytest.mark.slow
 def test_scanned_steps_equal_single_steps():
     cfg = steps.StepConfig(num_classes=10, mean=(0.5,), std=(0.25,), crop_padding=2,
                            random_flip=True)
@@ -146,6 +148,7 @@ def test_torch_reference_autocast_bfloat16():
     assert result["images_per_sec"] > 0
 
 
+@pytest.mark.slow
 def test_cli_profile_reports_the_top_ops(capsys, tmp_path):
     result = run_cli(capsys, "--profile", str(tmp_path), "--profile-steps", "2")
     profile = result["profile"]

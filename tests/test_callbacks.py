@@ -66,6 +66,7 @@ def test_bad_callback_settings_are_named(field, value, expected):
         validate(config)
 
 
+@pytest.mark.slow
 def test_early_stopping_ends_the_run_with_the_best_epochs_weights(tiny_data_dir, tmp_path):
     config = tiny_config(tiny_data_dir, num_epochs=6)
     early = config.early_stopping

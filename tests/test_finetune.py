@@ -104,6 +104,7 @@ def test_backbone_lr_multiplier_and_freeze_scale_each_group():
             np.testing.assert_allclose(u, factor * r, rtol=1e-6, err_msg=name)
 
 
+@pytest.mark.slow
 def test_a_frozen_part_uses_and_keeps_its_running_statistics():
     model = models.create("resnet20", frozen=("stem", "stage1"))
     x = jax.random.normal(jax.random.key(1), (4, 32, 32, 3))

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from resnet_flax import models, parallel, steps
 from resnet_flax import state as state_lib
@@ -130,6 +131,7 @@ def test_flip_tta_averages_an_image_and_its_mirror():
     assert float(plain["loss_sum"]) != float(plain_mirrored["loss_sum"])
 
 
+@pytest.mark.slow
 def test_gradient_accumulation_equals_the_whole_batch_without_batchnorm():
     """k micro-batches of b give one update of batch k*b: same parameters, loss and
     correct count (the micro-batches' logits come back in the batch's order)."""
@@ -152,6 +154,7 @@ def test_gradient_accumulation_equals_the_whole_batch_without_batchnorm():
     assert float(out[1][1]["correct"]) == float(out[4][1]["correct"])
 
 
+@pytest.mark.slow
 def test_gradient_accumulation_updates_batchnorm_statistics_once_per_micro_batch():
     images, labels = fake_split(16)
     start = make_state(dropout_rate=0.0)

@@ -70,6 +70,7 @@ def _params(trainer):
     return jax.tree.leaves(jax.device_get(trainer.state.params))
 
 
+@pytest.mark.slow
 def test_streamed_rows_under_pmap_train_what_the_device_input_trains(tiny_data_dir):
     """One epoch with crop and flip on the device, under pmap: each device given its rows
     of a streamed batch (and gathering the rest) takes exactly the steps of whole splits
@@ -86,6 +87,7 @@ def test_streamed_rows_under_pmap_train_what_the_device_input_trains(tiny_data_d
     assert trained["device"][1] == trained["stream"][1]
 
 
+@pytest.mark.slow
 def test_jpeg_images_of_mixed_sizes_train_with_inception_crops_in_worker_processes(
         jpeg_data_dir, tmp_path):
     config = tiny_config(jpeg_data_dir, dataset="imagenette", input="stream", crop="inception",
@@ -126,6 +128,7 @@ def test_imagenet2012_streams_from_its_tfds_builder_under_mock_data(tmp_path):
     assert math.isfinite(metrics["test_loss"])
 
 
+@pytest.mark.slow
 def test_a_device_run_resumed_on_the_stream_trains_as_if_it_had_never_switched(
         tiny_data_dir, tmp_path):
     """`input` may change on resume: the stream, without an iterator state of its own,

@@ -85,6 +85,7 @@ def uninterrupted(tiny_data_dir, tmp_path_factory):
     return workdir
 
 
+@pytest.mark.slow
 def test_main_writes_checkpoints_metrics_events_and_config(uninterrupted):
     steps_per_epoch = TINY_TRAIN // 8
     records = read_metrics(uninterrupted)
@@ -182,6 +183,7 @@ def test_ema_and_flip_tta_run_and_resume_exactly(tiny_data_dir, tmp_path):
     assert read_metrics(cut)[-1]["test_loss"] == last["test_loss"]
 
 
+@pytest.mark.slow
 def test_a_corrupt_latest_step_is_set_aside_and_an_extension_is_recorded(uninterrupted,
                                                                          tiny_data_dir,
                                                                          tmp_path):
