@@ -153,10 +153,11 @@ def download(wanted: dict[str, str], python_version: str, dest: pathlib.Path) ->
         name = _unfound(result)
         if name not in pending:  # Not a missing wheel (or not one pip named): say why.
             sys.exit(f"error: pip download failed:\n{_errors(result)}")
-        built = _pip("wheel", "--no-binary", name, "-w", str(dest), pending.pop(name))
+        spec = pending.pop(name)
+        built = _pip("wheel", "--no-binary", name, "-w", str(dest), spec)
         if built.returncode:
-            sys.exit(f"error: no wheel of {name}=={wanted.get(name)} for Python "
-                     f"{python_version}:\n{_errors(built)}")
+            sys.exit(f"error: no wheel of {spec} for Python {python_version}:\n"
+                     f"{_errors(built)}")
 
 
 def _installs_on(tag, python_version: str) -> bool:
