@@ -129,14 +129,16 @@ def test_param_count(name):
 
 
 def _options(name) -> dict:
+    """The module's class and every option it was built with."""
     model = models.create(name)
-    return {f.name: getattr(model, f.name) for f in dataclasses.fields(model)
-            if f.name not in ("parent", "name")}
+    return {"class": type(model), **{f.name: getattr(model, f.name)
+                                     for f in dataclasses.fields(model)
+                                     if f.name not in ("parent", "name")}}
 
 
 @pytest.mark.parametrize("deep, twin", sorted(DEEP_TWINS.items()))
 def test_a_deep_twin_differs_from_its_run_twin_only_in_its_sizes(deep, twin):
-    assert twin not in DEEP_TWINS and type(models.create(deep)) is type(models.create(twin))
+    assert twin not in DEEP_TWINS
     a, b = _options(deep), _options(twin)
     assert {k for k in a if a[k] != b[k]} <= SIZE_FIELDS
 
@@ -402,7 +404,7 @@ def test_bn_epsilon_is_passed_through():
                                                                      train=False))
 
 
-@pytest.mark.parametrize("dtype", [pytest.param("bfloat16", marks=pytest.mark.slow), "float16"])
+@pytest.mark.parametrize("dtype", _mark(["bfloat16", "float16"], {"bfloat16"}))
 def test_low_precision_compute_keeps_float32_params(dtype):
     x = small_input("resnet20")
     model = models.create("resnet20", dtype=dtype)
