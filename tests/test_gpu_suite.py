@@ -157,16 +157,45 @@ def test_carry_checks_each_wheel_installs_on_the_target(tmp_path):
                 carry.wheel_record(tmp_path / name, "3.12")
 
 
+BARE = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint")
+
+
+def _requirement_closure(names) -> dict[str, importlib.metadata.Distribution]:
+    """The installed distributions of ``names`` and of everything they require (with
+    the extras asked for), as pip would install them: canonical name -> distribution."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    found, extras_of, todo = {}, {}, [(n, frozenset()) for n in names]
+    while todo:
+        name, extras = todo.pop()
+        key = canonicalize_name(name)
+        if key in found and extras <= extras_of[key]:
+            continue
+        found[key] = found.get(key) or importlib.metadata.distribution(name)
+        extras_of[key] = extras_of.get(key, frozenset()) | extras
+        for req in map(Requirement, found[key].requires or []):
+            wanted = {"", *extras_of[key]}
+            if req.marker is None or any(req.marker.evaluate({"extra": e}) for e in wanted):
+                todo.append((req.name, frozenset(req.extras)))
+    return found
+
+
 def _bare_venv(path: pathlib.Path) -> pathlib.Path:
-    """A fresh venv with only jax/jaxlib/flax/optax/orbax, at the versions tested here."""
+    """A fresh venv with only jax/jaxlib/flax/optax/orbax and their requirements, at the
+    versions tested here: each distribution's files linked from this environment (what
+    pip would unpack from the same wheels, in a second instead of ~25 s)."""
     subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
     python = path / "bin" / "python"
-    pins = [f"{n}=={importlib.metadata.version(n)}"
-            for n in ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint")]
-    pip = subprocess.run([str(python), "-m", "pip", "install", "--quiet", *pins],
-                         capture_output=True, text=True)
-    if pip.returncode:  # No package registry: nothing here can be proven.
-        pytest.skip(f"pip could not install {pins}: {pip.stderr.strip()[-300:]}")
+    site = pathlib.Path(subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True, text=True, check=True).stdout.strip())
+    for dist in _requirement_closure(BARE).values():
+        tops = {pathlib.PurePath(f).parts[0] for f in dist.files or []}
+        for top in sorted(t for t in tops if t not in ("..", "__pycache__")):
+            link = site / top
+            if not link.exists():  # A namespace folder two distributions share: once.
+                link.symlink_to(pathlib.Path(dist.locate_file(top)).resolve())
     return python
 
 
