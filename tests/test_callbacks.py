@@ -5,7 +5,7 @@ import numpy as np
 import optax
 import pytest
 from conftest import tiny_config, tiny_overrides
-from test_train import final_params, read_metrics, run_main
+from test_train import final_params, read_metrics, run_main, tensorboard_points
 
 from resnet_flax import callbacks, train
 from resnet_flax.config import ConfigError, default_config, validate
@@ -91,7 +91,11 @@ def test_early_stopping_ends_the_run_with_the_best_epochs_weights(tiny_data_dir,
 
 
 @pytest.mark.slow
-def test_a_killed_plateau_run_resumes_to_the_same_decisions(tiny_data_dir, tmp_path):
+def test_a_run_killed_after_an_epoch_resumes_to_the_same_plateau_decisions(tiny_data_dir,
+                                                                           tmp_path):
+    """Killed right after epoch 2's line: its TensorBoard points are already on disk; the
+    resumed run makes the whole run's lr decisions, ends with its parameters, and leaves
+    one TensorBoard point and one metrics row per epoch."""
     # min_delta 10: only the first epoch improves; patience 0 halves the lr every epoch after.
     overrides = tiny_overrides(tiny_data_dir, **{
         "num_epochs": 4, "reduce_lr_on_plateau.enabled": True,
@@ -100,13 +104,24 @@ def test_a_killed_plateau_run_resumes_to_the_same_decisions(tiny_data_dir, tmp_p
     whole = run_main(tmp_path / "whole", *overrides)
     assert whole.returncode == 0, whole.stderr[-3000:]
     killed = run_main(tmp_path / "killed", *overrides, kill_after_epoch=2)
-    assert killed.returncode == -9
+    assert killed.returncode == -9 and "epoch 2/4:" in killed.stderr, killed.stderr[-3000:]
+    epoch_2 = read_metrics(tmp_path / "killed")[1]
+    points = tensorboard_points(tmp_path / "killed" / "tensorboard")
+    assert {tag for tag, step in points if step == epoch_2["step"]} >= {
+        "train_loss", "test_accuracy", "learning_rate"}
+    assert points[("test_loss", 16)] == pytest.approx(epoch_2["test_loss"])
+
     resumed = run_main(tmp_path / "killed", *overrides)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     lrs = [r["learning_rate"] for r in read_metrics(tmp_path / "whole")]
     # Each row's lr is the one its epoch trained with: halved after epochs 2 and 3.
     np.testing.assert_allclose(lrs, [1e-3, 1e-3, 5e-4, 2.5e-4], rtol=1e-5)
-    assert [r["learning_rate"] for r in read_metrics(tmp_path / "killed")] == lrs
+    rows = read_metrics(tmp_path / "killed")
+    assert [r["learning_rate"] for r in rows] == lrs
+    points = tensorboard_points(tmp_path / "killed" / "tensorboard")
+    steps = sorted({step for tag, step in points if tag == "test_loss"})
+    assert steps == [r["step"] for r in rows] == [8, 16, 24, 32]
+    assert points[("test_loss", 32)] == pytest.approx(rows[-1]["test_loss"])
     _, a = final_params(tmp_path / "whole")
     _, b = final_params(tmp_path / "killed")
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):

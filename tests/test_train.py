@@ -217,23 +217,3 @@ def tensorboard_points(logdir):
             for value in event.summary.value:
                 points[(value.tag, event.step)] = value.simple_value
     return points
-
-
-@pytest.mark.slow
-def test_an_epochs_tensorboard_points_are_on_disk_when_its_line_is_printed(tiny_data_dir,
-                                                                            tmp_path):
-    overrides = tiny_overrides(tiny_data_dir)
-    killed = run_main(tmp_path, *overrides, kill_after_epoch=1)
-    assert killed.returncode == -9 and "epoch 1/2:" in killed.stderr, killed.stderr[-3000:]
-    epoch_1 = read_metrics(tmp_path)[0]
-    points = tensorboard_points(tmp_path / "tensorboard")
-    assert {tag for tag, step in points if step == epoch_1["step"]} >= {
-        "train_loss", "test_accuracy", "learning_rate"}
-    assert points[("test_loss", 8)] == pytest.approx(epoch_1["test_loss"])
-
-    resumed = run_main(tmp_path, *overrides)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    points = tensorboard_points(tmp_path / "tensorboard")
-    steps = sorted({step for tag, step in points if tag == "test_loss"})
-    assert steps == [r["step"] for r in read_metrics(tmp_path)] == [8, 16]
-    assert points[("test_loss", 16)] == pytest.approx(read_metrics(tmp_path)[1]["test_loss"])
