@@ -7,6 +7,7 @@ import optax
 import pytest
 from conftest import TINY_TEST, tiny_overrides
 from PIL import Image
+from test_predict import assert_predictions_score_as_the_runs_evaluation
 from test_train import read_metrics, run_main
 
 from resnet_flax import evaluate
@@ -53,7 +54,8 @@ def _tree(workdir):
 
 
 @pytest.mark.slow
-def test_eval_reproduces_the_runs_test_figures_and_writes_nothing_else(tiny_data_dir, tmp_path):
+def test_eval_and_predict_reproduce_the_runs_test_figures_and_write_nothing_else(
+        tiny_data_dir, tmp_path):
     # The EMA and flip TTA on: the run's "test" figures are the EMA's, mirrored.
     # best_metric: the epoch's step carries its metrics (one epoch: best is latest).
     overrides = tiny_overrides(tiny_data_dir, num_epochs=1, ema_decay=0.5, tta_flip=True,
@@ -82,4 +84,8 @@ def test_eval_reproduces_the_runs_test_figures_and_writes_nothing_else(tiny_data
     older = run_main(tmp_path, *overrides, "--mode=eval", "--checkpoint=4")
     assert older.returncode == 0, older.stderr[-3000:]
     assert json.loads((tmp_path / "eval" / "step_4.json").read_text())["step"] == 4
+    assert _tree(tmp_path) == checkpoints
+
+    assert_predictions_score_as_the_runs_evaluation(tmp_path, tiny_data_dir,
+                                                    tmp_path / "predict")
     assert _tree(tmp_path) == checkpoints

@@ -7,9 +7,9 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO, TINY_TEST, tiny_overrides
+from conftest import REPO, TINY_TEST
 from PIL import Image
-from test_train import read_metrics, run_main
+from test_train import read_metrics
 
 from resnet_flax import predict
 from resnet_flax.data import tfds_source
@@ -40,15 +40,14 @@ def _predict(*args):
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
 
 
-@pytest.mark.slow
-def test_predictions_of_the_test_images_score_as_the_runs_evaluation(tiny_data_dir, tmp_path):
-    workdir = tmp_path / "run"
-    overrides = tiny_overrides(tiny_data_dir, num_epochs=1, tta_flip=True)
-    assert run_main(workdir, *overrides).returncode == 0
+def assert_predictions_score_as_the_runs_evaluation(workdir, tiny_data_dir, tmp_path):
+    """Predicts the tiny test split, written as PNG files (plus a photo and a broken file),
+    from ``workdir``'s latest checkpoint: the scores equal the run's last evaluation.
+    Called by test_evaluate.py on its trained run (EMA and flip TTA on)."""
     images, labels = tfds_source.load_split("fashion_mnist", "test", str(tiny_data_dir),
                                             allow_download=False)
     folder = tmp_path / "test_images"
-    folder.mkdir()
+    folder.mkdir(parents=True)
     for i, image in enumerate(images):
         Image.fromarray(image[..., 0]).save(folder / f"{i:02d}.png")
     Image.fromarray(np.full((90, 60, 3), 128, np.uint8)).save(tmp_path / "photo.jpg")
