@@ -81,6 +81,9 @@ def main(argv=None) -> int:
             validate(run.config)
         except ConfigError as e:
             cli.fail(f"{run.arm}: {e}")
+    from resnet_flax import compile_cache
+
+    compile_cache.enable()  # As main: an arm's steps compiled once serve its other seeds.
     for run in runs:
         runner.execute(run, train.train_and_evaluate)
     workdir.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,8 @@ run of the same step (same model, shapes, shardings, XLA flags and jax version)
 loads the compiled executable instead of compiling it again. Set
 ``RESNET_FLAX_COMPILE_CACHE=0`` (or ``off``) to disable it. A cache directory the
 user configured for JAX itself (``JAX_COMPILATION_CACHE_DIR`` or
-``jax.config.jax_compilation_cache_dir``) is left as it is.
+``jax.config.jax_compilation_cache_dir``) is left as it is. Runs may share it at once:
+entries are read and written under a file lock, and it keeps at most 4 GiB.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import pathlib
 
 ENV = "RESNET_FLAX_COMPILE_CACHE"
+MAX_BYTES = 4 << 30  # Least recently used entries go beyond 4 GiB.
 _OFF = ("0", "off", "false", "no", "none", "")
 
 
@@ -49,4 +51,9 @@ def enable(cache_dir: str | os.PathLike | None = None,
     jax.config.update("jax_compilation_cache_dir", cache_dir)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", min_compile_time_secs)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    if jax.config.jax_compilation_cache_max_size == -1:
+        # A size limit makes JAX read and write entries under a file lock (and evict the
+        # least recently used): without it, a run could read an entry another run sharing
+        # the directory is still writing, and warn that it could not be read.
+        jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
     return cache_dir

@@ -95,7 +95,7 @@ def test_scanned_steps_equal_single_steps():
 @pytest.fixture
 def restore_cache_config():
     names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
-             "jax_persistent_cache_min_entry_size_bytes")
+             "jax_persistent_cache_min_entry_size_bytes", "jax_compilation_cache_max_size")
     saved = {n: getattr(jax.config, n) for n in names}
     yield
     for n, v in saved.items():
@@ -108,6 +108,7 @@ def test_compile_cache_enable_and_disable(tmp_path, monkeypatch, restore_cache_c
     monkeypatch.setenv(compile_cache.ENV, str(tmp_path / "env"))
     assert compile_cache.enable() == str(tmp_path / "env")
     assert jax.config.jax_compilation_cache_dir == str(tmp_path / "env")
+    assert jax.config.jax_compilation_cache_max_size == compile_cache.MAX_BYTES  # Locked.
     assert compile_cache.enable(tmp_path / "arg") == str(tmp_path / "arg")
     assert (tmp_path / "arg").is_dir()
     monkeypatch.delenv(compile_cache.ENV)
