@@ -77,6 +77,10 @@ HEAVY = {"resnext50_32x4d", "se_resnet50", "preact_resnet164", "resnext29_8x64d"
          "keras_resnet34",  # resnet34's graph; only Keras' initializer and BN settings differ
          "resnet50", "resnet50d", "preact_resnet18", "cifar_resnet4", "fashion_mnist_resnet"}
 SLOW_TO_TRACE = {"resnet1202", "preact_resnet1001"}
+# Run as one compiled program, not op by op: no other model shares their ops (grouped
+# 8x64d convolutions; 28x28 inputs), so each op would compile just for them (~3x slower).
+# The rest mostly reuse ops that another model compiled earlier in the same worker.
+COMPILED_STEP = {"resnext29_8x64d", "fashion_mnist_resnet"}
 
 
 def _mark(names, slow):
@@ -150,8 +154,9 @@ def test_forward_and_train_step(name):
     model = models.create(name, bn_momentum=0.0)
     x = small_input(name, side=16)  # Every stage still runs (at 1x1 last, on ImageNet nets).
     labels = jnp.array([0, 1])
-    variables = model.init(jax.random.key(0), x, train=False)
-    loss, params, stats = train_step(model, x, labels, variables)
+    run = jax.jit if name in COMPILED_STEP else (lambda f: f)
+    variables = run(lambda x: model.init(jax.random.key(0), x, train=False))(x)
+    loss, params, stats = run(lambda v: train_step(model, x, labels, v))(variables)
     assert bool(jnp.isfinite(loss))
     changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), variables["params"], params)
     assert any(jax.tree.leaves(changed))
@@ -162,8 +167,8 @@ def test_forward_and_train_step(name):
     # batch's statistics. From the initial parameters: one lr-0.1 step on 2 examples
     # can push a 50-block net to overflow (seen once for resnet152 in CI), which says
     # nothing about the model.
-    logits = model.apply({"params": variables["params"], "batch_stats": stats}, x,
-                         train=False)
+    logits = run(lambda v: model.apply(v, x, train=False))(
+        {"params": variables["params"], "batch_stats": stats})
     assert logits.shape == (2, models.spec(name).num_classes)
     assert logits.dtype == jnp.float32 and bool(jnp.isfinite(logits).all())
 
