@@ -72,7 +72,7 @@ def main(argv=None) -> int:
         runs = grid.expand(module, args.dataset, args.scale, args.seeds, workdir, extra)
     except (ValueError, KeyError) as e:
         cli.fail(str(e))
-    from resnet_flax import quiet, train
+    from resnet_flax import compile_cache, quiet, train
     from resnet_flax.config import ConfigError, validate
 
     quiet.silence_third_party()
@@ -81,8 +81,6 @@ def main(argv=None) -> int:
             validate(run.config)
         except ConfigError as e:
             cli.fail(f"{run.arm}: {e}")
-    from resnet_flax import compile_cache
-
     compile_cache.enable()  # As main: an arm's steps compiled once serve its other seeds.
     for run in runs:
         runner.execute(run, train.train_and_evaluate)
