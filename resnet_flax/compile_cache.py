@@ -55,5 +55,19 @@ def enable(cache_dir: str | os.PathLike | None = None,
         # A size limit makes JAX read and write entries under a file lock (and evict the
         # least recently used): without it, a run could read an entry another run sharing
         # the directory is still writing, and warn that it could not be read.
+        _date_undated_entries(pathlib.Path(cache_dir))
         jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
     return cache_dir
+
+
+def _date_undated_entries(cache_dir: pathlib.Path) -> None:
+    """Gives each entry written without a size limit (by an earlier version, which set
+    none) the last-use time JAX's eviction reads beside it (``<key>-atime``, ns since the
+    epoch): its file's. Without one, every later write would warn that it is missing."""
+    import filelock
+
+    with filelock.FileLock(cache_dir / ".lockfile"):  # The lock JAX itself takes.
+        for entry in cache_dir.glob("*-cache"):
+            atime = entry.with_name(entry.name.removesuffix("-cache") + "-atime")
+            if not atime.exists():
+                atime.write_bytes(entry.stat().st_mtime_ns.to_bytes(8, "little"))

@@ -109,6 +109,13 @@ def test_compile_cache_enable_and_disable(tmp_path, monkeypatch, restore_cache_c
     assert compile_cache.enable() == str(tmp_path / "env")
     assert jax.config.jax_compilation_cache_dir == str(tmp_path / "env")
     assert jax.config.jax_compilation_cache_max_size == compile_cache.MAX_BYTES  # Locked.
+    old = tmp_path / "old"  # Written without the limit: its entries get last-use times.
+    old.mkdir()
+    (old / "jit_step-abc-cache").write_bytes(b"x")
+    jax.config.update("jax_compilation_cache_max_size", -1)
+    assert compile_cache.enable(old) == str(old)
+    stamp = int.from_bytes((old / "jit_step-abc-atime").read_bytes(), "little")
+    assert stamp == (old / "jit_step-abc-cache").stat().st_mtime_ns
     assert compile_cache.enable(tmp_path / "arg") == str(tmp_path / "arg")
     assert (tmp_path / "arg").is_dir()
     monkeypatch.delenv(compile_cache.ENV)
