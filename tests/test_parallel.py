@@ -29,11 +29,21 @@ def eight_device_runs(tmp_path_factory):
 
 
 def assert_same_run(a: dict, b: dict) -> None:
+    """The runs train at lr 1e-4 (tests/parallel_modes.py): at lr 0.05 jit and pmap's
+    other reduction order grew, from an initialisation scaled by 1 + 2e-7, into a BatchNorm
+    bias 1.1% apart after 3 steps; at 1e-4 the weights stay 2e-6 apart. The momentum sums
+    the steps' gradients, where one rounding may flip a ReLU (8e-4 apart, relative to its
+    norm); without the gradients' pmean it is 3.5x its norm apart. A BatchNorm bias
+    starts at 0 and moves by ~1e-5, so for the weights 1e-6 apart also passes."""
     np.testing.assert_allclose(a["losses"], b["losses"], rtol=1e-5)
     assert a["test_loss"] == pytest.approx(float(b["test_loss"]), rel=1e-5)
-    for key in a:  # Parameters, BatchNorm statistics and the EMA of both.
+    for key in a:  # Parameters, BatchNorm statistics, the EMA and the momentum of both.
         scale = np.linalg.norm(a[key]) + 1e-12
-        assert np.linalg.norm(a[key] - b[key]) / scale < 1e-4, key
+        gap = np.linalg.norm(a[key] - b[key])
+        if key.startswith("opt_state/"):
+            assert gap / scale < 1e-2, key
+        else:
+            assert gap / scale < 1e-4 or gap < 1e-6, key
 
 
 @pytest.mark.slow
