@@ -78,15 +78,19 @@ class Checkpointer:
     def all_steps(self) -> list[int]:
         return sorted(self._manager.all_steps())
 
+    def require_step(self, step: int) -> None:
+        """``CheckpointError`` listing the saved steps unless ``step`` is one of them."""
+        if step not in self._manager.all_steps():
+            steps = ", ".join(map(str, self.all_steps())) or "none"
+            raise CheckpointError(f"no checkpoint step {step} in {self.directory} (steps: "
+                                  f"{steps})")
+
     def restore_step(self, state: TrainState, step: int) -> TrainState:
         """``state`` with step ``step``'s values; ``CheckpointError`` if it is not good.
 
         Nothing is moved or written: for reading a run (evaluation), not resuming it.
         """
-        if step not in self._manager.all_steps():
-            steps = ", ".join(map(str, self.all_steps())) or "none"
-            raise CheckpointError(f"no checkpoint step {step} in {self.directory} (steps: "
-                                  f"{steps})")
+        self.require_step(step)
         with tempfile.TemporaryDirectory() as tmp:  # Not the workdir: nothing is written.
             log, problem = pathlib.Path(tmp) / "restore_errors.log", None
             with _stderr_captured(log):

@@ -47,15 +47,17 @@ def restore(config, workdir: pathlib.Path, which: str = "latest") -> state_lib.T
         raise checkpoint.CheckpointError(
             f"{workdir} has no checkpoints/: train it first (the same command without "
             "--mode eval)")
-    spec = datasets.get(config.dataset)
-    model = models.create(config.model, num_classes=spec.num_classes,
-                          **model_overrides(config))
-    tx = optim.optimizer(config, optim.schedule(config, 1))  # Its structure is all we need.
-    shape = steps.step_config(config).model_input_shape(sources.image_shape(config))
-    template = state_lib.create(model, tx, jax.random.key(0), shape,
-                                ema=config.ema_decay > 0)
     ckpt = checkpoint.Checkpointer(str(workdir), read_only=True,
                                    best_metric=ranking_metric(config))
+    try:
+        step = _chosen_step(ckpt, which)
+        return ckpt.restore_step(_template(config), step)
+    finally:
+        ckpt.close()
+
+
+def _chosen_step(ckpt: checkpoint.Checkpointer, which: str) -> int:
+    """The step ``which`` names; ``CheckpointError`` (before any model is built) if none."""
     if which == "best":
         step = ckpt.best_step()
         if step is None:
@@ -66,10 +68,20 @@ def restore(config, workdir: pathlib.Path, which: str = "latest") -> state_lib.T
         step = ckpt.latest_step() if which == "latest" else int(which)
     if step is None:
         raise checkpoint.CheckpointError(f"{ckpt.directory} holds no checkpoint")
-    try:
-        return ckpt.restore_step(template, step)
-    finally:
-        ckpt.close()
+    ckpt.require_step(step)
+    return step
+
+
+def _template(config) -> state_lib.TrainState:
+    """A state of the run's structure to restore into, initialised as training does (with
+    the compilation cache on, a program compiled before is loaded, not compiled again)."""
+    spec = datasets.get(config.dataset)
+    model = models.create(config.model, num_classes=spec.num_classes,
+                          **model_overrides(config))
+    tx = optim.optimizer(config, optim.schedule(config, 1))  # Its structure is all we need.
+    shape = steps.step_config(config).model_input_shape(sources.image_shape(config))
+    return state_lib.create_compiled(model, tx, jax.random.key(0), shape,
+                                     ema=config.ema_decay > 0)
 
 
 def logits_of(config, state, images: np.ndarray) -> np.ndarray:

@@ -73,8 +73,8 @@ class Trainer:
 
         cfg = dataclasses.replace(steps.step_config(config), axis_name=self.mode.axis_name)
         self.ema = config.ema_decay > 0
-        self.state = state_lib.create(self.model, tx, init_key,
-                                      cfg.model_input_shape(source.image_shape), ema=self.ema)
+        self.state = state_lib.create_compiled(
+            self.model, tx, init_key, cfg.model_input_shape(source.image_shape), ema=self.ema)
         self.step_key = self.mode.put_replicated(jax.random.key_data(step_key))
 
         pooled = source.pooled
