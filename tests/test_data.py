@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import SHARED_DATA
 
-from resnet_flax.data import augment, datasets, pipeline, tfds_source
+from resnet_flax.data import augment, datasets, pipeline, png, tfds_source
 
 
 def test_train_batches_are_a_fresh_permutation_per_epoch_and_reproducible():
@@ -52,6 +52,23 @@ def test_normalize_uses_per_channel_statistics():
     x = jnp.full((1, 1, 1, 3), 255, jnp.uint8)
     np.testing.assert_allclose(augment.normalize(x, (0.5, 0.0, 1.0), (0.5, 1.0, 2.0))[0, 0, 0],
                                [1.0, 1.0, 0.0])
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_builds_encode_png_with_pillow_losslessly_and_keep_tfds_checks(channels):
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.core.features import image_feature
+
+    image = np.random.default_rng(0).integers(0, 256, (5, 7, channels), np.uint8)
+    feature = tfds.features.Image(shape=(5, 7, channels))
+    with png.pillow_encoding():
+        assert image_feature._ImageEncoder._encode_image.__module__ == png.__name__
+        encoded = feature.encode_example(image)
+        with pytest.raises(ValueError, match="Shape"):  # TFDS's own check still runs.
+            feature.encode_example(image[:4])
+    assert encoded == png.encode(image) and encoded.startswith(b"\x89PNG")
+    assert image_feature._ImageEncoder._encode_image.__module__ != png.__name__
+    np.testing.assert_array_equal(feature.decode_example_np(encoded), image)
 
 
 def test_unknown_dataset_lists_valid_ones():

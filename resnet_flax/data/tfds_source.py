@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from resnet_flax import quiet
-from resnet_flax.data import datasets
+from resnet_flax.data import datasets, png
 
 # A download host that does not answer within this long counts as offline.
 _PROBE_TIMEOUT_S = 3.0
@@ -125,7 +125,8 @@ def _download_and_prepare(builder, config, downloads: pathlib.Path, archive_hint
 
     offline = config.manual_dir is not None
     try:
-        with quiet.offline_build() if offline else contextlib.nullcontext():
+        with quiet.offline_build() if offline else contextlib.nullcontext(), \
+                png.pillow_encoding():
             builder.download_and_prepare(download_dir=str(downloads), download_config=config,
                                          file_format="array_record")
     except NonMatchingChecksumError as e:  # A damaged or different file under the right name.
