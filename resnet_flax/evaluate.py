@@ -86,10 +86,8 @@ def _template(config) -> state_lib.TrainState:
 
 def logits_of(config, state, images: np.ndarray) -> np.ndarray:
     """Every image's logits, in order, as the run's evaluation computes them."""
-    mesh = parallel.make_mesh()
-    parallel.check_divisible(config.eval_batch_size, mesh, "eval_batch_size")
+    mesh, state = _on_mesh(config, state)
     predict = steps.jit_predict_step(steps.step_config(config), mesh, ema=config.ema_decay > 0)
-    state = parallel.put(state, parallel.replicated(mesh))
     data = parallel.put(images, parallel.replicated(mesh))
     indices, _ = pipeline.eval_batches(len(images), config.eval_batch_size)
     out = [np.asarray(predict(state, data, parallel.put(idx, parallel.batch_sharded(mesh))))
@@ -97,18 +95,23 @@ def logits_of(config, state, images: np.ndarray) -> np.ndarray:
     return np.concatenate(out)[: len(images)].astype(np.float32)
 
 
+def _on_mesh(config, state):
+    """The data mesh (checked against the eval batch) and ``state`` replicated on it."""
+    mesh = parallel.make_mesh()
+    parallel.check_divisible(config.eval_batch_size, mesh, "eval_batch_size")
+    return mesh, parallel.put(state, parallel.replicated(mesh))
+
+
 def stream_logits(config, state) -> tuple[np.ndarray, np.ndarray]:
     """(logits, labels) of every test image, read as the run's stream input reads them
     (centre crops of images of any size; each process its rows of every batch)."""
-    mesh = parallel.make_mesh()
-    parallel.check_divisible(config.eval_batch_size, mesh, "eval_batch_size")
+    mesh, state = _on_mesh(config, state)
     source = sources.Stream(config)
     source.place(parallel.JitMode(mesh), config)
     cfg, ema = steps.step_config(config), config.ema_decay > 0
     repl, batch = parallel.replicated(mesh), parallel.batch_sharded(mesh)
     predict = jax.jit(lambda st, x, y, m: (steps.predict_on_batch(st, x, cfg, ema), y, m),
                       in_shardings=(repl, batch, batch, batch), out_shardings=repl)
-    state = parallel.put(state, repl)
     batches = [jax.device_get(predict(state, *b)) for b in source.eval_batches()]
     logits, labels, mask = (np.concatenate(parts) for parts in zip(*batches))
     return logits[mask > 0].astype(np.float32), labels[mask > 0]

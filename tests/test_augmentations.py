@@ -138,7 +138,9 @@ def test_mixed_loss_and_accuracy_are_the_papers_weighted_sums():
     np.testing.assert_allclose(loss, 0.3 * ce(labels) + 0.7 * ce(labels[mix.perm]), rtol=1e-5)
     pred = np.argmax(logits, -1)
     expected = 0.3 * (pred == labels) + 0.7 * (pred == np.asarray(labels)[mix.perm])
-    np.testing.assert_allclose(mixing.mixed_correct(logits, labels, mix), expected, rtol=1e-6)
+    lam, partner_labels = mixing.partners(labels, mix)
+    np.testing.assert_allclose(mixing.correct(logits, labels, partner_labels, lam), expected,
+                               rtol=1e-6)
 
 
 @pytest.mark.slow

@@ -106,9 +106,3 @@ def correct(logits: jnp.ndarray, labels: jnp.ndarray, partner_labels: jnp.ndarra
     """Per example: ``lam`` for predicting its own label, ``1 - lam`` for its partner's."""
     pred = jnp.argmax(logits, -1)
     return lam * (pred == labels) + (1.0 - lam) * (pred == partner_labels)
-
-
-def mixed_correct(logits: jnp.ndarray, labels: jnp.ndarray, mix_: Mix | None) -> jnp.ndarray:
-    """``correct`` for a batch and its ``Mix`` (1 or 0 when ``mix_`` is None)."""
-    lam, partner_labels = partners(labels, mix_)
-    return correct(logits, labels, partner_labels, lam)
