@@ -51,10 +51,17 @@ class _InWorker:
     ``quiet`` drops (TFDS's "OpenCV is not installed", once per worker) goes too, and the
     worker ends with its parent (``_exit_with_parent``)."""
 
+    source: object  # The split: random access to {"image", "label"} by index.
+
     def __setstate__(self, state):
         self.__dict__.update(state)
         quiet.silence_third_party()
         _exit_with_parent()
+
+    def _read(self, index: int) -> tuple[np.ndarray, np.int32]:
+        """Example ``index``'s (image, label)."""
+        example = self.source[index]
+        return np.asarray(example["image"]), np.int32(example["label"])
 
 
 _WATCHED = []
@@ -118,13 +125,12 @@ class _ReadTrain(_InWorker):
 
     def __call__(self, item) -> dict:
         epoch, position, index = item
-        example = self.source[index]
-        image = np.asarray(example["image"])
+        image, label = self._read(index)
         if self.crop.kind == "inception":
             rng = np.random.default_rng([self.seed, epoch, position])
             image = crops.random_resized_crop(rng, image, self.crop.size, self.crop.scale,
                                               self.crop.ratio)
-        return {"image": image, "label": np.int32(example["label"])}
+        return {"image": image, "label": label}
 
 
 class _ReadEval(_InWorker):
@@ -134,12 +140,10 @@ class _ReadEval(_InWorker):
         self.source, self.crop = source, crop
 
     def __call__(self, item) -> dict:
-        index, mask = int(item[0]), np.float32(item[1])
-        example = self.source[index]
-        image = np.asarray(example["image"])
+        image, label = self._read(int(item[0]))
         if self.crop.kind == "inception":
             image = crops.centre_crop(image, self.crop.size, self.crop.eval_fraction)
-        return {"image": image, "label": np.int32(example["label"]), "mask": mask}
+        return {"image": image, "label": label, "mask": np.float32(item[1])}
 
 
 def train_dataset(source, examples: np.ndarray, seed: int, num_epochs: int,
