@@ -81,7 +81,6 @@ def create(model, tx: optax.GradientTransformation, rng: jax.Array,
     return state.start_ema() if ema else state
 
 
-
 # The initialisation runs once, so it is compiled for a quick compile: LLVM at level 1
 # without its expensive passes. On a 2-core CPU the Fashion-MNIST net's compiled in 5 s
 # instead of 16 s at XLA's default (op by op, each op compiled: 16-23 s), ResNet-50's in
