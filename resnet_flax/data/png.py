@@ -14,6 +14,7 @@ import contextlib
 import io
 
 import numpy as np
+from PIL import Image
 
 _MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 
@@ -22,8 +23,6 @@ def encode(image: np.ndarray) -> bytes:
     """``image`` (H, W, 1|3|4, uint8) as PNG bytes."""
     pixels = image[..., 0] if image.shape[-1] == 1 else image
     buffer = io.BytesIO()
-    from PIL import Image
-
     Image.fromarray(pixels, _MODES[image.shape[-1]]).save(buffer, format="PNG")
     return buffer.getvalue()
 
