@@ -12,11 +12,31 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # the `optimized` fixture turns it back on where that is what a test is about, or where
 # unoptimized code runs slowly (a while loop's body: ~100x).
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
+# One persistent compilation cache for the whole session (the test workers and every
+# command they run), empty at its start: many tests build the same tiny programs, in
+# other processes or as new closures that the in-memory cache does not match.
+# Created by the first conftest to run (pytest's own process); its workers inherit it.
+_CACHE_OWNER = "_RESNET_FLAX_TEST_CACHE_OWNER"
+if "RESNET_FLAX_COMPILE_CACHE" not in os.environ:
+    import tempfile
+
+    os.environ["RESNET_FLAX_COMPILE_CACHE"] = tempfile.mkdtemp(prefix="resnet_flax_tests_jax_")
+    os.environ[_CACHE_OWNER] = str(os.getpid())
 
 import pathlib  # noqa: E402
+import shutil  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+from resnet_flax import compile_cache  # noqa: E402
+
+compile_cache.enable()  # In this process too: the in-process tests share it.
+
+
+def pytest_unconfigure(config):
+    if os.environ.get(_CACHE_OWNER) == str(os.getpid()):
+        shutil.rmtree(os.environ["RESNET_FLAX_COMPILE_CACHE"], ignore_errors=True)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
