@@ -172,6 +172,27 @@ def test_metric_rows_past_the_restored_step_are_dropped(tmp_path):
     assert (tmp_path / "metrics.jsonl").read_text() == ""
 
 
+def test_curves_are_redrawn_at_most_every_interval_and_at_the_end(tmp_path, monkeypatch):
+    from resnet_flax import metrics
+
+    def epoch(n):
+        return {"epoch": n, "train_loss": 2 / n, "train_accuracy": 0.1 * n, "test_loss": 2 / n,
+                "test_accuracy": 0.1 * n, "learning_rate": 0.1}
+
+    curves = tmp_path / "curves.png"
+    writer = metrics.MetricWriter(str(tmp_path))
+    writer.write(8, epoch(1))
+    assert not curves.exists()  # CURVES_EVERY_S have not passed since the run started.
+    monkeypatch.setattr(metrics, "CURVES_EVERY_S", 0.0)
+    writer.write(16, epoch(2))
+    two_epochs = curves.read_bytes()
+    monkeypatch.setattr(metrics, "CURVES_EVERY_S", 1e9)
+    writer.write(24, epoch(3))
+    assert curves.read_bytes() == two_epochs
+    writer.close()  # The end of the run draws every epoch.
+    assert curves.read_bytes() != two_epochs
+
+
 def test_the_best_epoch_is_kept_beside_the_latest_and_survives_a_resume(tmp_path):
     state = make_state(ema=False)
 
