@@ -48,6 +48,28 @@ def has_checkpoints(workdir: str | os.PathLike) -> bool:
     return directory.is_dir() and any(p.name.isdigit() for p in directory.iterdir())
 
 
+def _write_replicated_arrays_whole() -> None:
+    """In one process, each replicated array is written from one device, whole.
+
+    Orbax's default off GPU (replica-parallel saving) slices every replicated array into
+    a part per device, for each replica to write its own; in one process that is an
+    eager slice per array and device, and the same process writes every part: ~0.25 s
+    a save of the Fashion-MNIST net on 2 CPU devices, for nothing. Across processes it
+    spreads the writing over the hosts, so there it stays on. The files are the same."""
+    handler = ocp.type_handlers.get_type_handler(jax.Array)
+    if jax.process_count() > 1 or getattr(handler, "_use_replica_parallel", True) is False:
+        return
+    absl = logging.getLogger("absl")  # Orbax warns that it replaces its default handler.
+    level = absl.level
+    absl.setLevel(logging.ERROR)
+    try:
+        ocp.type_handlers.register_type_handler(
+            jax.Array, ocp.type_handlers.ArrayHandler(use_replica_parallel=False),
+            override=True)
+    finally:
+        absl.setLevel(level)
+
+
 def _tree(state: TrainState) -> dict:
     """The fields to save; an unused EMA (``{}``) is left out, as before it existed."""
     return {f: getattr(state, f) for f in _FIELDS if f != "ema" or state.ema}
@@ -61,6 +83,7 @@ class Checkpointer:
         self.directory = pathlib.Path(workdir).absolute() / "checkpoints"
         self.best_metric = best_metric
         self.restored_position = None  # The input's position saved with the restored step.
+        _write_replicated_arrays_whole()
         self._manager = ocp.CheckpointManager(
             self.directory, options=_options(every_steps, keep, read_only, best_metric),
             # Named up front so a new manager can read a saved tree's metadata.
