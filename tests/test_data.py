@@ -104,9 +104,9 @@ def _build(name: str, archives, data_dir) -> None:
     assert "test: 10000" in proc.stdout and "train: 60000" in proc.stdout
 
 
-def _first_labels(name: str, archives, data_dir, count: int = 10) -> list[int]:
-    """Labels TFDS stored for the first ``count`` images of the original train file."""
-    images, labels = tfds_source.load_split(name, "train", str(data_dir), allow_download=False)
+def _first_labels(images, labels, archives, count: int = 10) -> list[int]:
+    """Labels stored with (``images``, ``labels``, the train split as TFDS reads it) for the
+    first ``count`` images of the original train file."""
     label_of = {hashlib.sha1(im.tobytes()).digest(): lab for im, lab in zip(images, labels)}
     originals = _idx_images(archives / "train-images-idx3-ubyte.gz")[:count]
     return [int(label_of[hashlib.sha1(im.tobytes()).digest()]) for im in originals]
@@ -126,14 +126,14 @@ def test_offline_build_of_real_fashion_mnist(tmp_path):
     assert images.shape == (60000, 28, 28, 1) and test_images.shape == (10000, 28, 28, 1)
     assert np.bincount(labels).tolist() == [6000] * 10
     # TFDS stores examples in its own order; find the original first ten images.
-    assert _first_labels("fashion_mnist", archives, tmp_path) == [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]
+    assert _first_labels(images, labels, archives) == [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]
 
     # MNIST's files have the same names; its build in the same data_dir must not reuse
     # Fashion-MNIST's extracted archives (it did, with TFDS's shared downloads/).
     if (SHARED_DATA / "mnist").is_dir():
         _build("mnist", SHARED_DATA / "mnist", tmp_path)
-        _, mnist_labels = tfds_source.load_split("mnist", "train", str(tmp_path),
-                                                 allow_download=False)
-        assert np.bincount(mnist_labels)[1] == 6742  # MNIST's train split has 6,742 ones.
-        assert _first_labels("mnist", SHARED_DATA / "mnist", tmp_path) == [
+        images, labels = tfds_source.load_split("mnist", "train", str(tmp_path),
+                                                allow_download=False)
+        assert np.bincount(labels)[1] == 6742  # MNIST's train split has 6,742 ones.
+        assert _first_labels(images, labels, SHARED_DATA / "mnist") == [
             5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
