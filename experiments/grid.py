@@ -56,20 +56,29 @@ def apply(config: ml_collections.ConfigDict, overrides: dict) -> None:
         node[leaf] = value
 
 
-def arms(module, scale: str) -> list[str]:
-    """The arms ``scale`` runs, in declaration order."""
+def arms(module, scale: str, only: tuple[str, ...] = ()) -> list[str]:
+    """The arms ``scale`` runs, in declaration order; with ``only``, just those of them
+    (``ValueError`` for a name that is not one)."""
     chosen = module.SCALES[scale].get("arms")
-    return [a for a in module.ARMS if chosen is None or a in chosen]
+    names = [a for a in module.ARMS if chosen is None or a in chosen]
+    for name in only:
+        if name not in names:
+            from resnet_flax.suggest import closest
+
+            raise ValueError(f"--arms {name!r} is not an arm of the {scale} scale"
+                             f"{closest(name, names)}; arms: {', '.join(names)}")
+    return [a for a in names if not only or a in only]
 
 
 def expand(module, dataset: str, scale: str, seeds: int, workdir: pathlib.Path,
-           extra: dict | None = None) -> list[Run]:
-    """Every (arm, seed) run of ``module`` at ``scale``, each in ``workdir/arm/seed_<s>``."""
+           extra: dict | None = None, only: tuple[str, ...] = ()) -> list[Run]:
+    """Every (arm, seed) run of ``module`` at ``scale`` (of the arms in ``only``, if
+    given), each in ``workdir/arm/seed_<s>``."""
     if scale not in module.SCALES:
         raise ValueError(f"unknown scale {scale!r}; scales: {', '.join(module.SCALES)}")
     scale_overrides = {k: v for k, v in module.SCALES[scale].items() if k != "arms"}
     runs = []
-    for arm in arms(module, scale):
+    for arm in arms(module, scale, only):
         for seed in range(seeds):
             config = module.base(dataset, scale)
             apply(config, {**scale_overrides, **module.ARMS[arm], **(extra or {}),

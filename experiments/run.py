@@ -4,10 +4,11 @@
         --workdir runs/exp/degradation
     python -m experiments.run --list
 
-Running the same command again skips finished runs, resumes an interrupted one from its
-checkpoint, and sets aside (never deletes) and reruns a run whose arm changed. Writes
-``results.csv``, ``results.md`` and ``curves.png`` (``scatter.png`` for depth_width) in
-the workdir, and each run's usual outputs in ``<workdir>/<arm>/seed_<s>/``.
+``--arms a,b`` trains and reports only those arms. Running the same command again skips
+finished runs, resumes an interrupted one from its checkpoint, and sets aside (never
+deletes) and reruns a run whose arm changed. Writes ``results.csv``, ``results.md`` and
+``curves.png`` (``scatter.png`` for depth_width) in the workdir, and each run's usual
+outputs in ``<workdir>/<arm>/seed_<s>/``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--data_dir", default="", help="TFDS data dir ('': TFDS's default)")
     parser.add_argument("--scale", default="quick", help="quick (a 2-core CPU) | paper")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--arms", default="", metavar="ARM,ARM",
+                        help="train and report only these arms (default: every arm of the "
+                             "scale); a later run without it skips their finished runs")
     parser.add_argument("--workdir", help="default: runs/exp/<name>")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override for every run, after the experiment's "
@@ -69,7 +73,8 @@ def main(argv=None) -> int:
         module = grid.load(args.name)
         workdir = pathlib.Path(args.workdir or f"runs/exp/{args.name}")
         extra = {**({"data_dir": args.data_dir} if args.data_dir else {}), **args.overrides}
-        runs = grid.expand(module, args.dataset, args.scale, args.seeds, workdir, extra)
+        only = tuple(a.strip() for a in args.arms.split(",") if a.strip())
+        runs = grid.expand(module, args.dataset, args.scale, args.seeds, workdir, extra, only)
     except (ValueError, KeyError) as e:
         cli.fail(str(e))
     from resnet_flax import compile_cache, quiet, train

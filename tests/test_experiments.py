@@ -31,39 +31,57 @@ def run_tiny(name, data_dir, workdir, *extra):
                      str(workdir), *TINY, *extra])
 
 
-def assert_results(name, workdir):
-    """results.csv has one row per quick arm; the figure is drawn and linked."""
+def assert_results(name, workdir, arms=""):
+    """results.csv has one row per quick arm (of ``arms``, if given); the figure is drawn
+    and linked."""
     module = grid.load(name)
     with open(workdir / "results.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [r["arm"] for r in rows] == grid.arms(module, "quick")
+    expected = grid.arms(module, "quick", tuple(filter(None, arms.split(","))))
+    assert [r["arm"] for r in rows] == expected
     figure = "scatter.png" if getattr(module, "PLOT", "") == "scatter" else "curves.png"
     assert (workdir / figure).stat().st_size > 10_000
     assert f"]({figure})" in (workdir / "results.md").read_text()
 
 
 RERUN = "shortcuts"  # Runs end to end in the rerun test below.
+# The arms run end to end: every model option, norm and optimizer the experiment sets,
+# at the shallowest depth it has (the deeper arms differ only in depth, whose nets
+# test_zoo trains; every arm's config is validated above). "": every arm.
+END_TO_END_ARMS = {"degradation": "plain20,resnet20", "depth_width": "resnet20,wrn_16_1",
+                   "normalization": "plain_none,resnet_bn_zero,resnet_gn",
+                   "preactivation": "", "optimizer": ""}
+
+
+def test_the_end_to_end_arms_are_arms():
+    assert set(END_TO_END_ARMS) == set(grid.EXPERIMENTS) - {RERUN}
+    for name, arms in END_TO_END_ARMS.items():
+        assert grid.arms(grid.load(name), "quick", tuple(filter(None, arms.split(","))))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [n for n in grid.EXPERIMENTS if n != RERUN])
+@pytest.mark.parametrize("name", sorted(END_TO_END_ARMS))
 def test_each_experiment_runs_end_to_end_on_tiny_data(name, tiny_data_dir, tmp_path):
-    assert run_tiny(name, tiny_data_dir, tmp_path) == 0
-    assert_results(name, tmp_path)
+    arms = END_TO_END_ARMS[name]
+    assert run_tiny(name, tiny_data_dir, tmp_path, *(["--arms", arms] if arms else [])) == 0
+    assert_results(name, tmp_path, arms)
 
 
 @pytest.mark.slow
 def test_a_rerun_skips_finished_runs_and_sets_aside_changed_ones(tiny_data_dir, tmp_path,
                                                                   capfd):
     extra = ["--set", "train_subset=32"]
-    assert run_tiny(RERUN, tiny_data_dir, tmp_path, *extra) == 0
-    assert_results(RERUN, tmp_path)
+    assert run_tiny(RERUN, tiny_data_dir, tmp_path, *extra, "--arms", "resnet20_A") == 0
+    assert_results(RERUN, tmp_path, "resnet20_A")
     capfd.readouterr()
-    assert run_tiny(RERUN, tiny_data_dir, tmp_path, *extra) == 0
-    assert capfd.readouterr().err.count("done, skipped") == 3
-    assert run_tiny(RERUN, tiny_data_dir, tmp_path, *extra, "--set", "lr=0.05") == 0
-    assert capfd.readouterr().err.count("its config changed") == 3
-    assert (tmp_path / "resnet20_A" / "seed_0.replaced_1" / "metrics.jsonl").exists()
+    assert run_tiny(RERUN, tiny_data_dir, tmp_path, *extra) == 0  # Every arm.
+    err = capfd.readouterr().err
+    assert err.count("done, skipped") == 1 and err.count(": training in ") == 2
+    assert_results(RERUN, tmp_path)
+    changed = ["--set", "lr=0.05", "--arms", "resnet20_B"]
+    assert run_tiny(RERUN, tiny_data_dir, tmp_path, *extra, *changed) == 0
+    assert capfd.readouterr().err.count("its config changed") == 1
+    assert (tmp_path / "resnet20_B" / "seed_0.replaced_1" / "metrics.jsonl").exists()
 
 
 def test_bad_experiment_names_and_overrides_are_one_line(capsys):
@@ -74,3 +92,8 @@ def test_bad_experiment_names_and_overrides_are_one_line(capsys):
     with pytest.raises(SystemExit):
         run.main(["degradation", "--set", "lrr=0.1"])
     assert "no config field 'lrr'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run.main(["shortcuts", "--arms", "resnet20_A,resnet20_Z"])
+    err = capsys.readouterr().err
+    assert "--arms 'resnet20_Z' is not an arm of the quick scale; did you mean" in err
+    assert err.rstrip().endswith("arms: resnet20_A, resnet20_B, resnet20_C")
