@@ -46,11 +46,12 @@ def assert_results(name, workdir, arms=""):
 
 RERUN = "shortcuts"  # Runs end to end in the rerun test below.
 # The arms run end to end: every model option, norm and optimizer the experiment sets,
-# at the shallowest depth it has (the deeper arms differ only in depth, whose nets
-# test_zoo trains; every arm's config is validated above). "": every arm.
+# at the shallowest depth it has. The others differ from one of these only in depth (or
+# are the base recipe without an option, as v1_resnet56): test_zoo trains their nets and
+# every arm's config is validated above. "": every arm.
 END_TO_END_ARMS = {"degradation": "plain20,resnet20", "depth_width": "resnet20,wrn_16_1",
                    "normalization": "plain_none,resnet_bn_zero,resnet_gn",
-                   "preactivation": "", "optimizer": ""}
+                   "preactivation": "v2_resnet56", "optimizer": ""}
 
 
 def test_the_end_to_end_arms_are_arms():

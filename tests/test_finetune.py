@@ -49,7 +49,7 @@ def test_finetunes_torchvision_resnet18_with_a_new_head_and_a_frozen_stem(
         tiny_data_dir, torchvision_resnet18, tmp_path):
     from resnet_flax import pretrained
 
-    config = tiny_config(tiny_data_dir, init_from=str(torchvision_resnet18))
+    config = tiny_config(tiny_data_dir, init_from=str(torchvision_resnet18), num_epochs=2)
     train.train_and_evaluate(config, str(tmp_path))
     _, tree = final_params(tmp_path)
     start = pretrained.from_torch("resnet18", torchvision_resnet18)
