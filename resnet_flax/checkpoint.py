@@ -13,6 +13,7 @@ and the previous step is tried.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import json
 import logging
@@ -48,6 +49,7 @@ def has_checkpoints(workdir: str | os.PathLike) -> bool:
     return directory.is_dir() and any(p.name.isdigit() for p in directory.iterdir())
 
 
+@functools.cache  # Once per process: the handler is Orbax's global registration.
 def _write_replicated_arrays_whole() -> None:
     """In one process, each replicated array is written from one device, whole.
 
@@ -56,8 +58,7 @@ def _write_replicated_arrays_whole() -> None:
     eager slice per array and device, and the same process writes every part: ~0.25 s
     a save of the Fashion-MNIST net on 2 CPU devices, for nothing. Across processes it
     spreads the writing over the hosts, so there it stays on. The files are the same."""
-    handler = ocp.type_handlers.get_type_handler(jax.Array)
-    if jax.process_count() > 1 or getattr(handler, "_use_replica_parallel", True) is False:
+    if jax.process_count() > 1:
         return
     absl = logging.getLogger("absl")  # Orbax warns that it replaces its default handler.
     level = absl.level

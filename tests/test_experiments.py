@@ -31,14 +31,13 @@ def run_tiny(name, data_dir, workdir, *extra):
                      str(workdir), *TINY, *extra])
 
 
-def assert_results(name, workdir, arms=""):
+def assert_results(name, workdir, arms=()):
     """results.csv has one row per quick arm (of ``arms``, if given); the figure is drawn
     and linked."""
     module = grid.load(name)
     with open(workdir / "results.csv") as f:
         rows = list(csv.DictReader(f))
-    expected = grid.arms(module, "quick", tuple(filter(None, arms.split(","))))
-    assert [r["arm"] for r in rows] == expected
+    assert [r["arm"] for r in rows] == grid.arms(module, "quick", arms)
     figure = "scatter.png" if getattr(module, "PLOT", "") == "scatter" else "curves.png"
     assert (workdir / figure).stat().st_size > 10_000
     assert f"]({figure})" in (workdir / "results.md").read_text()
@@ -48,23 +47,25 @@ RERUN = "shortcuts"  # Runs end to end in the rerun test below.
 # The arms run end to end: every model option, norm and optimizer the experiment sets,
 # at the shallowest depth it has. The others differ from one of these only in depth (or
 # are the base recipe without an option, as v1_resnet56): test_zoo trains their nets and
-# every arm's config is validated above. "": every arm.
-END_TO_END_ARMS = {"degradation": "plain20,resnet20", "depth_width": "resnet20,wrn_16_1",
-                   "normalization": "plain_none,resnet_bn_zero,resnet_gn",
-                   "preactivation": "v2_resnet56", "optimizer": ""}
+# every arm's config is validated above. (): every arm.
+END_TO_END_ARMS = {"degradation": ("plain20", "resnet20"),
+                   "depth_width": ("resnet20", "wrn_16_1"),
+                   "normalization": ("plain_none", "resnet_bn_zero", "resnet_gn"),
+                   "preactivation": ("v2_resnet56",), "optimizer": ()}
 
 
 def test_the_end_to_end_arms_are_arms():
     assert set(END_TO_END_ARMS) == set(grid.EXPERIMENTS) - {RERUN}
     for name, arms in END_TO_END_ARMS.items():
-        assert grid.arms(grid.load(name), "quick", tuple(filter(None, arms.split(","))))
+        assert grid.arms(grid.load(name), "quick", arms)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(END_TO_END_ARMS))
 def test_each_experiment_runs_end_to_end_on_tiny_data(name, tiny_data_dir, tmp_path):
     arms = END_TO_END_ARMS[name]
-    assert run_tiny(name, tiny_data_dir, tmp_path, *(["--arms", arms] if arms else [])) == 0
+    selected = ["--arms", ",".join(arms)] if arms else []
+    assert run_tiny(name, tiny_data_dir, tmp_path, *selected) == 0
     assert_results(name, tmp_path, arms)
 
 
@@ -73,7 +74,7 @@ def test_a_rerun_skips_finished_runs_and_sets_aside_changed_ones(tiny_data_dir, 
                                                                   capfd):
     extra = ["--set", "train_subset=32"]
     assert run_tiny(RERUN, tiny_data_dir, tmp_path, *extra, "--arms", "resnet20_A") == 0
-    assert_results(RERUN, tmp_path, "resnet20_A")
+    assert_results(RERUN, tmp_path, ("resnet20_A",))
     capfd.readouterr()
     assert run_tiny(RERUN, tiny_data_dir, tmp_path, *extra) == 0  # Every arm.
     err = capfd.readouterr().err

@@ -104,9 +104,9 @@ def shallow(model, blocks: int = 2):
     """``model`` with at most ``blocks`` blocks per stage: each stage's first block (its
     stride and projection) and one after it (identity shortcut) still run, and every
     block of a stage is the same class with the same options as those two (``blocks=1``:
-    the first only, where another test checks the identity blocks). Op by op, a
-    stage's later blocks repeat the same ops: preact_resnet164's 18 blocks a stage made
-    it the zoo's slowest step (26 s of ~390). Its full shapes are traced by
+    the first only, where another test checks the identity blocks). The later blocks
+    repeat that code and only cost compile time (preact_resnet164's 18 blocks a stage made
+    it the zoo's slowest step: 26 s of ~390). Its full shapes are traced by
     test_param_count."""
     return model.clone(stage_sizes=tuple(min(n, blocks) for n in model.stage_sizes))
 
