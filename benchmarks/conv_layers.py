@@ -104,7 +104,7 @@ def torch_layer(layer, batch: int, repeats: int) -> dict:
 
 def run_side(side: str, layers, batch: int, repeats: int) -> list[dict]:
     if side == "jax":
-        from resnet_flax import host_devices
+        from resnet_flax.cli import host_devices
         host_devices.eigen_convs()  # The trainer's XLA:CPU set-up, before JAX starts.
         host_devices.split_cpu(1)
         return [jax_layer(layer, batch, repeats) for layer in layers]

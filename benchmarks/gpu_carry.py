@@ -63,7 +63,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--archives-root", default=str(REPO.parent / "shared" / "data"),
                    help="folder with <name>/ of original archives, to build a missing one")
     p.add_argument("--limit-mib", type=float, default=64.0,
-                   help="the device tool's limit on the working tree plus carried folders")
+                   help="the limit on the working tree plus the carried folders sent to the GPU "
+                        "machine")
     return p.parse_args(argv)
 
 
@@ -213,7 +214,7 @@ def _size(paths) -> int:
 
 
 def working_tree_bytes(exclude: pathlib.Path) -> int:
-    """What the device tool sends besides carried folders: tracked and unignored files."""
+    """What reaches the GPU machine besides carried folders: tracked and unignored files."""
     out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO,
                          capture_output=True, text=True, check=True).stdout
     files = [REPO / f for f in out.split("\0") if f]
@@ -248,7 +249,7 @@ def main(argv=None) -> dict:
           f"{tree / MIB:.1f} MiB working tree")
     if carried + tree > args.limit_mib * MIB:
         sys.exit(f"error: {(carried + tree) / MIB:.1f} MiB exceeds the {args.limit_mib:g} MiB "
-                 "the device tool sends; carry fewer datasets")
+                 "reaches the GPU machine; carry fewer datasets")
     return manifest
 
 

@@ -29,17 +29,16 @@ import shutil
 import statistics
 import time
 
-from resnet_flax import host_devices
+from resnet_flax.cli import setup as process_setup
 
-host_devices.eigen_convs()  # The main job's CPU set-up, before JAX starts.
-host_devices.split_cpu(1)
+process_setup.start(1)  # Every command's set-up (one CPU device), before JAX starts.
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from resnet_flax import train  # noqa: E402
 from resnet_flax.config import default_config  # noqa: E402
 from resnet_flax.data import sources  # noqa: E402
+from resnet_flax.run import loop  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -92,13 +91,13 @@ def write_dataset(data_dir: pathlib.Path, n: int) -> None:
         file_format="array_record")
 
 
-def trainer_for(args, workers: int) -> train.Trainer:
+def trainer_for(args, workers: int) -> loop.Trainer:
     c = default_config()
     c.update(dataset="imagenette", data_dir=args.data_dir, allow_download=False,
              input="stream", input_workers=workers, crop="inception", crop_size=args.size,
              random_flip=True, model=args.model, normalization="imagenet",
              batch_size=args.batch, eval_batch_size=16, progress_bar=False)
-    trainer = train.Trainer(c, sources.open_source(c))
+    trainer = loop.Trainer(c, sources.open_source(c))
     trainer.compile()
     return trainer
 
@@ -122,7 +121,7 @@ def time_step(trainer, steps: int) -> float:
     batch = trainer.source.example_train_args()
     tic = time.perf_counter()
     for _ in range(steps):
-        trainer._state, _ = trainer._train_step(trainer._state, *batch, trainer.step_key)
+        trainer._state, _ = trainer._train_step(trainer._state, batch, trainer.step_key)
     jax.block_until_ready(trainer._state)
     return steps * trainer.config.batch_size / (time.perf_counter() - tic)
 

@@ -1,5 +1,5 @@
 """Is training several seeds at once (``jax.vmap`` over the seed axis) faster than one
-after another? The question of issue 9's seed runs, answered on this machine.
+after another? Answered on this machine, for the experiments' seed runs.
 
     python benchmarks/vmap_seeds.py --models resnet20,plain_resnet20 --seeds 3 --rounds 5
 
@@ -23,20 +23,17 @@ import json
 import statistics
 import time
 
-from resnet_flax import host_devices
+from resnet_flax.cli import setup as process_setup
 
-# XLA reads its flags when JAX starts: the main job's CPU set-up (Eigen convolutions,
-# one device) before the imports below.
-host_devices.eigen_convs()
-host_devices.split_cpu(1)
+process_setup.start(1)  # Every command's set-up (one CPU device), before JAX starts.
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-import optax  # noqa: E402
 
-from resnet_flax import models, steps  # noqa: E402
-from resnet_flax import state as state_lib  # noqa: E402
+from resnet_flax.bench.throughput import recipe  # noqa: E402
+from resnet_flax.run.build import build  # noqa: E402
+from resnet_flax.train import steps  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -52,12 +49,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def setup(name: str, args):
     """(cfg, stacked states, images, labels) for ``args.seeds`` seeds of model ``name``."""
-    model = models.create(name, num_classes=10)
-    tx = optax.chain(optax.add_decayed_weights(1e-4), optax.sgd(0.1, momentum=0.9))
     cfg = steps.StepConfig(num_classes=10, mean=(0.286,), std=(0.353,), crop_padding=2,
                            random_flip=True)
-    init = jax.jit(lambda k: state_lib.create(model, tx, k, (28, 28, 1)))
-    states = [init(jax.random.key(s)) for s in range(args.seeds)]
+    states = [build(recipe(name, s, {}, weight_decay=1e-4), 10, (28, 28, 1)).state
+              for s in range(args.seeds)]
     rng = np.random.default_rng(0)
     images = jnp.asarray(rng.integers(0, 256, (args.dataset_size, 28, 28, 1), np.uint8))
     labels = jnp.asarray(rng.integers(0, 10, (args.dataset_size,), np.int32))
@@ -80,8 +75,10 @@ def max_difference(a, b) -> float:
 
 def bench(name: str, args) -> dict:
     cfg, states, images, labels = setup(name, args)
-    one = jax.jit(lambda st, i, k: steps.train_step(st, images, labels, i, k, cfg))
-    many = jax.jit(jax.vmap(lambda st, i, k: steps.train_step(st, images, labels, i, k, cfg)))
+    def step(st, i, k):  # As the device input runs it: its rows gathered in the step.
+        return steps.train_step(st, (images[i], labels[i]), k, cfg)
+
+    one, many = jax.jit(step), jax.jit(jax.vmap(step))
     stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
 
     idx, keys = batch_inputs(args, 0)

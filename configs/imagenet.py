@@ -12,7 +12,7 @@ crop to 224 + horizontal flip for training; resize to 256, centre 224 for evalua
     python -m resnet_flax.main --config configs/imagenet.py --workdir runs/imagenet_r50
 
 On several hosts, run the same command on each (SLURM and TPU pods are detected; see
-README's Training section). Expected: ~76-77% top-1 on the validation set after 90
+docs/cluster.md). Expected: ~76-77% top-1 on the validation set after 90
 epochs (Goyal et al. 2017: 76.3% at batch 8k; this recipe's reference implementations
 report 76-77%). Not yet measured with this code base: it needs ImageNet and a GPU/TPU
 pod, neither of which this project has had.

@@ -12,9 +12,10 @@ import numpy as np
 
 from experiments.grid import Run
 from experiments.runner import RECORD
-from resnet_flax import plots, summary
 from resnet_flax.config import model_overrides
 from resnet_flax.data import datasets
+from resnet_flax.models import summary
+from resnet_flax.workdir import plots
 
 COLUMNS = ("final_test_error", "final_test_accuracy", "best_test_accuracy",
            "final_train_loss", "final_train_error", "wall_seconds")

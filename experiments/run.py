@@ -20,6 +20,7 @@ import sys
 
 from experiments import grid, report, runner
 from resnet_flax import cli
+from resnet_flax.cli import setup
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -77,18 +78,23 @@ def main(argv=None) -> int:
         runs = grid.expand(module, args.dataset, args.scale, args.seeds, workdir, extra, only)
     except (ValueError, KeyError) as e:
         cli.fail(str(e))
-    from resnet_flax import compile_cache, quiet, train
-    from resnet_flax.config import ConfigError, validate
+    from resnet_flax.config import ConfigError
+    from resnet_flax.run.validate import validate
 
-    quiet.silence_third_party()
     for run in runs:
         try:
             validate(run.config)
         except ConfigError as e:
             cli.fail(f"{run.arm}: {e}")
-    compile_cache.enable()  # As main: an arm's steps compiled once serve its other seeds.
+    setup.start()  # The set-up main's runs have: their XLA:CPU flags and compile cache.
+    from resnet_flax.data.tfds_source import DatasetUnavailable
+    from resnet_flax.run import loop
+
     for run in runs:
-        runner.execute(run, train.train_and_evaluate)
+        try:
+            runner.execute(run, loop.train_and_evaluate)
+        except (DatasetUnavailable, ConfigError) as e:  # As main: one line, no traceback.
+            cli.fail(f"{run.arm} seed {run.seed}: {e}")
     workdir.mkdir(parents=True, exist_ok=True)
     command = "python -m experiments.run " + shlex.join(sys.argv[1:] if argv is None else argv)
     report.write(module, runs, workdir, command)

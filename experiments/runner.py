@@ -9,7 +9,7 @@ import sys
 import time
 
 from experiments.grid import Run
-from resnet_flax import resume_guard
+from resnet_flax.workdir import resume_guard
 
 RECORD = "experiment_run.json"  # Per run: its config, wall time, whether it finished.
 

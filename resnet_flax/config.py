@@ -1,8 +1,11 @@
-"""The config schema: every field a recipe in ``configs/`` may set, with defaults.
+"""The config schema: every field a recipe in ``configs/`` may set, with its default, and
+the checks of values that need nothing but the schema (ranges, probabilities, tuples).
 
 Recipes start from ``default_config()`` and change what they need; the CLI's
 ``--config.key=value`` overrides then apply on a locked copy, so a mistyped key
-fails instead of being silently added.
+fails instead of being silently added. Names with a fixed set of choices (models,
+datasets, optimizers, ...) are checked by the part that owns them; ``run.validate``
+composes every check. This module imports nothing of the package.
 """
 
 from __future__ import annotations
@@ -10,16 +13,6 @@ from __future__ import annotations
 import math
 
 import ml_collections
-
-from resnet_flax.suggest import closest
-
-OPTIMIZERS = ("sgd", "adam", "adamw", "lars", "lamb")
-SCHEDULES = ("constant", "warmup_cosine", "piecewise", "onecycle")
-DTYPES = ("float32", "bfloat16", "float16")
-SHORTCUTS = ("A", "B", "C", "D")
-PARALLELISMS = ("jit", "pmap")  # parallel.PARALLELISMS (config imports no JAX).
-INPUTS = ("device", "stream")  # data/sources.INPUTS.
-CROPS = ("none", "inception")
 
 
 class ConfigError(ValueError):
@@ -34,10 +27,6 @@ def field_names(config: ml_collections.ConfigDict, prefix: str = "") -> list[str
         if isinstance(value, ml_collections.ConfigDict):
             out += field_names(value, f"{prefix}{key}.")
     return out
-
-
-# Epoch metrics a best checkpoint can be chosen by; a loss is best lowest.
-BEST_METRICS = ("", "test_accuracy", "test_loss")
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -105,13 +94,13 @@ def default_config() -> ml_collections.ConfigDict:
         "norm_groups": opt(int),  # GroupNorm's groups (32, Wu & He).
     })
 
-    # Fine-tuning (resnet_flax/finetune.py): start from other weights.
+    # Fine-tuning (resnet_flax/run/finetune.py): start from other weights.
     c.init_from = ""  # A torchvision/timm .safetensors or .pth file, or a run's workdir.
     c.init_head = "new"  # "new": a fresh classifier; "keep": the source's (same classes).
     c.freeze = ""  # Parts kept fixed, BN statistics included: e.g. "stem,stage1".
     c.backbone_lr_multiplier = 1.0  # The backbone's lr is lr times this; the head's is lr.
 
-    # Data parallelism (resnet_flax/parallel.py): "jit" (sharded over a mesh) or "pmap";
+    # Data parallelism (resnet_flax/train/parallel.py): "jit" (sharded over a mesh) or "pmap";
     # both compute the same steps. sync_batch_stats=False: per-device BatchNorm statistics.
     c.parallelism = "jit"
     c.sync_batch_stats = True
@@ -120,7 +109,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.batch_size = 128  # Global batch, split over all devices.
     c.eval_batch_size = 1000
     c.num_epochs = 10
-    c.optimizer = "sgd"  # One of OPTIMIZERS.
+    c.optimizer = "sgd"  # One of train.optim.OPTIMIZERS.
     c.lr = 0.1  # Peak learning rate for a global batch of batch_size.
     c.momentum = 0.9  # SGD momentum.
     c.nesterov = False
@@ -135,7 +124,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.grad_accum_steps = 1
     c.decay_bn_and_bias = True  # False: no weight decay on BN scales/offsets and biases.
     c.label_smoothing = 0.0
-    c.schedule = "constant"  # One of SCHEDULES.
+    c.schedule = "constant"  # One of train.optim.SCHEDULES.
     c.warmup_epochs = 0.0  # Linear warmup from 0 (warmup_cosine, constant, piecewise).
     # > 0: the peak lr is lr * batch_size / lr_base_batch (linear scaling rule, e.g. 256).
     c.lr_base_batch = 0
@@ -145,7 +134,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.lr_boundaries_epochs = (100, 150)  # piecewise: multiply by lr_decay_factor here.
     c.lr_decay_factor = 0.1
 
-    # Keras-style callbacks, decided after each epoch's evaluation (resnet_flax/callbacks.py).
+    # Keras-style callbacks, decided after each epoch's evaluation (resnet_flax/train/callbacks.py).
     c.reduce_lr_on_plateau = ml_collections.ConfigDict({
         "enabled": False, "monitor": "test_loss", "factor": 0.1, "patience": 10,
         "min_delta": 1e-4, "cooldown": 0, "min_lr": 0.0})
@@ -160,8 +149,8 @@ def default_config() -> ml_collections.ConfigDict:
     # Bookkeeping.
     c.checkpoint_every_steps = 500  # Also at the end of training.
     c.keep_checkpoints = 3
-    # "" (off) or one of BEST_METRICS: each epoch's checkpoint carries its metrics and the
-    # best epoch's is kept beside the latest ones (eval/predict --checkpoint best).
+    # "" (off) or one of train.callbacks.BEST_METRICS: each epoch's checkpoint carries its
+    # metrics and the best epoch's is kept beside the latest ones (--checkpoint best).
     c.best_metric = ""
     c.progress_bar = True
     # Resume a workdir with a config that trains differently (resume_guard refuses it).
@@ -169,16 +158,11 @@ def default_config() -> ml_collections.ConfigDict:
     return c
 
 
-def validate(config: ml_collections.ConfigDict) -> None:
-    """Raises ``ConfigError`` on a value no run could use, before any data is read."""
+def check_values(config: ml_collections.ConfigDict) -> None:
+    """Raises ``ConfigError`` on a number, range or tuple no run could use."""
     def fail(field, why):
         raise ConfigError(f"config.{field}={config[field]!r} {why}")
 
-    check_choice = _choice_checker(config, fail)
-    check_choice("optimizer", OPTIMIZERS)
-    check_choice("parallelism", PARALLELISMS)
-    check_choice("best_metric", BEST_METRICS)
-    check_choice("schedule", SCHEDULES)
     for field in ("batch_size", "eval_batch_size", "num_epochs", "checkpoint_every_steps",
                   "keep_checkpoints"):
         if config[field] <= 0:
@@ -204,17 +188,16 @@ def validate(config: ml_collections.ConfigDict) -> None:
         fail("crop_padding", "must be >= 0")
     if config.train_subset < 0:
         fail("train_subset", "must be >= 0 (0: the whole training split)")
-    _validate_augmentation(config, fail)
-    _validate_input(config, fail)
-    _validate_finetuning(config, fail)
-    _validate_callbacks(config)
+    _check_augmentation(config, fail)
+    _check_input(config, fail)
+    _check_finetuning(config, fail)
+    _check_callbacks(config)
     boundaries = list(config.lr_boundaries_epochs)
     if boundaries != sorted(boundaries):
         raise ConfigError(f"config.lr_boundaries_epochs={tuple(boundaries)} must be increasing")
-    _validate_names(config)
 
 
-def _validate_augmentation(config: ml_collections.ConfigDict, fail) -> None:
+def _check_augmentation(config: ml_collections.ConfigDict, fail) -> None:
     """Cutout, Random Erasing, Mixup and CutMix settings."""
     if config.cutout_size < 0:
         fail("cutout_size", "must be >= 0 (0 disables Cutout)")
@@ -232,17 +215,10 @@ def _validate_augmentation(config: ml_collections.ConfigDict, fail) -> None:
         fail("random_erasing_ratio", "must be (low, high) with 0 < low <= high")
 
 
-def _validate_input(config: ml_collections.ConfigDict, fail) -> None:
-    """The input path and its crops; images of varying size need the stream's crops."""
-    from resnet_flax.data import datasets
-
-    check_choice = _choice_checker(config, fail)
-    check_choice("input", INPUTS)
-    check_choice("crop", CROPS)
+def _check_input(config: ml_collections.ConfigDict, fail) -> None:
+    """The stream input's workers and crops."""
     if config.input_workers < 0:
         fail("input_workers", "must be >= 0 (0: read in the training process)")
-    if config.crop != "none" and config.input != "stream":
-        fail("crop", "needs config.input='stream' (the device path holds images as stored)")
     if config.crop_size <= 0:
         fail("crop_size", "must be positive")
     low, high = config.crop_scale
@@ -253,37 +229,14 @@ def _validate_input(config: ml_collections.ConfigDict, fail) -> None:
         fail("crop_ratio", "must be (low, high) with 0 < low <= high")
     if not 0.0 < config.eval_crop_fraction <= 1.0:
         fail("eval_crop_fraction", "must be in (0, 1]")
-    spec = datasets.SPECS.get(config.dataset)
-    if spec and None in spec.image_shape and config.crop == "none":
-        raise ConfigError(f"config.dataset={config.dataset!r} has images of varying size: "
-                          "set config.input='stream' and config.crop='inception'")
 
 
-def _choice_checker(config: ml_collections.ConfigDict, fail):
-    def check_choice(field, choices):
-        if config[field] not in choices:
-            fail(field, f"is not one of {choices}{closest(str(config[field]), choices)}")
-
-    return check_choice
-
-
-def _validate_finetuning(config: ml_collections.ConfigDict, fail) -> None:
+def _check_finetuning(config: ml_collections.ConfigDict, fail) -> None:
     """Input resizing and fine-tuning fields (the freeze names are checked with the model)."""
-    from resnet_flax.data import datasets
-
     if config.input_size < 0:
         fail("input_size", "must be >= 0 (0: the dataset's own size)")
     if config.input_channels not in (0, 1, 3):
         fail("input_channels", "must be 0 (the dataset's own), 1 or 3")
-    check = datasets.SPECS.get(config.dataset)
-    channels = check.image_shape[-1] if check else None
-    if config.input_channels and channels not in (None, 1, config.input_channels):
-        fail("input_channels", f"cannot be made from {config.dataset}'s {channels} channels")
-    if config.normalization not in datasets.NORMALIZATIONS:
-        fail("normalization", f"is not one of {datasets.NORMALIZATIONS}")
-    if config.normalization == "imagenet" and (config.input_channels or channels) not in (
-            None, 3):
-        fail("normalization", "needs 3-channel input: set input_channels=3")
     if config.init_head not in ("new", "keep"):
         fail("init_head", "is not one of ('new', 'keep')")
     # Whether init_from exists is checked where it is read (finetune.check_source): only
@@ -293,18 +246,14 @@ def _validate_finetuning(config: ml_collections.ConfigDict, fail) -> None:
         fail("backbone_lr_multiplier", "must be a finite number >= 0")
 
 
-def _validate_callbacks(config: ml_collections.ConfigDict) -> None:
-    from resnet_flax.callbacks import MONITORS
-
+def _check_callbacks(config: ml_collections.ConfigDict) -> None:
+    """The callbacks' numbers (their monitors are ``train.checks``')."""
     plateau, early = config.reduce_lr_on_plateau, config.early_stopping
 
     def fail(name, field, why):
-        value = config[name][field]
-        raise ConfigError(f"config.{name}.{field}={value!r} {why}")
+        raise ConfigError(f"config.{name}.{field}={config[name][field]!r} {why}")
 
     for name, group in (("reduce_lr_on_plateau", plateau), ("early_stopping", early)):
-        if group.monitor not in MONITORS:
-            fail(name, "monitor", f"is not one of {MONITORS}{closest(group.monitor, MONITORS)}")
         if group.patience < 0:
             fail(name, "patience", "must be >= 0")
         if not math.isfinite(group.min_delta) or group.min_delta < 0:
@@ -314,10 +263,6 @@ def _validate_callbacks(config: ml_collections.ConfigDict) -> None:
     if plateau.cooldown < 0 or not plateau.min_lr >= 0:
         fail("reduce_lr_on_plateau", "cooldown" if plateau.cooldown < 0 else "min_lr",
              "must be >= 0")
-    if early.enabled and early.restore_best and config.best_metric not in ("", early.monitor):
-        fail("early_stopping", "restore_best", f"restores the best epoch by its monitor "
-             f"{early.monitor!r}, but config.best_metric={config.best_metric!r} ranks "
-             "epochs otherwise: make them equal, or restore_best=False")
 
 
 def ranking_metric(config: ml_collections.ConfigDict) -> str:
@@ -330,38 +275,6 @@ def ranking_metric(config: ml_collections.ConfigDict) -> str:
 def freeze_parts(config: ml_collections.ConfigDict) -> tuple[str, ...]:
     """``config.freeze`` as a tuple of part names (``stem``, ``stage1``, ...)."""
     return tuple(part.strip() for part in config.freeze.split(",") if part.strip())
-
-
-def _validate_names(config: ml_collections.ConfigDict) -> None:
-    """Dataset, model and model options: the names a typo most often breaks."""
-    from resnet_flax import models
-    from resnet_flax.data import datasets
-    from resnet_flax.models import layers
-
-    if config.dataset not in datasets.SPECS:
-        raise ConfigError(f"config.dataset={config.dataset!r} is not one of "
-                          f"{tuple(sorted(datasets.SPECS))}"
-                          f"{closest(config.dataset, datasets.SPECS)}")
-    try:
-        models.spec(config.model)
-    except ValueError as e:  # Its message has the closest and all valid names.
-        raise ConfigError(f"config.model: {e}") from None
-    choices = {"dtype": DTYPES, "shortcut": SHORTCUTS, "bn_convention": layers.BN_CONVENTIONS,
-               "conv_init": tuple(layers.CONV_INITS), "stem": models.STEMS,
-               "activation": tuple(layers.ACTIVATIONS), "norm": layers.NORMS}
-    for option, valid in choices.items():
-        value = config.model_options[option]
-        if value is not None and value not in valid:
-            raise ConfigError(f"config.model_options.{option}={value!r} is not one of "
-                              f"{valid}{closest(str(value), valid)}")
-    try:  # Combinations a family refuses (e.g. groups on basic blocks).
-        model = models.create(config.model, **model_overrides(config))
-    except ValueError as e:
-        raise ConfigError(f"config.model_options: {e}") from None
-    unknown = [p for p in freeze_parts(config) if p not in model.parts()]
-    if unknown:
-        raise ConfigError(f"config.freeze={config.freeze!r}: {unknown} are not parts of "
-                          f"{config.model} {model.parts()}{closest(unknown[0], model.parts())}")
 
 
 def model_overrides(config: ml_collections.ConfigDict) -> dict:

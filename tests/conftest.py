@@ -26,12 +26,16 @@ if "RESNET_FLAX_COMPILE_CACHE" not in os.environ:
 import pathlib  # noqa: E402
 import shutil  # noqa: E402
 
+import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from resnet_flax import compile_cache  # noqa: E402
+from resnet_flax.cli import compile_cache  # noqa: E402
 
 compile_cache.enable()  # In this process too: the in-process tests share it.
+# JAX's backends start now, with the flags above: a command called in-process (its
+# set-up leaves started backends alone) then computes as every other test does.
+jax.devices()
 
 
 def pytest_unconfigure(config):

@@ -10,8 +10,10 @@
 
 Both give the steps of one epoch in the same order, ``pipeline.train_batches(seed,
 epoch)``: with the same augmentation they train the same model. A source is built on
-the host (``open``), then ``place``d on the devices of a ``parallel`` mode, which also
-compiles its steps (``pooled``: whether the step gathers from whole splits).
+the host (``open_source``), then ``place``d on the devices of a ``train.parallel``
+mode. What it hands the step each time is its *data*; its ``batch(data)``, called
+inside the compiled step, turns that into the batch the one train or eval step takes
+(the device input gathers the rows its indices name; the stream's data is the batch).
 """
 
 from __future__ import annotations
@@ -22,17 +24,24 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from resnet_flax import parallel
 from resnet_flax.data import datasets, pipeline, tfds_source
 
 # Batches put on the devices ahead of the step that takes them.
 _DEVICE_PREFETCH = 2
 
 
-class Device:
-    """Whole splits in device memory; a step's data is (images, labels, indices)."""
+def gather(data: tuple) -> tuple:
+    """(split images, split labels, indices, *rest) -> (images, labels, *rest) of the
+    indexed examples: the device input's batch, gathered inside the compiled step."""
+    images, labels, indices, *rest = data
+    return (images[indices], labels[indices], *rest)
 
-    pooled = True
+
+class Device:
+    """Whole splits in device memory; a step's data is (images, labels, indices) and, to
+    evaluate, the mask: the indices and mask this process's rows of the batch."""
+
+    batch = staticmethod(gather)
 
     def __init__(self, train: pipeline.Split, test: pipeline.Split):
         self._host = (train, test)
@@ -42,6 +51,8 @@ class Device:
     def place(self, mode, config) -> None:
         train, test = self._host
         self.mode, self.config = mode, config
+        self._rows = mode.process_rows(config.batch_size)
+        self._eval_rows = mode.process_rows(config.eval_batch_size)
         self._train = mode.put_replicated((train.images, train.labels))
         self._test = mode.put_replicated((test.images, test.labels))
         self._host = None  # The device copies are the data now.
@@ -51,21 +62,23 @@ class Device:
         order = pipeline.train_batches(self.config.seed, epoch, self.num_train,
                                        self.config.batch_size)
         for indices in order[first:]:
-            yield (*self._train, self.mode.put_batch(indices))
+            yield (*self._train, self.mode.put_rows(indices[self._rows]))
 
     def eval_batches(self) -> Iterator[tuple]:
         """The data arguments of each eval step: every test example once (mask 0 pads)."""
+        rows = self._eval_rows
         for indices, mask in zip(*pipeline.eval_batches(self.num_test,
                                                         self.config.eval_batch_size)):
-            yield (*self._test, self.mode.put_batch(indices), self.mode.put_batch(mask))
+            yield (*self._test, *self.mode.put_rows((indices[rows], mask[rows])))
 
     def example_train_args(self) -> tuple:
-        return (*self._train, self.mode.put_batch(np.zeros(self.config.batch_size, np.int32)))
+        rows = self._rows.stop - self._rows.start
+        return (*self._train, self.mode.put_rows(np.zeros(rows, np.int32)))
 
     def example_eval_args(self) -> tuple:
-        zeros = np.zeros(self.config.eval_batch_size, np.int32)
-        return (*self._test, self.mode.put_batch(zeros),
-                self.mode.put_batch(zeros.astype(np.float32)))
+        rows = self._eval_rows.stop - self._eval_rows.start
+        return (*self._test, *self.mode.put_rows((np.zeros(rows, np.int32),
+                                                  np.zeros(rows, np.float32))))
 
     def position(self) -> dict | None:
         """Where the input stands (nothing to save: the order is the step's function)."""
@@ -80,9 +93,11 @@ class Device:
 
 class Stream:
     """Batches read from array_record files by Grain; a step's data is (images, labels)
-    (and the mask, to evaluate), this process's rows of the global batch."""
+    (and the mask, to evaluate), this process's rows of the global batch: the batch."""
 
-    pooled = False
+    @staticmethod
+    def batch(data: tuple) -> tuple:
+        return data
 
     def __init__(self, config):
         # Grain is imported here, not at the top: the device input runs without it.
@@ -105,8 +120,8 @@ class Stream:
 
     def place(self, mode, config) -> None:
         self.mode, self.config = mode, config
-        self._rows = parallel.process_rows(mode.mesh, config.batch_size)
-        self._eval_rows = parallel.process_rows(mode.mesh, config.eval_batch_size)
+        self._rows = mode.process_rows(config.batch_size)
+        self._eval_rows = mode.process_rows(config.eval_batch_size)
 
     def train_batches(self, epoch: int, first: int) -> Iterator[tuple]:
         """Epoch ``epoch``'s batches from step ``first`` on. One Grain iterator serves the

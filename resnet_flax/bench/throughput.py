@@ -1,0 +1,308 @@
+"""Train-step throughput of a model, as one JSON line.
+
+    python -m resnet_flax.benchmark --model resnet20 --batch 128 --steps 50
+    python -m resnet_flax.benchmark --model resnet18 --stem cifar --batch 128 --steps 20 \
+        --data on-device --loop scan
+
+Times ``steps.train_step`` (SGD momentum 0.9, weight decay 5e-4, cross-entropy)
+exactly as ``train.Trainer`` compiles it: jitted with the state, data and key
+replicated over a 1-D ``data`` mesh and each batch split over it, the state
+donated. Reports images/s (median and 10th/90th percentile over the timed steps
+after warm-up), step time, compile time, memory, FLOPs per step (XLA's cost
+analysis of the step), achieved GFLOP/s and MFU against the device's peak (CPU:
+a float32 matmul measured here and now; GPU: the datasheet dense bf16 peak).
+
+``--data synthetic`` trains on one fixed batch (no augmentation): the
+compute-bound figure. ``--data on-device`` keeps a CIFAR-sized split of random
+uint8 images on the device and gathers, crops, flips and normalises each batch
+inside the step, with a fresh permutation every epoch: the training loop's
+figure. ``--loop scan`` runs ``--scan-steps`` steps per call under ``lax.scan``
+(``epoch_scan``) instead of one call per step.
+
+``--parallelism pmap`` compiles the same step as training's ``parallelism=pmap``
+(``parallel.PmapMode``: gradients, BatchNorm statistics and metrics reduced over
+the device axis by the step itself).
+
+On a CPU the process is split into ``--devices`` virtual XLA devices (default:
+``host_devices.default_count()``: 1 with Eigen convolutions, the default, else one
+per core) before JAX starts. ``--cpu-convs xla-default`` keeps jaxlib's YNNPACK ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import os
+import platform
+import resource
+import statistics
+import time
+
+# Dense bf16 tensor-core peaks from the vendors' datasheets, FLOP/s, by device_kind prefix.
+GPU_PEAK_BF16 = {
+    "NVIDIA H200": 989e12,
+    "NVIDIA H100 PCIe": 756e12,
+    "NVIDIA H100": 989e12,  # SXM
+    "NVIDIA A100": 312e12,
+    "NVIDIA L40S": 362e12,
+    "NVIDIA L4": 121e12,
+    "NVIDIA A10G": 70e12,
+    "NVIDIA A10": 125e12,
+    "Tesla V100": 125e12,  # fp16; V100 has no bf16
+    "Tesla T4": 65e12,  # fp16
+}
+
+
+def cpu_matmul_peak(size: int = 2048, repeats: int = 5) -> float:
+    """Best float32 matmul FLOP/s of this CPU: numpy's BLAS or XLA's dot, all cores."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    a = np.random.default_rng(0).random((size, size), dtype=np.float32)
+    flop = 2.0 * size**3
+    best = 0.0
+    x = jax.device_put(a, jax.devices("cpu")[0])
+    dot = jax.jit(jnp.dot)
+    for fn in (lambda: a @ a, lambda: dot(x, x).block_until_ready()):
+        fn()
+        for _ in range(repeats):
+            tic = time.perf_counter()
+            fn()
+            best = max(best, flop / (time.perf_counter() - tic))
+    return best
+
+
+def device_peak(device) -> tuple[float | None, str]:
+    """(peak FLOP/s, where the figure comes from) for ``device``."""
+    if device.platform == "cpu":
+        return cpu_matmul_peak(), "measured float32 matmul (numpy/XLA, all cores)"
+    kind = getattr(device, "device_kind", "")
+    for prefix in sorted(GPU_PEAK_BF16, key=len, reverse=True):
+        if kind.startswith(prefix):
+            return GPU_PEAK_BF16[prefix], f"datasheet dense bf16 ({prefix})"
+    return None, f"unknown peak for {kind!r}"
+
+
+def _percentile(sorted_values, q: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+def _memory(compiled, devices) -> dict:
+    out = {}
+    try:
+        ma = compiled.memory_analysis()
+        if ma is not None:
+            for k in ("argument_size_in_bytes", "output_size_in_bytes", "alias_size_in_bytes",
+                      "temp_size_in_bytes"):
+                out[k.replace("_size_in_bytes", "_mb")] = getattr(ma, k) / 2**20
+    except Exception:  # noqa: BLE001 - not every backend implements it.
+        pass
+    try:
+        stats = devices[0].memory_stats()
+        if stats and "peak_bytes_in_use" in stats:
+            out["device_peak_mb"] = stats["peak_bytes_in_use"] / 2**20
+    except Exception:  # noqa: BLE001
+        pass
+    out["host_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def step_flops(fn, *args) -> float | None:
+    """FLOPs of ``fn(*args)`` from XLA's cost analysis of the unpartitioned program."""
+    import jax
+
+    try:
+        return lowered_flops(jax.jit(fn).lower(*args))
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def lowered_flops(lowered) -> float | None:
+    """FLOPs of a lowered program, before SPMD partitioning: the whole batch's."""
+    try:
+        cost = lowered.cost_analysis()
+    except Exception:  # noqa: BLE001
+        return None
+    if isinstance(cost, (list, tuple)):
+        cost = cost[0] if cost else None
+    return float(cost["flops"]) if cost and "flops" in cost else None
+
+
+def recipe(model: str, seed: int, model_options: dict, weight_decay: float = 5e-4):
+    """The config a benchmark trains ``model`` with: SGD with lr 0.1 (constant), momentum
+    0.9 and ``weight_decay`` (5e-4: the PyTorch reference's; He et al.'s is 1e-4)."""
+    from resnet_flax.config import default_config
+
+    config = default_config()
+    config.model, config.seed, config.optimizer = model, seed, "sgd"
+    config.lr, config.momentum, config.weight_decay = 0.1, 0.9, weight_decay
+    config.model_options.update(model_options)
+    return config
+
+
+def _step(state, images, labels, indices, key, cfg):
+    """The train step on the examples ``indices`` names, as the device input runs it."""
+    from resnet_flax.data import sources
+    from resnet_flax.train import steps
+
+    return steps.train_step(state, sources.gather((images, labels, indices)), key, cfg)
+
+
+def run(args: argparse.Namespace) -> dict:
+    import flax
+    import jax
+    import jax.numpy as jnp
+    import jaxlib
+    import numpy as np
+    import optax
+
+    from resnet_flax import models
+    from resnet_flax.bench import epoch_scan
+    from resnet_flax.data import pipeline
+    from resnet_flax.run.build import build
+    from resnet_flax.train import parallel, steps
+
+    devices = jax.devices()
+    if args.devices:
+        if args.devices > len(devices):
+            raise SystemExit(f"--devices {args.devices}: only {len(devices)} available")
+        devices = devices[: args.devices]
+    n = len(devices)
+    if args.batch % n:
+        raise SystemExit(f"--batch {args.batch} is not divisible by the {n} devices")
+
+    spec = models.spec(args.model)
+    overrides = {"dtype": args.dtype}
+    h, w, c = spec.input_shape
+    classes = spec.num_classes
+    if args.stem:
+        overrides["stem"] = args.stem
+        if args.stem == "cifar" and h > 64:
+            h, w, c, classes = 32, 32, 3, 10
+    if args.image_size:
+        h = w = args.image_size
+    if args.width_multiplier:
+        overrides["width_multiplier"] = args.width_multiplier
+    classes = args.num_classes or classes
+
+    rng = np.random.default_rng(args.seed)
+    if args.data == "synthetic":
+        size = args.batch
+        cfg = steps.StepConfig(num_classes=classes, mean=(0.5,) * c, std=(0.25,) * c)
+    else:
+        size = args.dataset_size or (50_000 if h <= 64 else 32 * args.batch)
+        cfg = steps.StepConfig(num_classes=classes, mean=(0.5,) * c, std=(0.25,) * c,
+                               crop_padding=4 if h <= 64 else 0, random_flip=True)
+    if size < args.batch:
+        raise SystemExit(f"--dataset-size {size} is smaller than --batch {args.batch}")
+    images = rng.integers(0, 256, (size, h, w, c), dtype=np.uint8)
+    labels = rng.integers(0, classes, (size,), dtype=np.int32)
+    built = build(recipe(args.model, args.seed, overrides), classes, (h, w, c))
+    model, state = built.model, built.state
+    params = sum(x.size for x in jax.tree.leaves(state.params))
+    key = jax.random.key(args.seed + 1)
+    per_call = args.scan_steps if args.loop == "scan" else 1
+
+    def batches(call: int) -> np.ndarray:
+        """(per_call, batch) example indices for the ``call``-th call."""
+        if args.data == "synthetic":
+            return np.tile(np.arange(args.batch, dtype=np.int32), (per_call, 1))
+        per_epoch = pipeline.steps_per_epoch(size, args.batch)
+        rows = []
+        for s in range(call * per_call, (call + 1) * per_call):
+            rows.append(pipeline.train_batches(args.seed, s // per_epoch, size,
+                                               args.batch)[s % per_epoch])
+        return np.stack(rows)
+
+    plain_step_flops = functools.partial(
+        step_flops, functools.partial(_step, cfg=cfg), state,
+        jax.ShapeDtypeStruct(images.shape, images.dtype),
+        jax.ShapeDtypeStruct(labels.shape, labels.dtype),
+        jax.ShapeDtypeStruct((args.batch,), jnp.int32), key)
+    mode = parallel.mode(args.parallelism, parallel.make_mesh(devices))
+    # The step's model: pmap's BatchNorm and dropout span its axis (the FLOP count traces
+    # the plain model outside pmap).
+    step_state = state.replace(apply_fn=model.clone(**mode.model_attributes(True)).apply)
+    step_cfg = dataclasses.replace(cfg, axis_name=mode.axis_name)
+    if args.loop == "scan":
+        mesh = mode.mesh
+        fn = epoch_scan.jit_train_steps(cfg, mesh)
+        idx_sharding = epoch_scan.rows_sharded(mesh)
+        put_idx = lambda rows: jax.device_put(rows, idx_sharding)  # noqa: E731
+    else:
+        fn = mode.train_step(functools.partial(_step, cfg=step_cfg))
+        put_idx = lambda rows: mode.put_rows(rows[0])  # noqa: E731
+    state = mode.put_state(step_state)
+    data = mode.put_replicated((images, labels))
+    key = mode.put_replicated(jax.random.key_data(key))
+
+    tic = time.perf_counter()
+    lowered = fn.lower(state, *data, put_idx(batches(0)), key)
+    compiled = lowered.compile()
+    compile_s = time.perf_counter() - tic
+    if args.parallelism == "jit" and args.loop == "step":  # One step: no second trace.
+        flops = lowered_flops(lowered)
+    else:  # A scan of steps, or pmap's per-device program: trace one plain step.
+        flops = plain_step_flops()
+
+    calls_warm = -(-args.warmup // per_call)
+    calls_timed = -(-args.steps // per_call)
+    times = []
+    tic = time.perf_counter()
+    for call in range(calls_warm + calls_timed):
+        idx = put_idx(batches(call))
+        t0 = time.perf_counter()
+        state, metrics = compiled(state, *data, idx, key)
+        jax.block_until_ready((state, metrics))
+        if call >= calls_warm:
+            times.append((time.perf_counter() - t0) / per_call)
+        elif call == calls_warm - 1:
+            warmup_s = time.perf_counter() - tic
+    if not calls_warm:
+        warmup_s = 0.0
+    metrics = mode.canonical(metrics)
+    loss = float(metrics["loss_sum"]) / float(metrics["count"])
+
+    ips = sorted(args.batch / t for t in times)
+    step_s = statistics.median(times)
+    peak, peak_source = device_peak(devices[0])
+    achieved = flops / step_s if flops else None
+    dev = devices[0]
+    result = {
+        "model": args.model + (f"[stem={args.stem}]" if args.stem else ""),
+        "params": int(params), "input_shape": [h, w, c], "batch": args.batch,
+        "steps": len(times) * per_call, "dtype": args.dtype, "parallelism": args.parallelism,
+        "devices": n, "data": args.data, "loop": args.loop,
+        "images_per_sec": statistics.median(ips),
+        "images_per_sec_p10": _percentile(ips, 0.1),
+        "images_per_sec_p90": _percentile(ips, 0.9),
+        "images_per_sec_min": ips[0], "images_per_sec_max": ips[-1],
+        "step_ms": 1e3 * step_s, "compile_s": compile_s, "warmup_s": warmup_s,
+        "flops_per_step": flops,
+        "gflops_per_sec": achieved / 1e9 if achieved else None,
+        "peak_gflops_per_sec": peak / 1e9 if peak else None, "peak_source": peak_source,
+        "mfu": achieved / peak if achieved and peak else None,
+        "memory": _memory(compiled, devices),
+        "final_loss": loss,
+        "device": {"platform": dev.platform, "kind": getattr(dev, "device_kind", ""),
+                   "count": n, "cpu_count": os.cpu_count(), "machine": platform.machine()},
+        "compile_cache": jax.config.jax_compilation_cache_dir,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "versions": {"jax": jax.__version__, "jaxlib": jaxlib.__version__,
+                     "flax": flax.__version__, "optax": optax.__version__,
+                     "numpy": np.__version__, "python": platform.python_version()},
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    if args.profile:
+        from resnet_flax.bench import profiling
+
+        def one_call():
+            nonlocal state
+            state, out = compiled(state, *data, put_idx(batches(0)), key)
+            return out
+
+        trace = profiling.trace(one_call, args.profile_steps, args.profile)
+        result["profile"] = profiling.top_ops(trace, args.profile_steps * per_call)
+    return result

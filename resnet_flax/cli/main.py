@@ -1,0 +1,115 @@
+"""Command line: train and evaluate a config in a workdir.
+
+    python -m resnet_flax.main --config configs/fashion_mnist.py --workdir runs/fm \
+        --config.lr=0.05
+
+Running the same command again resumes from the workdir's latest checkpoint;
+adding ``--mode eval [--checkpoint best|STEP]`` evaluates a checkpoint on the test split
+without training (``resnet_flax/evaluate.py``).
+Several processes (hosts) train one model with --num_processes=N --process_id=i
+--coordinator_address=HOST:PORT, or with no flags under a cluster launcher JAX knows
+(srun, mpirun, a multi-host TPU slice); the mesh then spans every process's devices.
+A mistake in the command or config is reported as one ``error: ...`` line (exit
+status 2) before anything is written; ``--verbosity=1`` shows the traceback.
+"""
+
+import pathlib
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from resnet_flax import cli
+from resnet_flax.cli import setup
+from resnet_flax.config import ConfigError
+from resnet_flax.run.validate import validate
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics.")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "A config file from configs/.", lock_config=True)
+_HOST_DEVICES = flags.DEFINE_integer(
+    "host_devices", None,
+    "Virtual XLA devices to split a CPU into (default: cli.host_devices.default_count(): "
+    "1 with Eigen convolutions, else one per core, at most 8). "
+    "Ignored when XLA_FLAGS already sets --xla_force_host_platform_device_count.")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0, for a multi-process run.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", 1, "Processes in the run.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", 0, "This process's index in the run.")
+_MODE = flags.DEFINE_enum(
+    "mode", "train", ["train", "eval"],
+    "train: train, resuming from the latest checkpoint; eval: evaluate a checkpoint on the "
+    "test split (metrics, per-class accuracy, confusion matrix in <workdir>/eval/).")
+_CHECKPOINT = flags.DEFINE_string(
+    "checkpoint", "latest",
+    "With --mode eval: which checkpoint, `latest`, `best` (by config.best_metric) or a step.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        cli.fail(f"unexpected arguments {argv[1:]}; settings go in --config.key=value")
+    verbose = flags.FLAGS["verbosity"].present
+    if not verbose:
+        logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO.
+    try:
+        validate(_CONFIG.value)  # Before any data is read or file written.
+    except ConfigError as e:
+        _user_error(e)
+    if _MODE.value == "eval":
+        _check_eval_flags(_WORKDIR.value, _CHECKPOINT.value)
+    else:
+        _check_workdir(_WORKDIR.value)
+    processes = setup.Processes(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    joined = setup.start(_HOST_DEVICES.value, processes=processes, silence=not verbose)
+    import jax  # After the set-up: JAX's backends read its flags when they start.
+
+    if joined and _NUM_PROCESSES.value <= 1 and jax.process_index() == 0:
+        print(f"multi-process run set up by {joined}", file=sys.stderr, flush=True)
+    from resnet_flax.data.tfds_source import DatasetUnavailable
+    from resnet_flax.run import evaluate, loop
+    from resnet_flax.workdir.checkpoint import CheckpointError
+
+    try:
+        if _MODE.value == "eval":
+            result = evaluate.evaluate_checkpoint(_CONFIG.value, _WORKDIR.value,
+                                                  _CHECKPOINT.value)
+            evaluate.console(result, _WORKDIR.value)
+        else:
+            loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    # Each says what happened and what to do; a traceback would bury that.
+    except (DatasetUnavailable, ConfigError, CheckpointError, FloatingPointError) as e:
+        _user_error(e)
+
+
+def _check_workdir(path: str) -> None:
+    workdir = pathlib.Path(path).expanduser()
+    if workdir.exists() and not workdir.is_dir():
+        cli.fail(f"--workdir {path} is a file; give a folder (it is created if new)")
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        cli.fail(f"--workdir {path} cannot be created: {e.strerror or e}")
+
+
+def _check_eval_flags(path: str, which: str) -> None:
+    problem = cli.checkpoint_choice_problem(which)
+    if problem:
+        cli.fail(problem)
+    if not pathlib.Path(path).expanduser().is_dir():
+        cli.fail(f"--workdir {path} is not a folder: there is no run to evaluate")
+
+
+def _user_error(e: Exception) -> None:
+    if flags.FLAGS.verbosity >= 1:
+        raise e
+    cli.fail(str(e))
+
+
+def run() -> None:
+    """The command: absl parses the flags (mistakes in one line), then ``main``."""
+    app.run(main, flags_parser=cli.parse_flags)
+
+
+if __name__ == "__main__":
+    run()

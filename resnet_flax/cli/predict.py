@@ -1,0 +1,147 @@
+"""Classify image files with a trained run.
+
+    python -m resnet_flax.predict --workdir runs/fm_cpu shirt.png photos/ [--top-k 3]
+        [--checkpoint latest|best|STEP] [--json]
+
+The model, dataset and evaluation settings (EMA, flip TTA) are the workdir's own
+(``config.json``); the checkpoint is restored read-only. Each PNG/JPEG/... file of
+any size and mode is converted to the dataset's channels (grayscale for MNIST and
+Fashion-MNIST, RGB for CIFAR; transparency composited on black) and resized to its
+image size with bilinear filtering, nothing else: Fashion-MNIST's pictures are light
+items on a black background, and a photo that is not will be misread. A folder
+argument classifies every image file in it (not its subfolders). An unreadable file
+gets one ``error:`` line and the others go on; the exit status is then 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import pathlib
+import sys
+
+import numpy as np
+
+from resnet_flax import cli
+from resnet_flax.cli import setup
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+def parse_args(argv=None):
+    p = cli.ArgumentParser(prog="python -m resnet_flax.predict",
+                           description=__doc__.split("\n\n")[0])
+    p.add_argument("images", nargs="+", help="image files, or folders of them")
+    p.add_argument("--workdir", required=True, help="the run's folder (as given to main)")
+    p.add_argument("--checkpoint", default="latest",
+                   help="`latest`, `best` (by the run's best_metric) or a step number")
+    p.add_argument("--top-k", type=int, default=3, help="classes to print per image")
+    p.add_argument("--json", action="store_true", help="one JSON object per image")
+    args = p.parse_args(argv)
+    problem = cli.checkpoint_choice_problem(args.checkpoint)
+    if problem:
+        p.error(problem)
+    if args.top_k < 1:
+        p.error(f"--top-k {args.top_k}: must be >= 1")
+    return args
+
+
+def image_files(paths: list[str]) -> list[pathlib.Path]:
+    """The files named, and the image files in the folders named, in the order given."""
+    out = []
+    for path in map(pathlib.Path, paths):
+        if path.is_dir():
+            out += sorted(p for p in path.iterdir()
+                          if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            out.append(path)
+    return out
+
+
+def read_image(path: pathlib.Path, shape: tuple[int | None, int | None, int],
+               centre_crop: tuple[int, float] | None = None) -> np.ndarray:
+    """``path`` as a uint8 (H, W, C) array in the dataset's ``shape`` or, with
+    ``centre_crop`` = (size, fraction), as the stream input's evaluation crop of it (runs
+    on images of any size); OSError/ValueError if it is not a readable image."""
+    from PIL import Image
+
+    from resnet_flax.data import crops
+
+    h, w, c = shape
+    with Image.open(path) as image:
+        image.load()
+        if image.mode in ("RGBA", "LA", "P", "PA"):  # Transparent parts: on black.
+            rgba = image.convert("RGBA")
+            image = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+            image.alpha_composite(rgba)
+        image = image.convert("L" if c == 1 else "RGB")
+        if centre_crop:
+            pixels = np.asarray(image, np.uint8).reshape(image.height, image.width, c)
+            return crops.centre_crop(pixels, *centre_crop)
+        if image.size != (w, h):
+            image = image.resize((w, h), Image.Resampling.BILINEAR)
+        return np.asarray(image, np.uint8).reshape(h, w, c)
+
+
+def classify(config, state, images: np.ndarray) -> np.ndarray:
+    """Softmax probabilities of each image, computed as the run's evaluation does."""
+    import jax
+
+    from resnet_flax.train import steps
+
+    # One batch on one device: any number of images, whatever the run's eval batch size.
+    predict = jax.jit(functools.partial(steps.predict, cfg=steps.step_config(config),
+                                        ema=config.ema_decay > 0))
+    logits = predict(state, images)
+    return np.asarray(jax.nn.softmax(logits.astype(np.float32), -1))
+
+
+def report(files, probabilities, names, top_k: int, as_json: bool) -> None:
+    for path, probs in zip(files, probabilities):
+        top = np.argsort(-probs)[:top_k]
+        if as_json:
+            print(json.dumps({"file": str(path), "top": [
+                {"class": names[i], "index": int(i), "probability": float(probs[i])}
+                for i in top]}))
+        else:
+            print(f"{path}: " + ", ".join(f"{names[i]} {probs[i]:.3f}" for i in top))
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    setup.start()
+    from resnet_flax.config import ConfigError
+    from resnet_flax.data import datasets, tfds_source
+    from resnet_flax.run import evaluate
+    from resnet_flax.workdir import resume_guard
+    from resnet_flax.workdir.checkpoint import CheckpointError
+
+    workdir = pathlib.Path(args.workdir)
+    try:
+        config = resume_guard.load(workdir)
+        state = evaluate.restore(config, workdir, args.checkpoint)
+        names = tfds_source.class_names(config.dataset, config.data_dir or None,
+                                        allow_download=False)
+    except (ConfigError, CheckpointError, tfds_source.DatasetUnavailable) as e:
+        cli.fail(str(e))
+    shape = datasets.get(config.dataset).image_shape
+    crop = (config.crop_size, config.eval_crop_fraction) if config.crop != "none" else None
+    files, images, failed = [], [], 0
+    for path in image_files(args.images):
+        try:
+            images.append(read_image(path, shape, crop))
+            files.append(path)
+        except (OSError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError.
+            failed += 1
+            print(f"error: {path}: not a readable image ({type(e).__name__}: "
+                  f"{str(e).splitlines()[0] if str(e) else 'empty'})", file=sys.stderr)
+    if images:
+        report(files, classify(config, state, np.stack(images)), names, args.top_k,
+               args.json)
+    elif not failed:
+        cli.fail(f"no image files in {' '.join(args.images)} ({', '.join(IMAGE_SUFFIXES)})")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""``python -m resnet_flax.summary``: a model's per-layer table, or the zoo's."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from resnet_flax import cli, models
+from resnet_flax.cli import setup
+from resnet_flax.models.summary import summarize, zoo_table
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = cli.ArgumentParser(prog="python -m resnet_flax.summary",
+                                description="Per-layer model summary: shapes, parameters, MACs.")
+    parser.add_argument("--model", help=f"one of {', '.join(models.names())}")
+    parser.add_argument("--zoo", action="store_true",
+                        help="print a markdown table of every registered model instead")
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="square input side (default: the model's natural input)")
+    parser.add_argument("--channels", type=int, default=None)
+    parser.add_argument("--num-classes", type=int, default=None)
+    args = parser.parse_args(argv)
+    setup.start()
+    if args.zoo:
+        print(zoo_table())
+        return
+    if not args.model:
+        parser.error("--model (or --zoo) is required")
+    for flag in ("image_size", "channels", "num_classes"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            parser.error(f"--{flag.replace('_', '-')} {value}: must be a positive integer")
+    try:
+        h, w, c = models.spec(args.model).input_shape
+    except ValueError as e:
+        cli.fail(f"--model: {e}")
+    if args.image_size:
+        h = w = args.image_size
+    summary = summarize(args.model, (h, w, args.channels or c), num_classes=args.num_classes)
+    print(summary.table())
+
+
+if __name__ == "__main__":
+    main()

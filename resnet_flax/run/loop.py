@@ -1,0 +1,255 @@
+"""``train_and_evaluate(config, workdir)``: the training loop, evaluation and resume."""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import tqdm
+
+from resnet_flax.config import ranking_metric
+from resnet_flax.data import datasets, pipeline, sources
+from resnet_flax.run import finetune
+from resnet_flax.run.build import build, seed_keys
+from resnet_flax.run.validate import validate
+from resnet_flax.train import callbacks, parallel, steps
+from resnet_flax.train import state as state_lib
+from resnet_flax.workdir import checkpoint, metrics, resume_guard
+
+
+def _sum(a, b):
+    return b if a is None else jax.tree.map(jnp.add, a, b)
+
+
+def _means(sums, prefix: str) -> dict[str, float]:
+    sums = jax.device_get(sums)
+    count = float(sums["count"])
+    return {f"{prefix}_loss": float(sums["loss_sum"]) / count,
+            f"{prefix}_accuracy": float(sums["correct"]) / count}
+
+
+def _check_finite(sums, step: int, ckpt: checkpoint.Checkpointer) -> None:
+    """Fail fast on NaN/inf loss, before a bad state could be checkpointed."""
+    if sums is not None and float(sums["nonfinite"]) > 0:
+        raise FloatingPointError(
+            f"non-finite training loss by step {step}; the last good checkpoint is step "
+            f"{ckpt.latest_step()} in {ckpt.directory}. Try a lower config.lr.")
+
+
+class Trainer:
+    """Compiled steps and on-device data for one config; ``evaluate`` and ``train_epoch``."""
+
+    def __init__(self, config, source: sources.Device | sources.Stream, mesh=None):
+        self.config = config
+        self.spec = datasets.get(config.dataset)
+        self.mesh = mesh or parallel.make_mesh()
+        parallel.check_divisible(config.batch_size, self.mesh, "batch_size")
+        parallel.check_divisible(config.eval_batch_size, self.mesh, "eval_batch_size")
+        self.mode = parallel.mode(config.parallelism, self.mesh)
+        self.source = source
+        source.place(self.mode, config)
+        self.num_train, self.num_test = source.num_train, source.num_test
+        self.steps_per_epoch = pipeline.steps_per_epoch(source.num_train, config.batch_size)
+        self.total_steps = config.num_epochs * self.steps_per_epoch
+
+        built = build(config, self.spec.num_classes, source.image_shape, self.steps_per_epoch,
+                      self.mode.model_attributes(config.sync_batch_stats))
+        self.model, self.lr, self.state = built.model, built.lr, built.state
+        self.step_key = self.mode.put_replicated(jax.random.key_data(seed_keys(config)[1]))
+        self.ema = config.ema_decay > 0
+        cfg, batch = steps.step_config(config, self.mode.axis_name), source.batch
+
+        def train(state, data, key):
+            return steps.train_step(state, batch(data), key, cfg)
+
+        def evaluate(ema):
+            return self.mode.eval_step(lambda state, data: steps.eval_step(
+                state, batch(data), cfg, ema))
+
+        self._train_step = self.mode.train_step(train)
+        # Metric prefix -> eval step. With an EMA, "test" is the EMA model and
+        # "test_live" the weights being trained.
+        self._eval_steps = {"test": evaluate(self.ema)}
+        if self.ema:
+            self._eval_steps["test_live"] = evaluate(False)
+
+    @property
+    def state(self) -> state_lib.TrainState:
+        """The train state in jit's layout (what checkpoints hold), whatever the mode."""
+        return self.mode.canonical(self._state)
+
+    @state.setter
+    def state(self, value: state_lib.TrainState) -> None:
+        self._state = self.mode.put_state(value)
+
+    def start_from(self, variables: dict) -> None:
+        """Restarts training from ``variables`` (fine-tuning's first state)."""
+        self.state = jax.device_get(self.state).with_variables(variables)
+
+    def compile(self) -> float:
+        """Compiles both steps ahead of the first batch; returns seconds taken."""
+        start = time.perf_counter()
+        self._train_step = self._train_step.lower(
+            self._state, self.source.example_train_args(), self.step_key).compile()
+        for prefix, step in self._eval_steps.items():
+            self._eval_steps[prefix] = step.lower(
+                self._state, self.source.example_eval_args()).compile()
+        return time.perf_counter() - start
+
+    def evaluate(self) -> dict[str, float]:
+        """Loss and accuracy over every test example exactly once (per evaluated model:
+        the test set is read once for all of them)."""
+        sums = dict.fromkeys(self._eval_steps)
+        for batch in self.source.eval_batches():
+            for prefix, step in self._eval_steps.items():
+                sums[prefix] = _sum(sums[prefix],
+                                    self.mode.canonical(step(self._state, batch)))
+        out = {}
+        for prefix in self._eval_steps:
+            out.update(_means(sums[prefix], prefix))
+        return out
+
+    def train_steps(self, epoch: int, first: int, on_step=None):
+        """Runs steps ``first``.. of ``epoch``; returns the summed step metrics."""
+        sums = None
+        bar = tqdm.tqdm(self.source.train_batches(epoch, first), initial=first,
+                        total=self.steps_per_epoch, desc=f"epoch {epoch + 1}", leave=False,
+                        disable=not self.config.progress_bar or jax.process_index() > 0,
+                        unit="step")
+        for i, batch in enumerate(bar, start=first):
+            self._state, step_metrics = self._train_step(self._state, batch, self.step_key)
+            sums = _sum(sums, self.mode.canonical(step_metrics))
+            if on_step is not None:
+                on_step(epoch * self.steps_per_epoch + i + 1, sums)
+        return sums
+
+
+def _fine_tuning_start(config, trainer: Trainer, workdir: pathlib.Path, lead: bool) -> None:
+    """A new run with ``init_from`` starts from those weights instead of random ones
+    (checked before ``checkpoints/`` exists; a resumed run has its own)."""
+    if config.init_from and not checkpoint.has_checkpoints(workdir):
+        trainer.start_from(finetune.initial_variables(config, trainer.state.variables()))
+        if lead:
+            print(f"fine-tuning from {config.init_from} (head: {config.init_head}; frozen: "
+                  f"{config.freeze or 'nothing'})", file=sys.stderr, flush=True)
+
+
+def _stop_early(config, trainer: Trainer, ckpt: checkpoint.Checkpointer, summary: dict,
+                epoch: int, lead: bool) -> bool:
+    """Applies the epoch's plateau/early-stopping decisions; True when training stops (with
+    the best epoch's weights, if ``restore_best``, in the state to be saved)."""
+    if not callbacks.active(config):
+        return False
+    step = (epoch + 1) * trainer.steps_per_epoch
+    decided = callbacks.on_epoch_end(config, callbacks.state_of(trainer.state.opt_state),
+                                     summary, epoch + 1, float(trainer.lr(step - 1)))
+    trainer.state = trainer.state.replace(
+        opt_state=callbacks.with_state(trainer.state.opt_state, decided))
+    if not int(decided.stopped_epoch):
+        return False
+    early, note = config.early_stopping, ""
+    # The best saved epoch by the monitor (this one, no improvement, is not saved yet).
+    best = ckpt.best_step() if early.restore_best else None
+    if best is not None:
+        best_state = ckpt.restore_step(trainer.state, best)
+        trainer.state = trainer.state.replace(params=best_state.params,
+                                              batch_stats=best_state.batch_stats,
+                                              ema=best_state.ema)
+        note = f"; the weights are step {best}'s (best {early.monitor})"
+    if lead:
+        print(f"early stopping after epoch {epoch + 1}: {early.monitor} has not improved "
+              f"for {early.patience} epochs{note}", file=sys.stderr, flush=True)
+    return True
+
+
+def _epoch_summary(trainer: Trainer, sums, seconds: float, epoch: int) -> dict:
+    step = (epoch + 1) * trainer.steps_per_epoch
+    scale = callbacks.lr_scale(trainer.state.opt_state)
+    return {**_means(sums, "train"), **trainer.evaluate(),
+            "learning_rate": float(trainer.lr(step - 1)) * scale,
+            "images_per_sec": float(sums["count"]) / seconds, "epoch": epoch + 1}
+
+
+def _resume(config, workdir: pathlib.Path):
+    """(trainer, checkpointer, start step): the config checked against the workdir, the
+    data loaded, the state restored (or fine-tuning's first one) and config.json written."""
+    validate(config)
+    changed = resume_guard.check(config, workdir)  # Before anything is written.
+    if config.init_from and not checkpoint.has_checkpoints(workdir):
+        finetune.check_source(config)  # Only a new run reads it.
+    workdir.mkdir(parents=True, exist_ok=True)
+    lead = jax.process_index() == 0
+    trainer = Trainer(config, sources.open_source(config))
+    _fine_tuning_start(config, trainer, workdir, lead)
+    ckpt = checkpoint.Checkpointer(str(workdir), config.checkpoint_every_steps,
+                                   config.keep_checkpoints, best_metric=ranking_metric(config))
+    trainer.state = ckpt.restore_latest(trainer.state)
+    start = int(trainer.state.step)
+    trainer.source.resume(ckpt.restored_position, start)
+    if lead:  # The config as run, once it has been checked, built and restored.
+        resume_guard.record(config, workdir, changed, start)
+    return trainer, ckpt, start
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
+    """Trains ``config`` in ``workdir``, resuming from its latest checkpoint.
+
+    Writes checkpoints, ``metrics.jsonl``, TensorBoard events, ``curves.png`` and
+    ``config.json`` to ``workdir``; returns the last epoch's metrics. Resuming with a
+    config that trains differently is refused (``resume_guard``).
+    """
+    trainer, ckpt, start = _resume(config, pathlib.Path(workdir))
+    lead = jax.process_index() == 0
+    compile_seconds = trainer.compile()
+    writer = metrics.MetricWriter(str(workdir), active=lead, resume_step=start)
+    # Epoch ends saved after the epoch's metrics and decisions (best ranking, callbacks).
+    late_save = bool(ranking_metric(config)) or callbacks.active(config)
+
+    def on_step(step, sums):
+        epoch_end = step % trainer.steps_per_epoch == 0
+        if step % config.checkpoint_every_steps == 0 and not (epoch_end and late_save):
+            _check_finite(sums, step, ckpt)
+            ckpt.save(trainer.state, position=trainer.source.position())
+
+    summary, train_seconds = {}, 0.0  # Time in train steps, this process: time-to-accuracy.
+    try:
+        first_epoch = start // trainer.steps_per_epoch
+        for epoch in range(first_epoch, config.num_epochs):
+            if callbacks.stopped(trainer.state.opt_state):
+                break
+            first = max(start - epoch * trainer.steps_per_epoch, 0)
+            tic = time.perf_counter()
+            sums = trainer.train_steps(epoch, first, on_step)
+            jax.block_until_ready(trainer.state)
+            seconds = time.perf_counter() - tic
+            train_seconds += seconds
+            step = (epoch + 1) * trainer.steps_per_epoch
+            _check_finite(sums, step, ckpt)
+            summary = {**_epoch_summary(trainer, sums, seconds, epoch),
+                       "train_seconds": train_seconds}
+            if epoch == first_epoch:
+                summary["compile_seconds"] = compile_seconds
+            if first > 0:  # Resumed mid-epoch: train_* cover only the steps after it.
+                summary["resumed_at_step"] = start
+            writer.write(step, summary)
+            stop = _stop_early(config, trainer, ckpt, summary, epoch, lead)
+            if late_save:  # After its row: a kill in between redoes the epoch.
+                ckpt.save(trainer.state, force=True, metrics=summary,
+                          position=trainer.source.position())
+            if lead:
+                metrics.console(epoch + 1, config.num_epochs, summary)
+            if stop:
+                summary = {**summary, **trainer.evaluate()}  # The model that was kept.
+                break
+        if not summary:  # Already trained: report the final model.
+            summary = trainer.evaluate()
+        ckpt.save(trainer.state, force=True)
+    finally:
+        trainer.source.close()
+        ckpt.close()
+        writer.close()
+    return summary

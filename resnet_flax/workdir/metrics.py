@@ -1,0 +1,142 @@
+"""Where metrics go: TensorBoard event files, metrics.jsonl, and the console."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pathlib
+import sys
+import time
+
+
+@contextlib.contextmanager
+def _torch_unimportable():
+    """tensorboardX's package imports torch where it is installed (~2 s at every start),
+    only so that its SummaryWriter takes torch tensors; its event writer, all that is
+    used here, needs none of it. Left alone once something has imported torch."""
+    if "torch" in sys.modules:
+        yield
+        return
+    sys.modules["torch"] = None  # `import torch` raises ImportError.
+    try:
+        yield
+    finally:
+        del sys.modules["torch"]
+
+
+with _torch_unimportable():
+    from tensorboardX.event_file_writer import EventsWriter
+    from tensorboardX.proto.event_pb2 import Event, SessionLog
+    from tensorboardX.summary import scalar
+
+
+class EventFile:
+    """A TensorBoard event file written and flushed in the caller's thread.
+
+    tensorboardX's ``SummaryWriter`` queues events for a writer thread, and its
+    ``flush()`` flushes the file but not the queue: a run killed after an epoch had
+    "flushed" could lose that epoch's points. Here each ``write`` is in the file
+    (the OS's buffers) when it returns. ``purge_step`` is TensorBoard's marker
+    that hides the points a killed run wrote past its restored checkpoint.
+    """
+
+    def __init__(self, logdir: pathlib.Path, purge_step: int | None = None):
+        logdir.mkdir(parents=True, exist_ok=True)
+        # Names start with the second; the suffix keeps a resume within the same
+        # second from reusing a name, and sorts files in the order they were written.
+        self._events = EventsWriter(str(logdir / "events"), f".{time.time_ns()}")
+        if purge_step is not None:
+            self._events.write_event(Event(step=purge_step, file_version="brain.Event:2"))
+            self._events.write_event(
+                Event(step=purge_step, session_log=SessionLog(status=SessionLog.START)))
+        self._events.flush()
+
+    def write(self, step: int, scalars: dict[str, float]) -> None:
+        for name, value in scalars.items():
+            self._events.write_event(
+                Event(wall_time=time.time(), step=step, summary=scalar(name, value)))
+        self._events.flush()
+
+    def close(self) -> None:
+        self._events.close()
+
+
+# Drawing curves.png takes ~0.5 s on a CPU core (~0.8 s more to import matplotlib):
+# at most every 30 s keeps it under ~2% of a run whose epochs take seconds.
+CURVES_EVERY_S = 30.0
+
+
+class MetricWriter:
+    """Writes one scalar dict per epoch to TensorBoard and to ``metrics.jsonl``, and
+    redraws ``curves.png`` (loss, accuracy, learning rate per epoch) after an epoch when
+    ``CURVES_EVERY_S`` have passed since it was last drawn, and at the end of the run.
+
+    Both are in their files when ``write`` returns (before the epoch's console
+    line). On resume from ``resume_step`` the JSONL file keeps its rows up to that
+    step and is appended to, and TensorBoard is told to hide its points past it (a
+    run that died after writing an epoch but before checkpointing it would otherwise
+    show that epoch twice). In a multi-process run only process 0 writes
+    (``active=False``).
+    """
+
+    def __init__(self, workdir: str, active: bool = True, resume_step: int = 0):
+        self.active = active
+        if not active:
+            return
+        self.workdir = pathlib.Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        path = self.workdir / "metrics.jsonl"
+        if path.exists():  # Rows past the restored step are redone: drop them.
+            _drop_rows_after(path, resume_step)
+        self._tb = EventFile(self.workdir / "tensorboard", purge_step=resume_step + 1)
+        self._jsonl = open(path, "a", encoding="utf-8")
+        self._curves_drawn_at, self._curves_behind = time.monotonic(), False
+
+    def write(self, step: int, scalars: dict[str, float]) -> None:
+        if not self.active:
+            return
+        self._tb.write(step, scalars)
+        record = {"step": step, "time": time.time(), **scalars}
+        self._jsonl.write(json.dumps(record) + "\n")
+        self._jsonl.flush()
+        if "epoch" in scalars:
+            self._curves_behind = True
+            if time.monotonic() - self._curves_drawn_at >= CURVES_EVERY_S:
+                self._plot_curves()
+
+    def _plot_curves(self) -> None:
+        """``curves.png`` from every epoch row so far (resumed runs' included)."""
+        from resnet_flax.workdir import plots
+
+        path = self.workdir / "metrics.jsonl"
+        rows = [json.loads(ln) for ln in path.read_text(encoding="utf-8").splitlines() if ln]
+        rows = [r for r in rows if "epoch" in r and "learning_rate" in r]
+        if rows:
+            plots.training_curves(rows, self.workdir / "curves.png",
+                                  title=self.workdir.name)
+        self._curves_drawn_at, self._curves_behind = time.monotonic(), False
+
+    def close(self) -> None:
+        if not self.active:
+            return
+        if self._curves_behind:
+            self._plot_curves()
+        self._tb.close()
+        self._jsonl.close()
+
+
+def _drop_rows_after(path: pathlib.Path, step: int) -> None:
+    """Rewrites ``path`` without its rows past ``step`` (atomically), if it has any."""
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [ln for ln in lines if ln.strip() and json.loads(ln).get("step", 0) <= step]
+    if len(kept) != len(lines):
+        tmp = path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(kept), encoding="utf-8")
+        os.replace(tmp, path)
+
+
+def console(epoch: int, num_epochs: int, scalars: dict[str, float]) -> None:
+    """One line per epoch on stderr, beside the progress bar."""
+    parts = " ".join(f"{k}={v:.4g}" for k, v in scalars.items())
+    print(f"epoch {epoch}/{num_epochs}: {parts}", file=sys.stderr, flush=True)

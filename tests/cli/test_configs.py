@@ -1,0 +1,52 @@
+"""Every recipe in configs/ loads, validates, and documents its command."""
+
+import importlib.util
+
+import pytest
+from conftest import REPO
+
+from resnet_flax import models
+from resnet_flax.data import datasets
+from resnet_flax.run.validate import validate
+
+CONFIGS = sorted((REPO / "configs").glob("*.py"))
+
+
+def load(path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_config_is_valid_and_documents_its_command(path):
+    module = load(path)
+    config = module.get_config()
+    validate(config)
+    assert config.model in models.names()
+    datasets.get(config.dataset)
+    doc = module.__doc__
+    assert f"python -m resnet_flax.main --config configs/{path.name}" in doc
+    assert "Expected:" in doc
+
+
+@pytest.mark.parametrize("name, params", [("cifar10_resnet18", 11_173_962),
+                                          ("cifar10_wrn", 36_479_194),
+                                          ("imagenet", 25_557_032)])
+def test_recipes_build_the_models_their_docstrings_count(name, params):
+    import math
+
+    import jax
+    import jax.numpy as jnp
+
+    from resnet_flax.config import model_overrides
+
+    config = load(REPO / "configs" / f"{name}.py").get_config()
+    classes = datasets.get(config.dataset).num_classes
+    model = models.create(config.model, num_classes=classes, **model_overrides(config))
+    doc = " ".join(load(REPO / "configs" / f"{name}.py").__doc__.split())
+    assert f"{params:,} parameters" in doc
+    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)),
+                                               train=False))
+    assert sum(math.prod(x.shape) for x in jax.tree.leaves(shapes["params"])) == params

@@ -1,0 +1,142 @@
+"""Helpers of the end-to-end tests: ``main`` and ``predict`` as subprocesses, and what a
+run leaves in its workdir (checkpoints, metrics, TensorBoard events)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+from conftest import REPO, TINY_TEST
+from PIL import Image
+
+from resnet_flax.data import tfds_source
+
+CONFIG = str(REPO / "configs" / "fashion_mnist.py")
+
+# Runs main as `python -m resnet_flax.main` does, optionally as if TensorFlow were not
+# installed (BLOCK_TENSORFLOW: find_spec says None, import fails), and SIGKILLing
+# itself when asked to checkpoint step KILL_AT_STEP (once the previous checkpoint is
+# complete; the steps since are lost, as in a real crash) or right after printing epoch
+# KILL_AFTER_EPOCH's line.
+_MAIN = """
+import importlib.util, os, signal, sys
+if os.environ.get("BLOCK_TENSORFLOW"):
+    is_tf = lambda name: name.split(".")[0] == "tensorflow"
+    find_spec = importlib.util.find_spec
+    importlib.util.find_spec = lambda n, p=None: None if is_tf(n) else find_spec(n, p)
+    class NoTensorFlow:
+        def find_spec(self, name, path=None, target=None):
+            if is_tf(name):
+                raise ModuleNotFoundError(name)
+    sys.meta_path.insert(0, NoTensorFlow())
+from resnet_flax.workdir import checkpoint, metrics
+from resnet_flax import cli
+from resnet_flax.cli import main
+kill_at = int(os.environ.get("KILL_AT_STEP", -1))
+kill_after = int(os.environ.get("KILL_AFTER_EPOCH", -1))
+save, console = checkpoint.Checkpointer.save, metrics.console
+def save_or_die(self, state, *args, **kwargs):
+    if int(state.step) == kill_at:
+        self._manager.wait_until_finished()  # The previous save is on disk: a known state.
+        os.kill(os.getpid(), signal.SIGKILL)
+    return save(self, state, *args, **kwargs)
+def console_and_die(epoch, *args):
+    console(epoch, *args)
+    if epoch == kill_after:
+        os.kill(os.getpid(), signal.SIGKILL)
+checkpoint.Checkpointer.save = save_or_die
+metrics.console = console_and_die
+sys.argv[0] = "resnet_flax.main"
+from absl import app
+app.run(main.main, flags_parser=cli.parse_flags)
+"""
+
+
+def run_main(workdir, *overrides, kill_at=None, kill_after_epoch=None, block_tensorflow=False):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "KILL_AT_STEP": str(kill_at or -1),
+           "KILL_AFTER_EPOCH": str(kill_after_epoch or -1)}
+    if block_tensorflow:
+        env["BLOCK_TENSORFLOW"] = "1"
+    args = ["--config", CONFIG, "--workdir", str(workdir), *overrides]
+    return subprocess.run([sys.executable, "-c", _MAIN, *args], capture_output=True,
+                          text=True, env=env, timeout=600, cwd=REPO)
+
+
+def final_params(workdir):
+    ckpt_dir = workdir / "checkpoints"
+    last = max(int(p.name) for p in ckpt_dir.iterdir() if p.name.isdigit())
+    # Saved on any topology (several processes too): restore onto this one device.
+    args = ocp.args.StandardRestore(
+        fallback_sharding=jax.sharding.SingleDeviceSharding(jax.devices()[0]))
+    with ocp.Checkpointer(ocp.StandardCheckpointHandler()) as ckptr:
+        tree = ckptr.restore(ckpt_dir / str(last) / "default", args=args)
+    return last, tree
+
+
+def read_metrics(workdir):
+    return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+
+def tensorboard_points(logdir):
+    """{(tag, step): value} as TensorBoard shows it: event files in name order, each
+    SessionLog START at step S hiding the points before it at steps >= S."""
+    import struct
+
+    from tensorboardX.proto.event_pb2 import Event, SessionLog
+
+    points = {}
+    for path in sorted(logdir.glob("events.out.tfevents.*")):
+        data, at = path.read_bytes(), 0
+        while at < len(data):
+            (length,) = struct.unpack("<Q", data[at:at + 8])
+            event = Event.FromString(data[at + 12:at + 12 + length])
+            at += 12 + length + 4  # length, its crc, the event, its crc.
+            if event.session_log.status == SessionLog.START:
+                points = {k: v for k, v in points.items() if k[1] < event.step}
+            for value in event.summary.value:
+                points[(value.tag, event.step)] = value.simple_value
+    return points
+
+
+def run_predict(*args):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    return subprocess.run([sys.executable, "-m", "resnet_flax.predict", *map(str, args)],
+                          capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+
+
+def assert_predictions_score_as_the_runs_evaluation(workdir, tiny_data_dir, tmp_path):
+    """Predicts the tiny test split, written as PNG files (plus a photo and a broken file),
+    from ``workdir``'s latest checkpoint: the scores equal the run's last evaluation.
+    Called by test_evaluate.py on its trained run (EMA and flip TTA on)."""
+    images, labels = tfds_source.load_split("fashion_mnist", "test", str(tiny_data_dir),
+                                            allow_download=False)
+    folder = tmp_path / "test_images"
+    folder.mkdir(parents=True)
+    for i, image in enumerate(images):
+        Image.fromarray(image[..., 0]).save(folder / f"{i:02d}.png")
+    Image.fromarray(np.full((90, 60, 3), 128, np.uint8)).save(tmp_path / "photo.jpg")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG truncated")
+
+    proc = run_predict("--workdir", workdir, "--json", "--top-k", "2", folder,
+                    tmp_path / "broken.png", tmp_path / "photo.jpg")
+    assert proc.returncode == 1  # One file could not be read; the others were classified.
+    assert proc.stderr.splitlines() == [
+        f"error: {tmp_path / 'broken.png'}: not a readable image (UnidentifiedImageError: "
+        f"cannot identify image file '{tmp_path / 'broken.png'}')"]
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["file"] for r in rows] == [str(folder / f"{i:02d}.png") for i in
+                                         range(TINY_TEST)] + [str(tmp_path / "photo.jpg")]
+    for row in rows:
+        first, second = row["top"]
+        assert 1 >= first["probability"] >= second["probability"] >= 0
+    names = tfds_source.class_names("fashion_mnist", str(tiny_data_dir))
+    assert all(r["top"][0]["class"] == names[r["top"][0]["index"]] for r in rows)
+    predicted = np.array([r["top"][0]["index"] for r in rows[:TINY_TEST]])
+    # Lossless PNGs at the dataset's size: exactly the run's last evaluation.
+    assert np.mean(predicted == labels) == pytest.approx(
+        read_metrics(workdir)[-1]["test_accuracy"], abs=1e-6)
