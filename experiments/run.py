@@ -89,11 +89,12 @@ def main(argv=None) -> int:
     setup.start()  # The set-up main's runs have: their XLA:CPU flags and compile cache.
     from resnet_flax.data.tfds_source import DatasetUnavailable
     from resnet_flax.run import loop
+    from resnet_flax.workdir.lock import WorkdirInUse
 
     for run in runs:
         try:
             runner.execute(run, loop.train_and_evaluate)
-        except (DatasetUnavailable, ConfigError) as e:  # As main: one line, no traceback.
+        except (DatasetUnavailable, ConfigError, WorkdirInUse) as e:  # As main: one line.
             cli.fail(f"{run.arm} seed {run.seed}: {e}")
     workdir.mkdir(parents=True, exist_ok=True)
     command = "python -m experiments.run " + shlex.join(sys.argv[1:] if argv is None else argv)

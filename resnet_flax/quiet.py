@@ -27,6 +27,8 @@ _ABSL_NOISE = (
     "Given directory is read only",
     # Orbax, for a mid-epoch save while tracking the best epoch (only epochs have metrics).
     "Requested `tracked_metric`; did not provide metrics",
+    # Orbax, resuming after a kill mid-save: it removes the unfinished step's folder.
+    "Attempted to create temporary directory",
 )
 
 

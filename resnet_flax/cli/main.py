@@ -69,6 +69,7 @@ def main(argv):
     from resnet_flax.data.tfds_source import DatasetUnavailable
     from resnet_flax.run import evaluate, loop
     from resnet_flax.workdir.checkpoint import CheckpointError
+    from resnet_flax.workdir.lock import WorkdirInUse
 
     try:
         if _MODE.value == "eval":
@@ -78,7 +79,8 @@ def main(argv):
         else:
             loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
     # Each says what happened and what to do; a traceback would bury that.
-    except (DatasetUnavailable, ConfigError, CheckpointError, FloatingPointError) as e:
+    except (DatasetUnavailable, ConfigError, CheckpointError, FloatingPointError,
+            WorkdirInUse) as e:
         _user_error(e)
 
 

@@ -65,22 +65,40 @@ def read_image(path: pathlib.Path, shape: tuple[int | None, int | None, int],
     on images of any size); OSError/ValueError if it is not a readable image."""
     from PIL import Image
 
+    h, w, c = shape
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return _as_array(image, (h, w, c), centre_crop)
+    except Image.DecompressionBombError as e:  # Refused before it fills the memory.
+        raise ValueError(f"too large to read safely ({e})") from None
+
+
+# 16-bit and 32-bit grey modes, scaled to 8 bits (``convert("L")`` clips them to white).
+_WIDE_GREY = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+def _as_array(image, shape: tuple[int | None, int | None, int],
+              centre_crop: tuple[int, float] | None) -> np.ndarray:
+    from PIL import Image
+
     from resnet_flax.data import crops
 
     h, w, c = shape
-    with Image.open(path) as image:
-        image.load()
-        if image.mode in ("RGBA", "LA", "P", "PA"):  # Transparent parts: on black.
-            rgba = image.convert("RGBA")
-            image = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-            image.alpha_composite(rgba)
-        image = image.convert("L" if c == 1 else "RGB")
-        if centre_crop:
-            pixels = np.asarray(image, np.uint8).reshape(image.height, image.width, c)
-            return crops.centre_crop(pixels, *centre_crop)
-        if image.size != (w, h):
-            image = image.resize((w, h), Image.Resampling.BILINEAR)
-        return np.asarray(image, np.uint8).reshape(h, w, c)
+    if image.mode in _WIDE_GREY:  # A PNG's 16-bit grey: 0..65535.
+        wide = np.asarray(image, np.float64)
+        image = Image.fromarray(np.clip(np.rint(wide / 257), 0, 255).astype(np.uint8))
+    if image.mode in ("RGBA", "LA", "P", "PA"):  # Transparent parts: on black.
+        rgba = image.convert("RGBA")
+        image = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        image.alpha_composite(rgba)
+    image = image.convert("L" if c == 1 else "RGB")
+    if centre_crop:
+        pixels = np.asarray(image, np.uint8).reshape(image.height, image.width, c)
+        return crops.centre_crop(pixels, *centre_crop)
+    if image.size != (w, h):
+        image = image.resize((w, h), Image.Resampling.BILINEAR)
+    return np.asarray(image, np.uint8).reshape(h, w, c)
 
 
 def classify(config, state, images: np.ndarray) -> np.ndarray:

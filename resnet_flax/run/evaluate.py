@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import sys
 
 import jax
 import ml_collections
@@ -157,7 +158,10 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
     result = {"step": int(state.step), "split": spec.test_split,
               **summarize(logits, labels, names)}
     if jax.process_index() == 0:
-        _write(workdir / "eval", result)
+        try:
+            _write(workdir / "eval", result)
+        except OSError as e:  # A read-only workdir, a full disk: the figures still count.
+            result["not_written"] = f"{workdir / 'eval'}: {e.strerror or e}"
     return result
 
 
@@ -190,4 +194,8 @@ def console(result: dict, workdir: str) -> None:
         print(f"worst {_LISTED_CLASSES} of {len(per_class)} classes: "
               + ", ".join(f"{name} {acc:.3f}" for name, acc in worst))
     folder, step = pathlib.Path(workdir) / "eval", result["step"]
+    if "not_written" in result:
+        print(f"warning: nothing written ({result['not_written']}); the figures above are "
+              "complete", file=sys.stderr)
+        return
     print(f"wrote {folder / f'step_{step}.json'} and {folder / f'confusion_step_{step}.png'}")

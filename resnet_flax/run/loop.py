@@ -11,14 +11,14 @@ import jax.numpy as jnp
 import ml_collections
 import tqdm
 
-from resnet_flax.config import ranking_metric
+from resnet_flax.config import ConfigError, ranking_metric
 from resnet_flax.data import datasets, pipeline, sources
 from resnet_flax.run import finetune
 from resnet_flax.run.build import build, seed_keys
 from resnet_flax.run.validate import validate
 from resnet_flax.train import callbacks, parallel, steps
 from resnet_flax.train import state as state_lib
-from resnet_flax.workdir import checkpoint, metrics, resume_guard
+from resnet_flax.workdir import checkpoint, lock, metrics, resume_guard
 
 
 def _sum(a, b):
@@ -53,6 +53,10 @@ class Trainer:
         self.source = source
         source.place(self.mode, config)
         self.num_train, self.num_test = source.num_train, source.num_test
+        if config.batch_size > source.num_train:  # What only the data can tell.
+            raise ConfigError(f"config.batch_size={config.batch_size} exceeds the "
+                              f"{source.num_train} training examples: give at most "
+                              f"{source.num_train}")
         self.steps_per_epoch = pipeline.steps_per_epoch(source.num_train, config.batch_size)
         self.total_steps = config.num_epochs * self.steps_per_epoch
 
@@ -177,8 +181,7 @@ def _epoch_summary(trainer: Trainer, sums, seconds: float, epoch: int) -> dict:
 def _resume(config, workdir: pathlib.Path):
     """(trainer, checkpointer, start step): the config checked against the workdir, the
     data loaded, the state restored (or fine-tuning's first one) and config.json written."""
-    validate(config)
-    changed = resume_guard.check(config, workdir)  # Before anything is written.
+    changed = resume_guard.check(config, workdir)  # Before anything else is written.
     if config.init_from and not checkpoint.has_checkpoints(workdir):
         finetune.check_source(config)  # Only a new run reads it.
     workdir.mkdir(parents=True, exist_ok=True)
@@ -200,9 +203,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
     Writes checkpoints, ``metrics.jsonl``, TensorBoard events, ``curves.png`` and
     ``config.json`` to ``workdir``; returns the last epoch's metrics. Resuming with a
-    config that trains differently is refused (``resume_guard``).
+    config that trains differently is refused (``resume_guard``), and so is a workdir
+    another run is training in (``workdir.lock``).
     """
-    trainer, ckpt, start = _resume(config, pathlib.Path(workdir))
+    validate(config)  # Before the lock: a config no run could use writes nothing.
+    with lock.held(pathlib.Path(workdir), active=jax.process_index() == 0):
+        return _train(config, pathlib.Path(workdir))
+
+
+def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict[str, float]:
+    """``train_and_evaluate`` once the workdir is this run's."""
+    trainer, ckpt, start = _resume(config, workdir)
     lead = jax.process_index() == 0
     compile_seconds = trainer.compile()
     writer = metrics.MetricWriter(str(workdir), active=lead, resume_step=start)

@@ -109,12 +109,16 @@ class MetricWriter:
         """``curves.png`` from every epoch row so far (resumed runs' included)."""
         from resnet_flax.workdir import plots
 
-        path = self.workdir / "metrics.jsonl"
-        rows = [json.loads(ln) for ln in path.read_text(encoding="utf-8").splitlines() if ln]
-        rows = [r for r in rows if "epoch" in r and "learning_rate" in r]
-        if rows:
-            plots.training_curves(rows, self.workdir / "curves.png",
-                                  title=self.workdir.name)
+        rows = [r for r in read_rows(self.workdir / "metrics.jsonl")
+                if "epoch" in r and "learning_rate" in r]
+        figure = self.workdir / "curves.png"
+        try:
+            if rows:
+                plots.training_curves(rows, figure, title=self.workdir.name)
+        except OSError as e:  # A full disk, say: the figure waits, the run goes on.
+            figure.with_suffix(".tmp.png").unlink(missing_ok=True)
+            print(f"warning: {figure} not redrawn ({e.strerror or e}); training goes on",
+                  file=sys.stderr, flush=True)
         self._curves_drawn_at, self._curves_behind = time.monotonic(), False
 
     def close(self) -> None:
@@ -126,10 +130,25 @@ class MetricWriter:
         self._jsonl.close()
 
 
+def read_rows(path: pathlib.Path) -> list[dict]:
+    """The rows of a ``metrics.jsonl``, without a torn one (what a short write leaves)."""
+    return [row for row in map(_row, path.read_text(encoding="utf-8").splitlines())
+            if row is not None]
+
+
+def _row(line: str) -> dict | None:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return row if isinstance(row, dict) else None
+
+
 def _drop_rows_after(path: pathlib.Path, step: int) -> None:
-    """Rewrites ``path`` without its rows past ``step`` (atomically), if it has any."""
+    """Rewrites ``path`` without its rows past ``step`` and without a torn row (their
+    epochs are trained again), atomically, if it has any."""
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    kept = [ln for ln in lines if ln.strip() and json.loads(ln).get("step", 0) <= step]
+    kept = [ln for ln in lines if (row := _row(ln)) is not None and row.get("step", 0) <= step]
     if len(kept) != len(lines):
         tmp = path.with_suffix(".jsonl.tmp")
         tmp.write_text("".join(kept), encoding="utf-8")

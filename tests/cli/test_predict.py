@@ -27,3 +27,20 @@ def test_an_image_is_converted_and_resized_as_the_dataset_expects(tmp_path):
         predict.read_image(tmp_path / "c.png", (28, 28, 1))
 
 
+
+
+def test_a_16_bit_grey_png_is_read_at_its_brightness(tmp_path):
+    grey = np.full((28, 28), 124 * 257, np.uint16)
+    grey[:, :14] = 30 * 257
+    Image.fromarray(grey).save(tmp_path / "wide.png")
+    pixels = predict.read_image(tmp_path / "wide.png", (28, 28, 1))
+    assert pixels[0, 0, 0] == 30 and pixels[0, 20, 0] == 124  # Not clipped to white.
+
+
+def test_an_image_too_large_to_read_safely_is_one_error_not_a_traceback(tmp_path, monkeypatch):
+    from PIL import Image
+
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(tmp_path / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 1,600 pixels: over twice that.
+    with pytest.raises(ValueError, match="too large to read safely"):
+        predict.read_image(tmp_path / "bomb.png", (28, 28, 1))

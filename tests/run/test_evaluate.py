@@ -1,5 +1,6 @@
 """``--mode eval``: a checkpoint's metrics on the test split, without training."""
 
+import errno
 import json
 
 import numpy as np
@@ -88,3 +89,26 @@ def test_eval_and_predict_reproduce_the_runs_test_figures_and_write_nothing_else
     assert_predictions_score_as_the_runs_evaluation(tmp_path, tiny_data_dir,
                                                     tmp_path / "predict")
     assert _tree(tmp_path) == checkpoints
+
+
+@pytest.mark.slow
+def test_eval_of_a_workdir_it_cannot_write_prints_its_figures(tiny_data_dir, tmp_path,
+                                                              monkeypatch, capsys):
+    from conftest import tiny_config
+
+    from resnet_flax.run import loop
+
+    config = tiny_config(tiny_data_dir, num_epochs=1)
+    trained = loop.train_and_evaluate(config, str(tmp_path))
+
+    def read_only(folder, result):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(evaluate, "_write", read_only)
+    result = evaluate.evaluate_checkpoint(config, str(tmp_path))
+    capsys.readouterr()
+    evaluate.console(result, str(tmp_path))
+    out, err = capsys.readouterr()
+    assert f"accuracy={trained['test_accuracy']:.4f}" in out
+    assert err == (f"warning: nothing written ({tmp_path / 'eval'}: Read-only file system); "
+                   "the figures above are complete\n")

@@ -129,3 +129,10 @@ def test_a_corrupt_latest_step_is_set_aside_and_an_extension_is_recorded(uninter
     assert records[1]["resumed_at_step"] == 12 and final_params(workdir)[0] == 24
     change = json.loads((workdir / "config_changes.jsonl").read_text())
     assert change == {**change, "step": 12, "changes": {"num_epochs": {"from": 2, "to": 3}}}
+
+
+def test_a_batch_larger_than_the_training_set_is_one_line(tiny_data_dir, tmp_path):
+    proc = run_main(tmp_path, *tiny_overrides(tiny_data_dir, batch_size=2 * TINY_TRAIN))
+    assert proc.returncode == 2
+    assert proc.stderr == (f"error: config.batch_size={2 * TINY_TRAIN} exceeds the "
+                           f"{TINY_TRAIN} training examples: give at most {TINY_TRAIN}\n")

@@ -1,0 +1,45 @@
+"""One run per workdir: a second is refused in one line; a killed run leaves no lock."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+from conftest import tiny_overrides
+from runs import run_main
+
+from resnet_flax.workdir import lock
+
+
+def test_a_second_run_in_a_busy_workdir_is_refused_in_one_line(tiny_data_dir, tmp_path):
+    with lock.held(tmp_path):
+        proc = run_main(tmp_path, *tiny_overrides(tiny_data_dir, num_epochs=1))
+    assert proc.returncode == 2
+    assert proc.stderr == (f"error: {tmp_path} is in use by another run (pid {os.getpid()} "
+                           f"on {socket.gethostname()}): wait for it to end, or give "
+                           "another --workdir\n")
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "config.json").exists()
+
+
+def test_a_killed_holder_leaves_the_workdir_free(tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import pathlib, sys, time; from resnet_flax.workdir import "
+         "lock\nwith lock.held(pathlib.Path(sys.argv[1])):\n print('held', flush=True); "
+         "time.sleep(60)", str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(lock.WorkdirInUse, match=f"pid {holder.pid} "), lock.held(tmp_path):
+            pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with lock.held(tmp_path):  # The OS released it with the process.
+        assert (tmp_path / lock.OWNER).read_text().startswith(f"pid {os.getpid()} ")
+
+
+def test_a_run_that_wrote_nothing_leaves_no_lock_files(tmp_path):
+    with lock.held(tmp_path / "run"):
+        pass
+    assert list((tmp_path / "run").iterdir()) == []
