@@ -88,7 +88,7 @@ def main(argv=None) -> int:
             cli.fail(f"{run.arm}: {e}")
     setup.start()  # The set-up main's runs have: their XLA:CPU flags and compile cache.
     from resnet_flax.data.tfds_source import DatasetUnavailable
-    from resnet_flax.run import loop
+    from resnet_flax.run import loop, preemption
     from resnet_flax.workdir.lock import WorkdirInUse
 
     for run in runs:
@@ -96,6 +96,9 @@ def main(argv=None) -> int:
             runner.execute(run, loop.train_and_evaluate)
         except (DatasetUnavailable, ConfigError, WorkdirInUse) as e:  # As main: one line.
             cli.fail(f"{run.arm} seed {run.seed}: {e}")
+        except preemption.Stopped as e:  # The same command resumes it and the rest.
+            print(f"{run.arm} seed {run.seed}: {e}", file=sys.stderr, flush=True)
+            return e.exit_status
     workdir.mkdir(parents=True, exist_ok=True)
     command = "python -m experiments.run " + shlex.join(sys.argv[1:] if argv is None else argv)
     report.write(module, runs, workdir, command)

@@ -21,7 +21,7 @@ CONFIG = str(REPO / "configs" / "fashion_mnist.py")
 # installed (BLOCK_TENSORFLOW: find_spec says None, import fails), and SIGKILLing
 # itself when asked to checkpoint step KILL_AT_STEP (once the previous checkpoint is
 # complete; the steps since are lost, as in a real crash) or right after printing epoch
-# KILL_AFTER_EPOCH's line.
+# KILL_AFTER_EPOCH's line, or sending itself SIGNAL right after step SIGNAL_AT_STEP.
 _MAIN = """
 import importlib.util, os, signal, sys
 if os.environ.get("BLOCK_TENSORFLOW"):
@@ -50,15 +50,27 @@ def console_and_die(epoch, *args):
         os.kill(os.getpid(), signal.SIGKILL)
 checkpoint.Checkpointer.save = save_or_die
 metrics.console = console_and_die
+signal_at = int(os.environ.get("SIGNAL_AT_STEP", -1))
+from resnet_flax.run import loop
+train_steps = loop.Trainer.train_steps
+def train_steps_signalled(self, epoch, first, on_step=None):
+    def hook(step, sums):
+        if step == signal_at:  # A real signal to this process, right after the step.
+            os.kill(os.getpid(), getattr(signal, os.environ["SIGNAL"]))
+        on_step(step, sums)
+    return train_steps(self, epoch, first, hook)
+loop.Trainer.train_steps = train_steps_signalled
 sys.argv[0] = "resnet_flax.main"
 from absl import app
 app.run(main.main, flags_parser=cli.parse_flags)
 """
 
 
-def run_main(workdir, *overrides, kill_at=None, kill_after_epoch=None, block_tensorflow=False):
+def run_main(workdir, *overrides, kill_at=None, kill_after_epoch=None, block_tensorflow=False,
+             signal_at=None, signal_name="SIGTERM"):
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "KILL_AT_STEP": str(kill_at or -1),
-           "KILL_AFTER_EPOCH": str(kill_after_epoch or -1)}
+           "KILL_AFTER_EPOCH": str(kill_after_epoch or -1),
+           "SIGNAL_AT_STEP": str(signal_at or -1), "SIGNAL": signal_name}
     if block_tensorflow:
         env["BLOCK_TENSORFLOW"] = "1"
     args = ["--config", CONFIG, "--workdir", str(workdir), *overrides]

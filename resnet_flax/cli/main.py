@@ -67,7 +67,7 @@ def main(argv):
     if joined and _NUM_PROCESSES.value <= 1 and jax.process_index() == 0:
         print(f"multi-process run set up by {joined}", file=sys.stderr, flush=True)
     from resnet_flax.data.tfds_source import DatasetUnavailable
-    from resnet_flax.run import evaluate, loop
+    from resnet_flax.run import evaluate, loop, preemption
     from resnet_flax.workdir.checkpoint import CheckpointError
     from resnet_flax.workdir.lock import WorkdirInUse
 
@@ -78,6 +78,9 @@ def main(argv):
             evaluate.console(result, _WORKDIR.value)
         else:
             loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    except preemption.Stopped as e:  # Asked to stop, and nothing lost: not an error.
+        print(e, file=sys.stderr, flush=True)
+        raise SystemExit(e.exit_status) from None
     # Each says what happened and what to do; a traceback would bury that.
     except (DatasetUnavailable, ConfigError, CheckpointError, FloatingPointError,
             WorkdirInUse) as e:

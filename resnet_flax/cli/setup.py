@@ -15,7 +15,7 @@ import os
 import sys
 
 from resnet_flax import quiet
-from resnet_flax.cli import compile_cache, host_devices
+from resnet_flax.cli import cluster, compile_cache, host_devices
 
 CPU_CONVS = ("eigen", "xla-default")
 
@@ -43,8 +43,8 @@ def start(host_device_count: int | None = None, cpu_convs: str = "eigen",
     cache_dir = compile_cache.enable() if cache else None  # RESNET_FLAX_COMPILE_CACHE=0: off.
     joined = None
     if processes is not None:
-        joined = join(processes.coordinator_address, processes.num_processes,
-                      processes.process_id)
+        joined = cluster.join(processes.coordinator_address, processes.num_processes,
+                              processes.process_id)
     if quiet.verbose():
         print(f"set-up: XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r} compile cache="
               f"{cache_dir} processes={joined or 'one'}",
@@ -69,41 +69,3 @@ def jax_started() -> bool:
     from jax._src import xla_bridge  # No public API tells; jax 0.4 to 0.11 have this one.
 
     return getattr(xla_bridge, "backends_are_initialized", lambda: True)()
-
-
-def cluster_from_environment(env=None) -> str | None:
-    """The multi-process launcher this process runs under, as JAX's
-    ``jax.distributed.initialize()`` detects it with no arguments, or None: SLURM
-    (``srun`` with more than one task), Open MPI (``mpirun -np N``, N > 1) or a
-    multi-host Cloud TPU slice."""
-    env = os.environ if env is None else env
-    if "SLURM_JOB_ID" in env and int(env.get("SLURM_NTASKS", env.get("SLURM_NPROCS", 1))) > 1:
-        return f"SLURM ({env.get('SLURM_NTASKS', env.get('SLURM_NPROCS'))} tasks)"
-    if int(env.get("OMPI_COMM_WORLD_SIZE", 1)) > 1:
-        return f"Open MPI ({env['OMPI_COMM_WORLD_SIZE']} processes)"
-    if len(env.get("TPU_WORKER_HOSTNAMES", "").split(",")) > 1:
-        return f"Cloud TPU ({len(env['TPU_WORKER_HOSTNAMES'].split(','))} hosts)"
-    return None
-
-
-def join(coordinator_address: str | None, num_processes: int,
-                           process_id: int, env=None) -> str | None:
-    """Joins a multi-process run: the one the arguments describe, else the one a cluster
-    launcher set up (``cluster_from_environment``: JAX reads the coordinator, process
-    count and index from it). A no-op for a single process. Returns how it joined."""
-    if num_processes <= 1:
-        cluster = None if coordinator_address else cluster_from_environment(env)
-        if cluster:
-            import jax
-
-            jax.distributed.initialize()
-        return cluster
-    if not coordinator_address:
-        raise ValueError(f"num_processes={num_processes} needs a coordinator address "
-                         "(host:port of process 0)")
-    if not 0 <= process_id < num_processes:
-        raise ValueError(f"process_id={process_id} must be in [0, {num_processes})")
-    import jax
-
-    jax.distributed.initialize(coordinator_address, num_processes, process_id)
-    return f"{num_processes} processes via {coordinator_address}"

@@ -13,7 +13,7 @@ import tqdm
 
 from resnet_flax.config import ConfigError, ranking_metric
 from resnet_flax.data import datasets, pipeline, sources
-from resnet_flax.run import finetune
+from resnet_flax.run import finetune, preemption
 from resnet_flax.run.build import build, seed_keys
 from resnet_flax.run.validate import validate
 from resnet_flax.train import callbacks, parallel, steps
@@ -207,12 +207,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     another run is training in (``workdir.lock``).
     """
     validate(config)  # Before the lock: a config no run could use writes nothing.
-    with lock.held(pathlib.Path(workdir), active=jax.process_index() == 0):
-        return _train(config, pathlib.Path(workdir))
+    with (lock.held(pathlib.Path(workdir), active=jax.process_index() == 0),
+          preemption.Stop(jax.process_count()) as stop):
+        return _train(config, pathlib.Path(workdir), stop)
 
 
-def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict[str, float]:
-    """``train_and_evaluate`` once the workdir is this run's."""
+def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path,
+           stop: preemption.Stop) -> dict[str, float]:
+    """``train_and_evaluate`` once the workdir is this run's; ``preemption.Stopped`` after
+    saving the step it was in when a signal asks it to stop."""
     trainer, ckpt, start = _resume(config, workdir)
     lead = jax.process_index() == 0
     compile_seconds = trainer.compile()
@@ -220,11 +223,19 @@ def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict[str
     # Epoch ends saved after the epoch's metrics and decisions (best ranking, callbacks).
     late_save = bool(ranking_metric(config)) or callbacks.active(config)
 
+    def save_and_stop(step, sums):
+        _check_finite(sums, step, ckpt)
+        ckpt.save(trainer.state, force=True, position=trainer.source.position())
+        ckpt.wait()  # The checkpoint is on disk before the process goes.
+        raise preemption.Stopped(stop.signum, step, ckpt.directory)
+
     def on_step(step, sums):
         epoch_end = step % trainer.steps_per_epoch == 0
         if step % config.checkpoint_every_steps == 0 and not (epoch_end and late_save):
             _check_finite(sums, step, ckpt)
             ckpt.save(trainer.state, position=trainer.source.position())
+        if not epoch_end and stop.requested():  # At an epoch's end: after its row.
+            save_and_stop(step, sums)
 
     summary, train_seconds = {}, 0.0  # Time in train steps, this process: time-to-accuracy.
     try:
@@ -247,15 +258,17 @@ def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict[str
             if first > 0:  # Resumed mid-epoch: train_* cover only the steps after it.
                 summary["resumed_at_step"] = start
             writer.write(step, summary)
-            stop = _stop_early(config, trainer, ckpt, summary, epoch, lead)
+            stop_early = _stop_early(config, trainer, ckpt, summary, epoch, lead)
             if late_save:  # After its row: a kill in between redoes the epoch.
                 ckpt.save(trainer.state, force=True, metrics=summary,
                           position=trainer.source.position())
             if lead:
                 metrics.console(epoch + 1, config.num_epochs, summary)
-            if stop:
+            if stop_early:
                 summary = {**summary, **trainer.evaluate()}  # The model that was kept.
                 break
+            if epoch + 1 < config.num_epochs and stop.requested():
+                save_and_stop(step, sums)
         if not summary:  # Already trained: report the final model.
             summary = trainer.evaluate()
         ckpt.save(trainer.state, force=True)

@@ -250,6 +250,10 @@ class Checkpointer:
         return self._manager.save(step, args=ocp.args.StandardSave(tree), force=force,
                                   metrics=metrics)
 
+    def wait(self) -> None:
+        """Returns once every checkpoint asked for is on disk."""
+        self._manager.wait_until_finished()
+
     def close(self) -> None:
         """Waits for pending asynchronous writes."""
         self._manager.wait_until_finished()

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import signal
 
 import numpy as np
 import orbax.checkpoint as ocp
@@ -76,6 +77,29 @@ def test_killed_then_resumed_equals_uninterrupted(uninterrupted, tiny_data_dir, 
         np.testing.assert_array_equal(flat_a[key], flat_b[key], err_msg=str(key))
     assert read_metrics(tmp_path)[-1]["test_loss"] == read_metrics(uninterrupted)[-1][
         "test_loss"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signal_name,step", [("SIGTERM", 6), ("SIGINT", 8)])
+def test_a_signalled_run_saves_its_step_and_resumes_as_if_never_stopped(
+        uninterrupted, tiny_data_dir, tmp_path, signal_name, step):
+    """A scheduler's SIGTERM mid-epoch (step 6; checkpoints every 4) or Ctrl-C at an
+    epoch's end (step 8, after its row): the step is saved, nothing is lost."""
+    overrides = ema_tta_overrides(tiny_data_dir)
+    stopped = run_main(tmp_path, *overrides, signal_at=step, signal_name=signal_name)
+    signum = getattr(signal, signal_name)
+    assert stopped.returncode == 128 + signum, stopped.stderr[-3000:]
+    assert stopped.stderr.splitlines()[-1] == (
+        f"stopped by {signal_name} after step {step}: checkpoint {step} saved in "
+        f"{tmp_path / 'checkpoints'}; run the same command to resume")
+    assert final_params(tmp_path)[0] == step
+    resumed = run_main(tmp_path, *overrides)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert [r["epoch"] for r in read_metrics(tmp_path)] == [1, 2]
+    (_, a), (_, b) = final_params(uninterrupted), final_params(tmp_path)
+    flat_a, flat_b = ocp.tree.to_flat_dict(a), ocp.tree.to_flat_dict(b)
+    for key in flat_a.keys() - {("input_position",)}:
+        np.testing.assert_array_equal(flat_a[key], flat_b[key], err_msg=str(key))
 
 
 @pytest.mark.slow

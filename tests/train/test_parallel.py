@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import REPO, tiny_config
 
-from resnet_flax.cli import setup
+from resnet_flax.cli import cluster
 from resnet_flax.models import cross_device
 from resnet_flax.run import loop
 
@@ -115,17 +115,17 @@ def test_a_run_resumes_in_the_other_mode(tiny_data_dir, tmp_path, optimized):
     ({}, None),
 ])
 def test_a_cluster_launcher_is_recognised(env, expected):
-    assert setup.cluster_from_environment(env) == expected
+    assert cluster.cluster_from_environment(env) == expected
 
 
 def test_under_a_launcher_jax_distributed_reads_the_cluster_itself(monkeypatch):
     calls = []
     monkeypatch.setattr(jax.distributed, "initialize", lambda *a, **k: calls.append((a, k)))
     slurm = {"SLURM_JOB_ID": "7", "SLURM_NTASKS": "2"}
-    assert setup.join(None, 1, 0, env=slurm) == "SLURM (2 tasks)"
-    assert calls == [((), {})]  # No arguments: JAX's own SLURM detection.
-    assert setup.join(None, 1, 0, env={}) is None
-    setup.join("10.0.0.1:1234", 2, 1, env=slurm)  # Flags win.
+    assert cluster.join(None, 1, 0, env=slurm) == "SLURM (2 tasks)"
+    assert calls == [((), {"local_device_ids": None})]  # JAX reads the rest from SLURM.
+    assert cluster.join(None, 1, 0, env={}) is None
+    cluster.join("10.0.0.1:1234", 2, 1, env=slurm)  # Flags win.
     assert calls[-1] == (("10.0.0.1:1234", 2, 1), {})
 
 
