@@ -16,6 +16,7 @@ import pathlib
 from flax import traverse_util
 
 from resnet_flax.config import ConfigError, model_overrides
+from resnet_flax.workdir import integrity
 
 HEAD = "fc"
 
@@ -62,6 +63,9 @@ def initial_variables(config, fresh: dict) -> dict:
     """The source's variables, checked against this run's ``fresh`` ones (same paths and
     shapes), with the head chosen by ``config.init_head``."""
     source = {k: dict(v) for k, v in source_variables(config).items()}
+    problem = integrity.nonfinite(integrity.host_leaves(source))
+    if problem:  # Training from them would only report a non-finite loss, late.
+        _fail(config, f"holds {problem}: not weights to start from")
     if config.init_head == "new":
         source["params"][HEAD] = fresh["params"][HEAD]
     flat_source = traverse_util.flatten_dict(source, sep="/")

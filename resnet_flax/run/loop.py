@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import pathlib
 import sys
 import time
@@ -35,9 +36,16 @@ def _means(sums, prefix: str) -> dict[str, float]:
 def _check_finite(sums, step: int, ckpt: checkpoint.Checkpointer) -> None:
     """Fail fast on NaN/inf loss, before a bad state could be checkpointed."""
     if sums is not None and float(sums["nonfinite"]) > 0:
-        raise FloatingPointError(
-            f"non-finite training loss by step {step}; the last good checkpoint is step "
-            f"{ckpt.latest_step()} in {ckpt.directory}. Try a lower config.lr.")
+        latest = ckpt.latest_step()
+        good = ("no checkpoint was saved before it" if latest is None else
+                f"the last good checkpoint is step {latest} in {ckpt.directory}")
+        raise FloatingPointError(f"non-finite training loss by step {step}; {good}. Try a "
+                                 "lower config.lr.")
+
+
+# The loss is checked this many steps late: those sums are computed by then, so reading
+# them does not wait for the device.
+FINITE_CHECK_LAG = 8
 
 
 class Trainer:
@@ -229,7 +237,12 @@ def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path,
         ckpt.wait()  # The checkpoint is on disk before the process goes.
         raise preemption.Stopped(stop.signum, step, ckpt.directory)
 
+    recent = collections.deque()  # (step, sums) of the last steps, oldest first.
+
     def on_step(step, sums):
+        recent.append((step, sums))
+        if len(recent) > FINITE_CHECK_LAG:
+            _check_finite(*recent.popleft()[::-1], ckpt)
         epoch_end = step % trainer.steps_per_epoch == 0
         if step % config.checkpoint_every_steps == 0 and not (epoch_end and late_save):
             _check_finite(sums, step, ckpt)

@@ -175,3 +175,20 @@ def test_a_source_that_does_not_fit_is_refused_in_one_line(torchvision_resnet18)
     with pytest.raises(ConfigError) as err:
         finetune.source_variables(config)
     assert "not a resnet34 state dict" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_source_with_non_finite_weights_is_refused_before_training(torchvision_resnet18,
+                                                                     tmp_path):
+    torch = pytest.importorskip("torch")
+    state = torch.load(torchvision_resnet18, weights_only=True)
+    state["layer1.0.conv1.weight"][0, 0, 0, 0] = float("nan")
+    torch.save(state, tmp_path / "nan.pth")
+    config = cli.load_config_file(RECIPE)
+    config.init_from = str(tmp_path / "nan.pth")
+    fresh = models.create("resnet18", num_classes=10).init(
+        jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False)
+    with pytest.raises(ConfigError) as err:
+        finetune.initial_variables(config, fresh)
+    assert str(err.value).startswith(f"config.init_from={str(tmp_path / 'nan.pth')!r}: holds "
+                                     "non-finite values in ['params']['layer1_0']")
+    assert "lower config.lr" not in str(err.value)

@@ -160,3 +160,18 @@ def test_a_batch_larger_than_the_training_set_is_one_line(tiny_data_dir, tmp_pat
     assert proc.returncode == 2
     assert proc.stderr == (f"error: config.batch_size={2 * TINY_TRAIN} exceeds the "
                            f"{TINY_TRAIN} training examples: give at most {TINY_TRAIN}\n")
+
+
+@pytest.mark.slow
+def test_a_diverging_run_is_stopped_within_steps_not_at_the_epochs_end(tiny_data_dir,
+                                                                         tmp_path):
+    from conftest import tiny_config
+
+    from resnet_flax.run import loop
+
+    config = tiny_config(tiny_data_dir, batch_size=2, lr=1e6, checkpoint_every_steps=1000)
+    with pytest.raises(FloatingPointError) as err:  # 32 steps an epoch.
+        loop.train_and_evaluate(config, str(tmp_path))
+    step = int(str(err.value).split("by step ")[1].split(";")[0])
+    assert step < TINY_TRAIN // 2, str(err.value)
+    assert "no checkpoint was saved before it" in str(err.value)
