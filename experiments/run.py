@@ -89,12 +89,12 @@ def main(argv=None) -> int:
     setup.start()  # The set-up main's runs have: their XLA:CPU flags and compile cache.
     from resnet_flax.data.tfds_source import DatasetUnavailable
     from resnet_flax.run import loop, preemption
-    from resnet_flax.workdir.lock import WorkdirInUse
+    from resnet_flax.workdir.lock import WorkdirError
 
     for run in runs:
         try:
             runner.execute(run, loop.train_and_evaluate)
-        except (DatasetUnavailable, ConfigError, WorkdirInUse) as e:  # As main: one line.
+        except (DatasetUnavailable, ConfigError, WorkdirError) as e:  # As main: one line.
             cli.fail(f"{run.arm} seed {run.seed}: {e}")
         except preemption.Stopped as e:  # The same command resumes it and the rest.
             print(f"{run.arm} seed {run.seed}: {e}", file=sys.stderr, flush=True)

@@ -69,7 +69,7 @@ def main(argv):
     from resnet_flax.data.tfds_source import DatasetUnavailable
     from resnet_flax.run import evaluate, loop, preemption
     from resnet_flax.workdir.checkpoint import CheckpointError
-    from resnet_flax.workdir.lock import WorkdirInUse
+    from resnet_flax.workdir.lock import WorkdirError
 
     try:
         if _MODE.value == "eval":
@@ -83,7 +83,7 @@ def main(argv):
         raise SystemExit(e.exit_status) from None
     # Each says what happened and what to do; a traceback would bury that.
     except (DatasetUnavailable, ConfigError, CheckpointError, FloatingPointError,
-            WorkdirInUse) as e:
+            WorkdirError) as e:
         _user_error(e)
 
 

@@ -190,6 +190,9 @@ def _resume(config, workdir: pathlib.Path):
     """(trainer, checkpointer, start step): the config checked against the workdir, the
     data loaded, the state restored (or fine-tuning's first one) and config.json written."""
     changed = resume_guard.check(config, workdir)  # Before anything else is written.
+    if (workdir / "checkpoints").exists() and not (workdir / "checkpoints").is_dir():
+        raise lock.WorkdirError(f"{workdir / 'checkpoints'} is a file, where this run's "
+                                "checkpoints go: move it, or give another --workdir")
     if config.init_from and not checkpoint.has_checkpoints(workdir):
         finetune.check_source(config)  # Only a new run reads it.
     workdir.mkdir(parents=True, exist_ok=True)

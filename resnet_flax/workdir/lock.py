@@ -18,8 +18,12 @@ import filelock
 LOCK, OWNER = ".run.lock", ".run.owner"
 
 
-class WorkdirInUse(RuntimeError):
-    """Another run holds the workdir; the message names it and what to do."""
+class WorkdirError(RuntimeError):
+    """A workdir a run cannot use; the message names it, the cause and what to do."""
+
+
+class WorkdirInUse(WorkdirError):
+    """Another run holds the workdir."""
 
 
 @contextlib.contextmanager
@@ -29,15 +33,19 @@ def held(workdir: pathlib.Path, active: bool = True):
     if not active:
         yield
         return
-    workdir.mkdir(parents=True, exist_ok=True)
     lock = filelock.FileLock(workdir / LOCK, timeout=0)
     try:
+        workdir.mkdir(parents=True, exist_ok=True)
         lock.acquire()
+        (workdir / OWNER).write_text(f"pid {os.getpid()} on {socket.gethostname()}\n")
     except filelock.Timeout:
         raise WorkdirInUse(f"{workdir} is in use by another run ({_owner(workdir)}): wait "
                            "for it to end, or give another --workdir") from None
+    except OSError as e:  # Read-only, full, or a path that is a file: before any work.
+        lock.release()
+        raise WorkdirError(f"cannot write the workdir {workdir}: {e.strerror or e}; give a "
+                           "folder this process can write") from None
     try:
-        (workdir / OWNER).write_text(f"pid {os.getpid()} on {socket.gethostname()}\n")
         yield
     finally:
         lock.release()

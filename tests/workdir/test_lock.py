@@ -43,3 +43,19 @@ def test_a_run_that_wrote_nothing_leaves_no_lock_files(tmp_path):
     with lock.held(tmp_path / "run"):
         pass
     assert list((tmp_path / "run").iterdir()) == []
+
+
+def test_a_workdir_that_cannot_be_written_is_one_line_before_any_work(tmp_path):
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(lock.WorkdirError) as err, lock.held(tmp_path / "a_file" / "run"):
+        pass
+    assert str(err.value) == (f"cannot write the workdir {tmp_path / 'a_file' / 'run'}: Not "
+                              "a directory; give a folder this process can write")
+
+
+def test_checkpoints_that_are_a_file_stop_the_run_at_its_start(tiny_data_dir, tmp_path):
+    (tmp_path / "checkpoints").write_text("not a folder")
+    proc = run_main(tmp_path, *tiny_overrides(tiny_data_dir, num_epochs=1))
+    assert proc.returncode == 2
+    assert proc.stderr == (f"error: {tmp_path / 'checkpoints'} is a file, where this run's "
+                           "checkpoints go: move it, or give another --workdir\n")
