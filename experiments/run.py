@@ -1,4 +1,4 @@
-"""Runs one ablation experiment end to end: every arm x seed, then its table and figure.
+r"""Runs one ablation experiment end to end: every arm x seed, then its table and figure.
 
     python -m experiments.run degradation --dataset fashion_mnist --scale quick --seeds 3 \
         --workdir runs/exp/degradation

@@ -1,4 +1,4 @@
-"""``python -m resnet_flax.benchmark``: train-step throughput of a model, as one JSON line.
+r"""``python -m resnet_flax.benchmark``: train-step throughput of a model, as one JSON line.
 
     python -m resnet_flax.benchmark --model resnet20 --batch 128 --steps 50
     python -m resnet_flax.benchmark --model resnet18 --stem cifar --batch 128 --steps 20 \

@@ -1,7 +1,9 @@
 """``evaluate_checkpoint``: a trained run's metrics on its test split, without training.
 
-    python -m resnet_flax.main --config configs/fashion_mnist_cpu.py --workdir runs/fm_cpu \
-        --mode eval [--checkpoint latest|best|STEP]
+    python -m resnet_flax.main --workdir runs/fm_cpu --mode eval [--checkpoint latest|best|STEP]
+
+evaluates with the workdir's ``config.json``; given ``--config`` (and overrides), with
+that config, whose model and dataset must be the run's.
 
 Restores one checkpoint read-only (nothing in the workdir's ``checkpoints/`` is
 moved or written), computes every test image's logits once, with the EMA and flip

@@ -97,6 +97,9 @@ CASES = [
     Case("broken config file", ("--config", "{tmp}/broken.py", "--workdir", "{workdir}"),
          "broken.py does not load: NameError: name 'undefined_name' is not defined"),
     Case("no workdir", ("--config", CONFIG), "Flag --workdir must have a value other than None"),
+    Case("no config to train", ("--workdir", "{workdir}"), "--config is required to train"),
+    Case("override without config", ("--workdir", "{workdir}", "--mode=eval", "--config.lr=1"),
+         "--config.lr overrides a config file: give --config FILE too"),
     Case("workdir is a file", ("--config", CONFIG, "--workdir", "{tmp}/broken.py"),
          "broken.py is a file; give a folder"),
     Case("no dataset, no network", _main("--config.data_dir={tmp}/empty",
@@ -156,6 +159,8 @@ CASES = [
          "--config.best_metric=test_accuracy", trained=True),
     Case("eval: no workdir", ("--config", CONFIG, "--workdir", "{tmp}/none", "--mode=eval"),
          "--workdir {tmp}/none is not a folder: there is no run to evaluate"),
+    Case("eval: no config, not a run", ("--workdir", "{workdir}", "--mode=eval"),
+         "{workdir}/config.json does not exist: is this the --workdir of a run?"),
     Case("eval: nothing trained", _tiny("--mode=eval"), "{workdir} has no checkpoints/: train "
          "it first"),
     Case("eval: no such step", _tiny("--mode=eval", "--checkpoint=5"),

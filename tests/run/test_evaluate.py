@@ -64,8 +64,9 @@ def test_eval_and_predict_reproduce_the_runs_test_figures_and_write_nothing_else
     assert "checkpoints/8/metrics/metrics" in checkpoints
     assert "checkpoints/4/metrics/metrics" not in checkpoints  # Mid-epoch: none.
 
-    proc = run_main(tmp_path, *overrides, "--mode=eval", "--checkpoint=best",
-                    block_tensorflow=True)
+    # Without --config: with the workdir's config.json, EMA and flip TTA included.
+    proc = run_main(tmp_path, "--mode=eval", "--checkpoint=best", block_tensorflow=True,
+                    config=None)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith(f"eval step 8 ({TINY_TEST} test images): loss=")
     result = json.loads((tmp_path / "eval" / "step_8.json").read_text())
@@ -80,7 +81,7 @@ def test_eval_and_predict_reproduce_the_runs_test_figures_and_write_nothing_else
         assert png.format == "PNG" and min(png.size) > 400
     assert _tree(tmp_path) == checkpoints
 
-    older = run_main(tmp_path, *overrides, "--mode=eval", "--checkpoint=4")
+    older = run_main(tmp_path, *overrides, "--mode=eval", "--checkpoint=4")  # --config too.
     assert older.returncode == 0, older.stderr[-3000:]
     assert json.loads((tmp_path / "eval" / "step_4.json").read_text())["step"] == 4
     assert _tree(tmp_path) == checkpoints
