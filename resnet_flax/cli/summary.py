@@ -12,7 +12,8 @@ from resnet_flax.models.summary import summarize, zoo_table
 def main(argv: Sequence[str] | None = None) -> None:
     parser = cli.ArgumentParser(prog="python -m resnet_flax.summary",
                                 description="Per-layer model summary: shapes, parameters, MACs.")
-    parser.add_argument("--model", help=f"one of {', '.join(models.names())}")
+    parser.add_argument("--model", help=f"a registered model name (--zoo lists all "
+                                        f"{len(models.names())}; each also as plain_<name>)")
     parser.add_argument("--zoo", action="store_true",
                         help="print a markdown table of every registered model instead")
     parser.add_argument("--image-size", type=int, default=None,

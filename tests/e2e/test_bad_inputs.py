@@ -82,8 +82,9 @@ CASES = [
     Case("unknown optimizer", _main("--config.optimizer=sgdd"),
          "config.optimizer='sgdd' is not one of ('sgd', 'adam', 'adamw', 'lars', 'lamb'); "
          "did you mean 'sgd'?"),
-    Case("unknown model", _main("--config.model=resnet21"),
-         "config.model: unknown model 'resnet21'; did you mean"),
+    Case("unknown model", _main("--config.model=resnet_50"),
+         "config.model: unknown model 'resnet_50'; did you mean 'resnet50' or 'resnet50d'? "
+         "`python -m resnet_flax.summary --zoo` lists all 31 (each also as plain_<name>"),
     Case("unknown dataset", _main("--config.dataset=cifar11"),
          "did you mean 'cifar10' or 'cifar100'?"),
     Case("unknown dtype", _main("--config.model_options.dtype=float64"),
@@ -135,6 +136,9 @@ CASES = [
     # The other command lines.
     Case("summary: unknown model", ("--model", "resnet21"), "--model: unknown model 'resnet21'",
          module="resnet_flax.summary"),
+    Case("benchmark: unknown model", ("--model", "resnet_50"), "--model: unknown model "
+         "'resnet_50'; did you mean 'resnet50' or 'resnet50d'? `python -m resnet_flax.summary "
+         "--zoo` lists all 31", module="resnet_flax.benchmark"),
     Case("summary: image size 0", ("--model", "resnet18", "--image-size", "0"),
          "--image-size 0: must be a positive integer", module="resnet_flax.summary"),
     Case("benchmark: batch 0", ("--batch", "0"), "--batch, --steps, --scan-steps and "
