@@ -156,11 +156,24 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
         images, labels = tfds_source.load_split(config.dataset, spec.test_split, **load)
         logits = logits_of(config, state, images)
     names = tfds_source.class_names(config.dataset, **load)
-    result = {"step": int(state.step), "split": spec.test_split,
-              **summarize(logits, labels, names)}
+    result = {"model": model_name(config), "dataset": config.dataset, "step": int(state.step),
+              "split": spec.test_split, **summarize(logits, labels, names)}
     if jax.process_index() == 0:
         _write(workdir / "eval", result)
     return result
+
+
+def model_name(config) -> str:
+    """The model as a title names it: ``fashion_mnist_resnet (width 0.5)``."""
+    width = config.model_options.width_multiplier
+    return config.model + (f" (width {width:g})" if width not in (None, 1) else "")
+
+
+def confusion_title(result: dict) -> str:
+    """``fashion_mnist_resnet (width 0.5) on fashion_mnist test split, step 2808: top-1
+    92.28%``."""
+    return (f"{result['model']} on {result['dataset']} {result['split']} split, step "
+            f"{result['step']}: top-1 {100 * result['accuracy']:.2f}%")
 
 
 def _write(folder: pathlib.Path, result: dict) -> None:
@@ -170,9 +183,7 @@ def _write(folder: pathlib.Path, result: dict) -> None:
     step = result["step"]
     (folder / f"step_{step}.json").write_text(json.dumps(result, indent=1) + "\n")
     plots.confusion_matrix(np.asarray(result["confusion"]), result["class_names"],
-                           folder / f"confusion_step_{step}.png",
-                           title=f"{result['split']} split, step {step}: "
-                                 f"top-1 {100 * result['accuracy']:.2f}%")
+                           folder / f"confusion_step_{step}.png", title=confusion_title(result))
 
 
 _LISTED_CLASSES = 10  # Per-class accuracies printed; every class's is in the JSON.
