@@ -129,3 +129,23 @@ def test_a_corrupt_latest_step_is_set_aside_and_an_extension_is_recorded(uninter
     assert records[1]["resumed_at_step"] == 12 and final_params(workdir)[0] == 24
     change = json.loads((workdir / "config_changes.jsonl").read_text())
     assert change == {**change, "step": 12, "changes": {"num_epochs": {"from": 2, "to": 3}}}
+
+
+def test_each_epochs_finished_bar_stays_above_its_summary_line(capsys):
+    from resnet_flax.run import loop
+    from resnet_flax.workdir import metrics
+
+    for epoch in range(2):
+        first = 2 if epoch == 0 else 0  # Resumed mid-epoch: the bar starts at step 2.
+        assert list(loop.progress_bar(iter(range(first, 5)), epoch, 2, first, 5)) == list(
+            range(first, 5))
+        metrics.console(epoch + 1, 2, {"test_accuracy": 0.5})
+    assert list(loop.progress_bar(iter(range(5)), 0, 2, 0, 5, enabled=False)) == list(range(5))
+    err = capsys.readouterr().err
+    # Each line as a terminal shows it: what follows the last carriage return.
+    lines = [line.rsplit("\r", 1)[-1] for line in err.split("\n") if line.strip()]
+    assert len(lines) == 4, err
+    assert lines[0].startswith("epoch 1/2 train: 100%") and "| 5/5 [" in lines[0]
+    assert lines[1] == "epoch 1/2: test_accuracy=0.5"
+    assert lines[2].startswith("epoch 2/2 train: 100%") and "| 5/5 [" in lines[2]
+    assert lines[3] == "epoch 2/2: test_accuracy=0.5"
