@@ -1,8 +1,9 @@
-"""Runs one ablation experiment end to end: every arm x seed, then its table and figure.
+r"""Runs one ablation experiment end to end: every arm x seed, then its table and figure.
 
     python -m experiments.run degradation --dataset fashion_mnist --scale quick --seeds 3 \
         --workdir runs/exp/degradation
     python -m experiments.run --list
+    python -m experiments.run degradation --list-arms
 
 ``--arms a,b`` trains and reports only those arms. Running the same command again skips
 finished runs, resumes an interrupted one from its checkpoint, and sets aside (never
@@ -28,20 +29,34 @@ def parse_args(argv=None) -> argparse.Namespace:
         "\n")[0])
     parser.add_argument("name", nargs="?", help="the experiment (see --list)")
     parser.add_argument("--list", action="store_true", help="list the experiments and exit")
-    parser.add_argument("--dataset", default="fashion_mnist")
-    parser.add_argument("--data_dir", default="", help="TFDS data dir ('': TFDS's default)")
-    parser.add_argument("--scale", default="quick", help="quick (a 2-core CPU) | paper")
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--list-arms", action="store_true",
+                        help="list the experiment's arms (each with its config overrides and "
+                             "the scales that run it) and exit")
+    parser.add_argument("--dataset", default="fashion_mnist",
+                        help="the TFDS dataset every run trains on, built as in docs/data.md: "
+                             "fashion_mnist, mnist, cifar10, ... (default: %(default)s)")
+    parser.add_argument("--data_dir", default="",
+                        help="TFDS data dir (default: TFDS's, $TFDS_DATA_DIR or "
+                             "~/tensorflow_datasets)")
+    parser.add_argument("--scale", default="quick",
+                        help="quick (a 2-core CPU) or paper (the published schedule, for a "
+                             "GPU) (default: %(default)s)")
+    parser.add_argument("--seeds", type=int, default=3, metavar="N",
+                        help="runs per arm, seeds 0..N-1; they differ only in config.seed "
+                             "(default: %(default)s)")
     parser.add_argument("--arms", default="", metavar="ARM,ARM",
                         help="train and report only these arms (default: every arm of the "
                              "scale); a later run without it skips their finished runs")
-    parser.add_argument("--workdir", help="default: runs/exp/<name>")
+    parser.add_argument("--workdir", help="where the runs and the results go (default: "
+                                          "runs/exp/<name>)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override for every run, after the experiment's "
                              "(repeatable; e.g. --set num_epochs=2)")
     args = parser.parse_args(argv)
     if not args.list and not args.name:
-        parser.error("give an experiment name, or --list")
+        parser.error("give an experiment name, or --list"
+                     + (" (--list-arms lists the arms of the one named)" if args.list_arms
+                        else ""))
     if args.seeds < 1:
         parser.error(f"--seeds {args.seeds}: give at least 1")
     args.overrides = {}
@@ -63,12 +78,32 @@ def _literal(text: str):
         return text
 
 
+def arms_table(module) -> str:
+    """The experiment's arms, one a line: the scales that run it and its config overrides."""
+    scales = {arm: ", ".join(name for name in module.SCALES if arm in grid.arms(module, name))
+              for arm in module.ARMS}
+    rows = [("arm", "scales", "config overrides")] + [
+        (arm, scales[arm] or "none", " ".join(f"{k}={v!r}" for k, v in overrides.items())
+         or "none: the base config") for arm, overrides in module.ARMS.items()]
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    lines = [f"{module.__name__.rsplit('.', 1)[-1]}: {module.TITLE}"]
+    lines += [f"  {arm:{widths[0]}s}  {used:{widths[1]}s}  {changes}"
+              for arm, used, changes in rows]
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.list:
         for name in grid.EXPERIMENTS:
             module = grid.load(name)
             print(f"{name:14s} {module.TITLE}")
+        return 0
+    if args.list_arms:
+        try:
+            print(arms_table(grid.load(args.name)))
+        except ValueError as e:
+            cli.fail(str(e))
         return 0
     try:
         module = grid.load(args.name)

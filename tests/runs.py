@@ -67,13 +67,14 @@ app.run(main.main, flags_parser=cli.parse_flags)
 
 
 def run_main(workdir, *overrides, kill_at=None, kill_after_epoch=None, block_tensorflow=False,
-             signal_at=None, signal_name="SIGTERM"):
+             signal_at=None, signal_name="SIGTERM", config=CONFIG):
+    """``main`` on ``workdir`` with ``config`` (None: no --config) and ``overrides``."""
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "KILL_AT_STEP": str(kill_at or -1),
            "KILL_AFTER_EPOCH": str(kill_after_epoch or -1),
            "SIGNAL_AT_STEP": str(signal_at or -1), "SIGNAL": signal_name}
     if block_tensorflow:
         env["BLOCK_TENSORFLOW"] = "1"
-    args = ["--config", CONFIG, "--workdir", str(workdir), *overrides]
+    args = [*(["--config", config] if config else []), "--workdir", str(workdir), *overrides]
     return subprocess.run([sys.executable, "-c", _MAIN, *args], capture_output=True,
                           text=True, env=env, timeout=600, cwd=REPO)
 

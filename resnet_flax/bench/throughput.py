@@ -1,4 +1,4 @@
-"""Train-step throughput of a model, as one JSON line.
+r"""Train-step throughput of a model, as one JSON line.
 
     python -m resnet_flax.benchmark --model resnet20 --batch 128 --steps 50
     python -m resnet_flax.benchmark --model resnet18 --stem cifar --batch 128 --steps 20 \
@@ -150,7 +150,9 @@ def _step(state, images, labels, indices, key, cfg):
     return steps.train_step(state, sources.gather((images, labels, indices)), key, cfg)
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: argparse.Namespace, progress=None) -> dict:
+    """Times the step ``args`` describe (see the module docstring); ``progress(message)``
+    is told each stage as it starts (the command prints them on stderr)."""
     import flax
     import jax
     import jax.numpy as jnp
@@ -187,6 +189,9 @@ def run(args: argparse.Namespace) -> dict:
         overrides["width_multiplier"] = args.width_multiplier
     classes = args.num_classes or classes
 
+    say = progress or (lambda message: None)
+    say(f"building {args.model} ({h}x{w}x{c}, {classes} classes, batch {args.batch}, "
+        f"{args.dtype}, {n} device{'s' if n > 1 else ''}) ...")
     rng = np.random.default_rng(args.seed)
     if args.data == "synthetic":
         size = args.batch
@@ -238,6 +243,8 @@ def run(args: argparse.Namespace) -> dict:
     data = mode.put_replicated((images, labels))
     key = mode.put_replicated(jax.random.key_data(key))
 
+    say(f"compiling the train step{' (a scan of ' + str(per_call) + ')' if per_call > 1 else ''}"
+        " ...")
     tic = time.perf_counter()
     lowered = fn.lower(state, *data, put_idx(batches(0)), key)
     compiled = lowered.compile()
@@ -249,6 +256,9 @@ def run(args: argparse.Namespace) -> dict:
 
     calls_warm = -(-args.warmup // per_call)
     calls_timed = -(-args.steps // per_call)
+    warm = calls_warm * per_call
+    say(f"compiled in {compile_s:.1f} s; {warm} warm-up step{'s' if warm != 1 else ''}, then "
+        f"timing {calls_timed * per_call} steps ...")
     times = []
     tic = time.perf_counter()
     for call in range(calls_warm + calls_timed):
@@ -267,6 +277,8 @@ def run(args: argparse.Namespace) -> dict:
 
     ips = sorted(args.batch / t for t in times)
     step_s = statistics.median(times)
+    if devices[0].platform == "cpu":
+        say("measuring this CPU's float32 matmul peak (for the MFU) ...")
     peak, peak_source = device_peak(devices[0])
     achieved = flops / step_s if flops else None
     dev = devices[0]
@@ -303,6 +315,8 @@ def run(args: argparse.Namespace) -> dict:
             state, out = compiled(state, *data, put_idx(batches(0)), key)
             return out
 
+        say(f"tracing {args.profile_steps * per_call} more steps with jax.profiler into "
+            f"{args.profile} ...")
         trace = profiling.trace(one_call, args.profile_steps, args.profile)
         result["profile"] = profiling.top_ops(trace, args.profile_steps * per_call)
     return result

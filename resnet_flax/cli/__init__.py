@@ -2,7 +2,8 @@
 
 ``main`` parses its flags through ``parse_flags``: before absl and ml_collections
 see them, the ``--config`` file must exist and load, and every ``--config.a.b=...``
-must name a field of that config (else: the closest field names). absl's own flag
+must name a field of that config (else: the closest field names); an override without
+a ``--config`` file is refused. absl's own flag
 errors (a value of the wrong type) become one line too. ``--verbosity=1`` keeps the
 tracebacks. The argparse CLIs (``data.build``, ``summary``, ``benchmark``) use
 ``ArgumentParser``, whose mistakes are one line too.
@@ -67,7 +68,12 @@ def check_config_args(argv: list[str]) -> None:
     """Fails on a missing or broken ``--config`` file and on unknown ``--config.*`` fields."""
     path = config_path(argv)
     if path is None:
-        return  # absl reports the missing required flag.
+        for arg in argv:
+            match = _OVERRIDE.match(arg)
+            if match:
+                fail(f"--config.{match[1]} overrides a config file: give --config FILE too "
+                     "(--mode eval without --config uses the workdir's config.json as is)")
+        return  # main says that training needs --config.
     fields = field_names(load_config_file(path))
     for arg in argv:
         match = _OVERRIDE.match(arg)

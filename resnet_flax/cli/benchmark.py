@@ -1,16 +1,18 @@
-"""``python -m resnet_flax.benchmark``: train-step throughput of a model, as one JSON line.
+r"""``python -m resnet_flax.benchmark``: train-step throughput of a model, as one JSON line.
 
     python -m resnet_flax.benchmark --model resnet20 --batch 128 --steps 50
     python -m resnet_flax.benchmark --model resnet18 --stem cifar --batch 128 --steps 20 \
         --data on-device --loop scan
 
-What is timed and reported: ``resnet_flax.bench.throughput``.
+What is timed and reported: ``resnet_flax.bench.throughput``. stdout holds only the JSON
+line; each stage (building, compiling, timing) is announced on stderr as it starts.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from resnet_flax.bench import throughput
 from resnet_flax.cli import setup
@@ -65,6 +67,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def _progress(message: str) -> None:
+    """What the benchmark is doing, on stderr: stdout holds only the JSON line."""
+    print(f"benchmark: {message}", file=sys.stderr, flush=True)
+
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
@@ -75,8 +81,8 @@ def main(argv=None) -> dict:
         models.spec(args.model)
     except ValueError as e:  # A typo: one line, with the closest names.
         cli.fail(f"--model: {e}")
-    result = throughput.run(args)
-    print(json.dumps(result), flush=True)
+    result = throughput.run(args, progress=_progress)
+    print(json.dumps(result), flush=True)  # The only line on stdout.
     return result
 
 

@@ -1,16 +1,21 @@
 """Command line: train and evaluate a config in a workdir.
 
-    python -m resnet_flax.main --config configs/fashion_mnist.py --workdir runs/fm \
-        --config.lr=0.05
+    python -m resnet_flax.main --config configs/fashion_mnist_cpu.py --workdir runs/fm_cpu
 
-Running the same command again resumes from the workdir's latest checkpoint;
-adding ``--mode eval [--checkpoint best|STEP]`` evaluates a checkpoint on the test split
-without training (``resnet_flax/evaluate.py``).
+trains the CPU quick-start recipe (README); ``--config.key=value`` overrides a field of
+the config (``--config.lr=0.05``). Running the same command again resumes from the
+workdir's latest checkpoint. ``--mode eval [--checkpoint best|STEP]`` evaluates a
+checkpoint on the test split without training (``resnet_flax/run/evaluate.py``), with
+the workdir's own ``config.json`` when ``--config`` is not given:
+
+    python -m resnet_flax.main --workdir runs/fm_cpu --mode eval
+
 Several processes (hosts) train one model with --num_processes=N --process_id=i
 --coordinator_address=HOST:PORT, or with no flags under a cluster launcher JAX knows
 (srun, mpirun, a multi-host TPU slice); the mesh then spans every process's devices.
 A mistake in the command or config is reported as one ``error: ...`` line (exit
-status 2) before anything is written; ``--verbosity=1`` shows the traceback.
+status 2) before anything is written; ``--verbosity=1`` shows the traceback. A run that
+cannot start (its dataset is missing, say) removes the workdir it created, if still empty.
 """
 
 import pathlib
@@ -23,10 +28,12 @@ from resnet_flax import cli
 from resnet_flax.cli import setup
 from resnet_flax.config import ConfigError
 from resnet_flax.run.validate import validate
+from resnet_flax.workdir import resume_guard
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics.")
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "A config file from configs/.", lock_config=True)
+    "config", None, "A config file from configs/ (required to train; --mode eval without it "
+    "uses the workdir's config.json).", lock_config=True)
 _HOST_DEVICES = flags.DEFINE_integer(
     "host_devices", None,
     "Virtual XLA devices to split a CPU into (default: cli.host_devices.default_count(): "
@@ -43,7 +50,7 @@ _MODE = flags.DEFINE_enum(
 _CHECKPOINT = flags.DEFINE_string(
     "checkpoint", "latest",
     "With --mode eval: which checkpoint, `latest`, `best` (by config.best_metric) or a step.")
-flags.mark_flags_as_required(["config", "workdir"])
+flags.mark_flags_as_required(["workdir"])  # --config: only to train (main says so).
 
 
 def main(argv):
@@ -52,14 +59,21 @@ def main(argv):
     verbose = flags.FLAGS["verbosity"].present
     if not verbose:
         logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO.
+    evaluating = _MODE.value == "eval"
+    if evaluating:
+        _check_eval_flags(_WORKDIR.value, _CHECKPOINT.value)
+    config = _CONFIG.value
     try:
-        validate(_CONFIG.value)  # Before any data is read or file written.
+        if config is None:
+            if not evaluating:
+                cli.fail("--config is required to train: give a recipe, e.g. --config "
+                         "configs/fashion_mnist_cpu.py (--mode eval without it uses the "
+                         "workdir's config.json)")
+            config = resume_guard.load(pathlib.Path(_WORKDIR.value).expanduser())
+        validate(config)  # Before any data is read or file written.
     except ConfigError as e:
         _user_error(e)
-    if _MODE.value == "eval":
-        _check_eval_flags(_WORKDIR.value, _CHECKPOINT.value)
-    else:
-        _check_workdir(_WORKDIR.value)
+    created = [] if evaluating else _check_workdir(_WORKDIR.value)
     processes = setup.Processes(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     joined = setup.start(_HOST_DEVICES.value, processes=processes, silence=not verbose)
     import jax  # After the set-up: JAX's backends read its flags when they start.
@@ -72,29 +86,43 @@ def main(argv):
     from resnet_flax.workdir.lock import WorkdirError
 
     try:
-        if _MODE.value == "eval":
-            result = evaluate.evaluate_checkpoint(_CONFIG.value, _WORKDIR.value,
-                                                  _CHECKPOINT.value)
+        if evaluating:
+            result = evaluate.evaluate_checkpoint(config, _WORKDIR.value, _CHECKPOINT.value)
             evaluate.console(result, _WORKDIR.value)
         else:
-            loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+            loop.train_and_evaluate(config, _WORKDIR.value)
     except preemption.Stopped as e:  # Asked to stop, and nothing lost: not an error.
         print(e, file=sys.stderr, flush=True)
         raise SystemExit(e.exit_status) from None
     # Each says what happened and what to do; a traceback would bury that.
     except (DatasetUnavailable, ConfigError, CheckpointError, FloatingPointError,
             WorkdirError) as e:
+        _remove_if_empty(created)  # A run that never started leaves no empty folder.
         _user_error(e)
 
 
-def _check_workdir(path: str) -> None:
+def _check_workdir(path: str) -> list[pathlib.Path]:
+    """Creates the workdir (and its missing parents); returns the folders it created,
+    deepest first."""
     workdir = pathlib.Path(path).expanduser()
     if workdir.exists() and not workdir.is_dir():
         cli.fail(f"--workdir {path} is a file; give a folder (it is created if new)")
+    created = [p for p in (workdir, *workdir.parents) if not p.exists()]
     try:
         workdir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         cli.fail(f"--workdir {path} cannot be created: {e.strerror or e}")
+    return created
+
+
+def _remove_if_empty(created: list[pathlib.Path]) -> None:
+    """Removes the folders this invocation created, deepest first, while they are empty
+    (``rmdir`` removes nothing else; another process may have written or removed one)."""
+    for folder in created:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def _check_eval_flags(path: str, which: str) -> None:
@@ -112,7 +140,12 @@ def _user_error(e: Exception) -> None:
 
 
 def run() -> None:
-    """The command: absl parses the flags (mistakes in one line), then ``main``."""
+    """The command: absl parses the flags (mistakes in one line), then ``main``. Its
+    ``--help`` shows this module's docstring and flags (absl's shows ``__main__``'s)."""
+    command = sys.modules["__main__"]
+    command.__doc__ = __doc__
+    for flag in flags.FLAGS.get_flags_for_module(__name__):
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
     app.run(main, flags_parser=cli.parse_flags)
 
 

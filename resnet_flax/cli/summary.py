@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 
 from resnet_flax import cli, models
@@ -9,10 +10,12 @@ from resnet_flax.cli import setup
 from resnet_flax.models.summary import summarize, zoo_table
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line, checked (a model name it does not know: the closest ones)."""
     parser = cli.ArgumentParser(prog="python -m resnet_flax.summary",
                                 description="Per-layer model summary: shapes, parameters, MACs.")
-    parser.add_argument("--model", help=f"one of {', '.join(models.names())}")
+    parser.add_argument("--model", help=f"a registered model name (--zoo lists all "
+                                        f"{len(models.names())}; each also as plain_<name>)")
     parser.add_argument("--zoo", action="store_true",
                         help="print a markdown table of every registered model instead")
     parser.add_argument("--image-size", type=int, default=None,
@@ -20,10 +23,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--channels", type=int, default=None)
     parser.add_argument("--num-classes", type=int, default=None)
     args = parser.parse_args(argv)
-    setup.start()
     if args.zoo:
-        print(zoo_table())
-        return
+        return args
     if not args.model:
         parser.error("--model (or --zoo) is required")
     for flag in ("image_size", "channels", "num_classes"):
@@ -31,14 +32,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         if value is not None and value < 1:
             parser.error(f"--{flag.replace('_', '-')} {value}: must be a positive integer")
     try:
-        h, w, c = models.spec(args.model).input_shape
+        models.spec(args.model)
     except ValueError as e:
         cli.fail(f"--model: {e}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    setup.start()
+    if args.zoo:
+        print(zoo_table())
+        return
+    h, w, c = models.spec(args.model).input_shape
     if args.image_size:
         h = w = args.image_size
     summary = summarize(args.model, (h, w, args.channels or c), num_classes=args.num_classes)
     print(summary.table())
-
 
 if __name__ == "__main__":
     main()

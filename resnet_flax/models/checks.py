@@ -19,7 +19,7 @@ def check(config) -> None:
     combination the family refuses (e.g. groups on basic blocks)."""
     try:
         registry.spec(config.model)
-    except ValueError as e:  # Its message has the closest and all valid names.
+    except ValueError as e:  # Its message has the closest names and where the rest are.
         raise ConfigError(f"config.model: {e}") from None
     for option, valid in OPTION_CHOICES.items():
         value = config.model_options[option]

@@ -143,8 +143,12 @@ def spec(name: str) -> ModelSpec:
     match = _WRN.fullmatch(base)
     if match:
         return ModelSpec(_wrn(int(match[1]), int(match[2])), **_CIFAR)
-    raise ValueError(f"unknown model {name!r}{closest(name, names())} (valid names: "
-                     f"{', '.join(names())}; each also as {PLAIN_PREFIX}<name>; any "
+    # One short line: the two nearest names (as plain_ twins for a plain_ name), and
+    # where the whole list is.
+    prefix = PLAIN_PREFIX if name.startswith(PLAIN_PREFIX) else ""
+    near = closest(name, [prefix + n for n in names()], n=2)
+    raise ValueError(f"unknown model {name!r}{near or ';'} `python -m resnet_flax.summary "
+                     f"--zoo` lists all {len(names())} (each also as {PLAIN_PREFIX}<name>; any "
                      "wrn_<6n+4>_<k>)")
 
 

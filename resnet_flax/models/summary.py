@@ -46,18 +46,26 @@ class Summary:
     model: str
     input_shape: tuple[int, ...]
     rows: tuple[LayerRow, ...]
-    non_trainable: int
+    non_trainable: int  # BatchNorm running means and variances (``batch_stats``).
 
     @property
     def params(self) -> int:
+        """Trainable parameters (the ``params`` collection): torchvision's count."""
         return sum(r.params for r in self.rows)
+
+    @property
+    def total(self) -> int:
+        """Trainable parameters and BatchNorm statistics: Keras' ``count_params()``."""
+        return self.params + self.non_trainable
 
     @property
     def macs(self) -> int:
         return sum(r.macs for r in self.rows)
 
     def table(self) -> str:
-        """The Keras-style text table with totals."""
+        """The Keras-style text table with totals. "Params" are trainable parameters (the
+        ``params`` collection, torchvision's count); the BatchNorm running statistics are
+        counted apart, and both together are Keras' ``count_params()``."""
         header = ("Layer (type)", "Output shape", "Params", "MACs")
         body = [(f"{r.path} ({r.kind})", str(r.output_shape), f"{r.params:,}", f"{r.macs:,}")
                 for r in self.rows]
@@ -70,8 +78,11 @@ class Summary:
         lines = [f'Model: "{self.model}"  input {self.input_shape}', rule, fmt(header), rule]
         lines += [fmt(row) for row in body]
         lines += [rule,
-                  f"Total params: {self.params:,} ({format_count(self.params)})",
-                  f"Non-trainable (BN statistics): {self.non_trainable:,}",
+                  f"Trainable params: {self.params:,} ({format_count(self.params)})",
+                  f"Non-trainable (BN statistics): {self.non_trainable:,} "
+                  f"({format_count(self.non_trainable)})",
+                  f"Total params (Keras' count_params: both): {self.total:,} "
+                  f"({format_count(self.total)})",
                   f"Total MACs: {self.macs:,} ({format_count(self.macs)})"]
         return "\n".join(lines)
 

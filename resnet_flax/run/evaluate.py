@@ -1,7 +1,9 @@
 """``evaluate_checkpoint``: a trained run's metrics on its test split, without training.
 
-    python -m resnet_flax.main --config configs/fashion_mnist_cpu.py --workdir runs/fm_cpu \
-        --mode eval [--checkpoint latest|best|STEP]
+    python -m resnet_flax.main --workdir runs/fm_cpu --mode eval [--checkpoint latest|best|STEP]
+
+evaluates with the workdir's ``config.json``; given ``--config`` (and overrides), with
+that config, whose model and dataset must be the run's.
 
 Restores one checkpoint read-only (nothing in the workdir's ``checkpoints/`` is
 moved or written), computes every test image's logits once, with the EMA and flip
@@ -155,14 +157,27 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
         images, labels = tfds_source.load_split(config.dataset, spec.test_split, **load)
         logits = logits_of(config, state, images)
     names = tfds_source.class_names(config.dataset, **load)
-    result = {"step": int(state.step), "split": spec.test_split,
-              **summarize(logits, labels, names)}
+    result = {"model": model_name(config), "dataset": config.dataset, "step": int(state.step),
+              "split": spec.test_split, **summarize(logits, labels, names)}
     if jax.process_index() == 0:
         try:
             _write(workdir / "eval", result)
         except OSError as e:  # A read-only workdir, a full disk: the figures still count.
             result["not_written"] = f"{workdir / 'eval'}: {e.strerror or e}"
     return result
+
+
+def model_name(config) -> str:
+    """The model as a title names it: ``fashion_mnist_resnet (width 0.5)``."""
+    width = config.model_options.width_multiplier
+    return config.model + (f" (width {width:g})" if width not in (None, 1) else "")
+
+
+def confusion_title(result: dict) -> str:
+    """``fashion_mnist_resnet (width 0.5) on fashion_mnist test split, step 2808: top-1
+    92.28%``."""
+    return (f"{result['model']} on {result['dataset']} {result['split']} split, step "
+            f"{result['step']}: top-1 {100 * result['accuracy']:.2f}%")
 
 
 def _write(folder: pathlib.Path, result: dict) -> None:
@@ -172,9 +187,7 @@ def _write(folder: pathlib.Path, result: dict) -> None:
     step = result["step"]
     (folder / f"step_{step}.json").write_text(json.dumps(result, indent=1) + "\n")
     plots.confusion_matrix(np.asarray(result["confusion"]), result["class_names"],
-                           folder / f"confusion_step_{step}.png",
-                           title=f"{result['split']} split, step {step}: "
-                                 f"top-1 {100 * result['accuracy']:.2f}%")
+                           folder / f"confusion_step_{step}.png", title=confusion_title(result))
 
 
 _LISTED_CLASSES = 10  # Per-class accuracies printed; every class's is in the JSON.

@@ -128,16 +128,28 @@ class Trainer:
     def train_steps(self, epoch: int, first: int, on_step=None):
         """Runs steps ``first``.. of ``epoch``; returns the summed step metrics."""
         sums = None
-        bar = tqdm.tqdm(self.source.train_batches(epoch, first), initial=first,
-                        total=self.steps_per_epoch, desc=f"epoch {epoch + 1}", leave=False,
-                        disable=not self.config.progress_bar or jax.process_index() > 0,
-                        unit="step")
+        bar = progress_bar(self.source.train_batches(epoch, first), epoch,
+                           self.config.num_epochs, first, self.steps_per_epoch,
+                           enabled=self.config.progress_bar and jax.process_index() == 0)
         for i, batch in enumerate(bar, start=first):
             self._state, step_metrics = self._train_step(self._state, batch, self.step_key)
             sums = _sum(sums, self.mode.canonical(step_metrics))
             if on_step is not None:
                 on_step(epoch * self.steps_per_epoch + i + 1, sums)
         return sums
+
+
+def progress_bar(batches, epoch: int, num_epochs: int, first: int, total: int,
+                 enabled: bool = True):
+    """``batches`` with the epoch's progress bar on stderr. Its finished line stays, with
+    the epoch's time and speed, above the epoch's summary line (``metrics.console``):
+
+        epoch 1/6 train: 100%|##########| 469/469 [02:10<00:00,  3.60step/s]
+        epoch 1/6: train_loss=... test_accuracy=... learning_rate=...
+    """
+    return tqdm.tqdm(batches, initial=first, total=total, desc=f"epoch {epoch + 1}/"
+                     f"{num_epochs} train", leave=True, disable=not enabled, unit="step",
+                     file=sys.stderr)
 
 
 def _fine_tuning_start(config, trainer: Trainer, workdir: pathlib.Path, lead: bool) -> None:

@@ -45,26 +45,39 @@ def confusion_matrix(counts: np.ndarray, names: list[str], path: pathlib.Path,
     plt.close(fig)
 
 
+# curves.png's words (README and docs/training.md say the same).
+LR_LABEL = "learning rate the epoch trained with"
+LR_NOTE = "its value at the epoch's last step"
+LOSS_NOTE = ("train: averaged over the epoch as it trained, with the config's\n"
+             "augmentation, dropout and label smoothing; test: after the epoch")
+
+
 def training_curves(rows: list[dict], path: pathlib.Path, title: str = "") -> None:
-    """Loss, accuracy and learning rate per epoch of one run (rows of metrics.jsonl):
-    train and test side by side, the EMA's live weights dotted where there are any."""
+    """Loss and accuracy per epoch of one run (rows of metrics.jsonl), train and test side
+    by side (the EMA's live weights dotted where there are any), and the learning rate
+    each epoch trained with."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     epochs = [r["epoch"] for r in rows]
+    ema = any("test_live_loss" in r for r in rows)  # "test" is then the EMA's.
     fig, (loss_ax, acc_ax, lr_ax) = plt.subplots(1, 3, figsize=(13, 3.8))
-    for key, style, label in (("train", "-", "train"), ("test", "--", "test"),
-                              ("test_live", ":", "test (live weights)")):
+    lines = (("train", "-", "train"), ("test", "--", "test (EMA)" if ema else "test"),
+             ("test_live", ":", "test (live weights)"))
+    for key, style, label in lines:
         loss = [r.get(f"{key}_loss") for r in rows]
         acc = [r.get(f"{key}_accuracy") for r in rows]
         if all(v is not None for v in loss):
             loss_ax.plot(epochs, loss, style, marker="o", ms=3, label=label)
             acc_ax.plot(epochs, [100 * a for a in acc], style, marker="o", ms=3, label=label)
     lr_ax.plot(epochs, [r["learning_rate"] for r in rows], marker="o", ms=3)
-    for ax, name in ((loss_ax, "loss"), (acc_ax, "accuracy (%)"),
-                     (lr_ax, "learning rate (last step of the epoch)")):
+    for ax, name in ((loss_ax, "loss"), (acc_ax, "accuracy (%)"), (lr_ax, LR_LABEL)):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
-    loss_ax.set_title("train: as optimised (augmented, dropout, smoothing)", fontsize=9)
+    loss_ax.set_title(LOSS_NOTE, fontsize=9)
+    lr_ax.set_title(LR_NOTE, fontsize=9)
     loss_ax.legend()
     acc_ax.legend()
     if title:

@@ -30,8 +30,13 @@ KEYS = {"model", "params", "batch", "steps", "dtype", "parallelism", "devices", 
 def run_cli(capsys, *flags):
     result = benchmark.main(["--model", "resnet20", "--batch", "8", "--steps", "2",
                              "--warmup", "1", "--no-compile-cache", *flags])
-    line = capsys.readouterr().out.strip().splitlines()[-1]
+    out, err = capsys.readouterr()
+    (line,) = out.splitlines()  # stdout: the JSON line only; what it is doing goes to stderr.
     assert json.loads(line) == json.loads(json.dumps(result))
+    progress = [ln for ln in err.splitlines() if ln.startswith("benchmark: ")]
+    assert progress[0].startswith("benchmark: building resnet20 (32x32x3, 10 classes, batch 8")
+    assert progress[1].startswith("benchmark: compiling the train step")
+    assert "then timing 2 steps ..." in progress[2]
     assert KEYS <= set(result)
     assert result["images_per_sec"] > 0 and result["steps"] == 2
     assert result["flops_per_step"] > 0 and result["mfu"] > 0
@@ -53,7 +58,7 @@ def test_cli_names_an_unknown_model_in_one_line(capsys):
     message = capsys.readouterr().err
     assert exit_.value.code == 2 and message.count("\n") == 1
     assert message.startswith("error: --model: unknown model 'resnet21'; did you mean ")
-    assert "'resnet20'" in message
+    assert "'resnet20'" in message and "--zoo` lists all" in message and len(message) < 200
 
 
 @pytest.mark.slow

@@ -86,3 +86,13 @@ def test_a_broken_config_file_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err == f"error: --config {bad} does not load: NameError: name 'undefined_name' " \
                   "is not defined\n"
+
+
+def test_an_override_without_a_config_file_is_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.check_config_args(["--workdir", "x", "--mode=eval", "--config.eval_batch_size=8"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == (
+        "error: --config.eval_batch_size overrides a config file: give --config FILE too "
+        "(--mode eval without --config uses the workdir's config.json as is)\n")
+    cli.check_config_args(["--workdir", "x", "--mode=eval"])  # No override: main decides.

@@ -82,8 +82,9 @@ CASES = [
     Case("unknown optimizer", _main("--config.optimizer=sgdd"),
          "config.optimizer='sgdd' is not one of ('sgd', 'adam', 'adamw', 'lars', 'lamb'); "
          "did you mean 'sgd'?"),
-    Case("unknown model", _main("--config.model=resnet21"),
-         "config.model: unknown model 'resnet21'; did you mean"),
+    Case("unknown model", _main("--config.model=resnet_50"),
+         "config.model: unknown model 'resnet_50'; did you mean 'resnet50' or 'resnet50d'? "
+         "`python -m resnet_flax.summary --zoo` lists all 31 (each also as plain_<name>"),
     Case("unknown dataset", _main("--config.dataset=cifar11"),
          "did you mean 'cifar10' or 'cifar100'?"),
     Case("unknown dtype", _main("--config.model_options.dtype=float64"),
@@ -97,6 +98,9 @@ CASES = [
     Case("broken config file", ("--config", "{tmp}/broken.py", "--workdir", "{workdir}"),
          "broken.py does not load: NameError: name 'undefined_name' is not defined"),
     Case("no workdir", ("--config", CONFIG), "Flag --workdir must have a value other than None"),
+    Case("no config to train", ("--workdir", "{workdir}"), "--config is required to train"),
+    Case("override without config", ("--workdir", "{workdir}", "--mode=eval", "--config.lr=1"),
+         "--config.lr overrides a config file: give --config FILE too"),
     Case("workdir is a file", ("--config", CONFIG, "--workdir", "{tmp}/broken.py"),
          "broken.py is a file; give a folder"),
     Case("no dataset, no network", _main("--config.data_dir={tmp}/empty",
@@ -132,6 +136,9 @@ CASES = [
     # The other command lines.
     Case("summary: unknown model", ("--model", "resnet21"), "--model: unknown model 'resnet21'",
          module="resnet_flax.summary"),
+    Case("benchmark: unknown model", ("--model", "resnet_50"), "--model: unknown model "
+         "'resnet_50'; did you mean 'resnet50' or 'resnet50d'? `python -m resnet_flax.summary "
+         "--zoo` lists all 31", module="resnet_flax.benchmark"),
     Case("summary: image size 0", ("--model", "resnet18", "--image-size", "0"),
          "--image-size 0: must be a positive integer", module="resnet_flax.summary"),
     Case("benchmark: batch 0", ("--batch", "0"), "--batch, --steps, --scan-steps and "
@@ -156,6 +163,8 @@ CASES = [
          "--config.best_metric=test_accuracy", trained=True),
     Case("eval: no workdir", ("--config", CONFIG, "--workdir", "{tmp}/none", "--mode=eval"),
          "--workdir {tmp}/none is not a folder: there is no run to evaluate"),
+    Case("eval: no config, not a run", ("--workdir", "{workdir}", "--mode=eval"),
+         "{workdir}/config.json does not exist: is this the --workdir of a run?"),
     Case("eval: nothing trained", _tiny("--mode=eval"), "{workdir} has no checkpoints/: train "
          "it first"),
     Case("eval: no such step", _tiny("--mode=eval", "--checkpoint=5"),

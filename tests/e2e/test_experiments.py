@@ -99,3 +99,24 @@ def test_bad_experiment_names_and_overrides_are_one_line(capsys):
     err = capsys.readouterr().err
     assert "--arms 'resnet20_Z' is not an arm of the quick scale; did you mean" in err
     assert err.rstrip().endswith("arms: resnet20_A, resnet20_B, resnet20_C")
+
+
+def test_help_shows_defaults_and_list_arms_prints_an_experiments_arms(capsys):
+    with pytest.raises(SystemExit):
+        run.parse_args(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())  # Unwrapped.
+    for expected in ("--dataset DATASET the TFDS dataset every run trains on",
+                     "(default: fashion_mnist)", "--seeds N runs per arm", "(default: 3)",
+                     "(default: quick)", "(default: runs/exp/<name>)", "--list-arms"):
+        assert expected in help_text, expected
+    assert run.main(["degradation", "--list-arms"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    module = grid.load("degradation")
+    assert lines[0] == f"degradation: {module.TITLE}"
+    assert lines[1].split() == ["arm", "scales", "config", "overrides"]
+    assert [line.split()[0] for line in lines[2:]] == list(module.ARMS)
+    assert lines[2].split() == ["plain20", "quick,", "paper", "model='plain_resnet20'"]
+    assert lines[3].split() == ["plain32", "paper", "model='plain_resnet32'"]
+    with pytest.raises(SystemExit):
+        run.main(["--list-arms"])
+    assert "give an experiment name" in capsys.readouterr().err

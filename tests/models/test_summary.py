@@ -11,7 +11,9 @@ from resnet_flax.models import summary
 
 def test_resnet50_at_224_is_4_09_gmacs():
     s = summary.summarize("resnet50", (224, 224, 3))
-    assert s.params == 25_557_032
+    assert s.params == 25_557_032  # torchvision's count: its running statistics are buffers.
+    assert s.non_trainable == 53_120  # Keras' ResNet50's non-trainable count: the BN statistics.
+    assert s.total == s.params + s.non_trainable
     assert s.macs == 4_089_184_256
     assert summary.format_count(s.macs) == "4.09 G"
 
@@ -58,6 +60,13 @@ def test_cli_prints_table_and_totals(capsys):
     summary_cli.main(["--model", "resnet20"])
     out = capsys.readouterr().out
     assert "layer3_2/conv2 (Conv)" in out and "(8, 8, 64)" in out
-    assert "Total params: 269,722" in out and "Total MACs: 40,551,040 (40.55 M)" in out
+    # Trainable (torchvision's count), the BN statistics apart, and both (Keras'): 19
+    # BatchNorms (7 of 16 channels, 6 of 32, 6 of 64), a mean and a variance per channel.
+    totals = out.splitlines()[-4:]
+    assert totals == ["Trainable params: 269,722 (269.72 K)",
+                      "Non-trainable (BN statistics): 1,376 (1.38 K)",
+                      "Total params (Keras' count_params: both): 271,098 (271.10 K)",
+                      "Total MACs: 40,551,040 (40.55 M)"]
+    assert 2 * (7 * 16 + 6 * 32 + 6 * 64) == 1_376
     summary_cli.main(["--model", "resnet50", "--image-size", "224"])
     assert "Total MACs: 4,089,184,256 (4.09 G)" in capsys.readouterr().out

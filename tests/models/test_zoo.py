@@ -210,6 +210,21 @@ def test_create_rejects_unknown_names_and_options():
         models.create("wrn_27_2")
 
 
+@pytest.mark.parametrize("name,near", [
+    ("resnet_50", "; did you mean 'resnet50' or 'resnet50d'? "),
+    ("plain_resnet_56", "; did you mean 'plain_resnet56' or 'plain_resnet50'? "),
+    ("xyz", "; "),
+])
+def test_an_unknown_name_gets_the_closest_names_and_where_the_list_is(name, near):
+    with pytest.raises(ValueError) as err:
+        models.spec(name)
+    message = str(err.value)
+    assert message == (f"unknown model {name!r}{near}`python -m resnet_flax.summary --zoo` "
+                       f"lists all {len(models.names())} (each also as plain_<name>; any "
+                       "wrn_<6n+4>_<k>)")
+    assert len(message) < 200 and "resnet152" not in message
+
+
 def test_any_wrn_depth_and_width_resolves():
     model = models.create("wrn_22_2")
     assert tuple(model.stage_sizes) == (3, 3, 3) and tuple(model.stage_widths) == (32, 64, 128)

@@ -48,6 +48,19 @@ def test_console_lists_the_worst_classes_when_there_are_many(capsys):
     assert lines[2] == "wrote runs/x/eval/step_3.json and runs/x/eval/confusion_step_3.png"
 
 
+def test_the_confusion_matrix_title_names_the_model_and_the_dataset(tiny_data_dir):
+    from conftest import tiny_config
+
+    config = tiny_config(tiny_data_dir)
+    config.model_options.width_multiplier = 0.5
+    result = {"model": evaluate.model_name(config), "dataset": config.dataset, "step": 2808,
+              "split": "test", "accuracy": 0.92277}
+    assert evaluate.confusion_title(result) == (
+        "fashion_mnist_resnet (width 0.5) on fashion_mnist test split, step 2808: top-1 92.28%")
+    config.model_options.width_multiplier = None
+    assert evaluate.model_name(config) == "fashion_mnist_resnet"
+
+
 def _tree(workdir):
     return {str(p.relative_to(workdir)): p.read_bytes()
             for p in (workdir / "checkpoints").rglob("*") if p.is_file()}
@@ -65,8 +78,9 @@ def test_eval_and_predict_reproduce_the_runs_test_figures_and_write_nothing_else
     assert "checkpoints/8/metrics/metrics" in checkpoints
     assert "checkpoints/4/metrics/metrics" not in checkpoints  # Mid-epoch: none.
 
-    proc = run_main(tmp_path, *overrides, "--mode=eval", "--checkpoint=best",
-                    block_tensorflow=True)
+    # Without --config: with the workdir's config.json, EMA and flip TTA included.
+    proc = run_main(tmp_path, "--mode=eval", "--checkpoint=best", block_tensorflow=True,
+                    config=None)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith(f"eval step 8 ({TINY_TEST} test images): loss=")
     result = json.loads((tmp_path / "eval" / "step_8.json").read_text())
@@ -74,6 +88,8 @@ def test_eval_and_predict_reproduce_the_runs_test_figures_and_write_nothing_else
     assert result["accuracy"] == pytest.approx(last["test_accuracy"], abs=1e-6)
     assert result["loss"] == pytest.approx(last["test_loss"], rel=1e-4)
     assert result["examples"] == TINY_TEST == np.sum(result["confusion"])
+    assert (result["model"], result["dataset"]) == ("fashion_mnist_resnet (width 0.25)",
+                                                    "fashion_mnist")
     # The tiny set's test labels are i % 10: 3 of each of the first three classes, 2 of the rest.
     assert [sum(row) for row in result["confusion"]] == [3, 3, 3] + [2] * 7
     assert list(result["per_class_accuracy"])[:2] == ["T-shirt/top", "Trouser"]
@@ -81,7 +97,7 @@ def test_eval_and_predict_reproduce_the_runs_test_figures_and_write_nothing_else
         assert png.format == "PNG" and min(png.size) > 400
     assert _tree(tmp_path) == checkpoints
 
-    older = run_main(tmp_path, *overrides, "--mode=eval", "--checkpoint=4")
+    older = run_main(tmp_path, *overrides, "--mode=eval", "--checkpoint=4")  # --config too.
     assert older.returncode == 0, older.stderr[-3000:]
     assert json.loads((tmp_path / "eval" / "step_4.json").read_text())["step"] == 4
     assert _tree(tmp_path) == checkpoints

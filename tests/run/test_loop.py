@@ -175,3 +175,23 @@ def test_a_diverging_run_is_stopped_within_steps_not_at_the_epochs_end(tiny_data
     step = int(str(err.value).split("by step ")[1].split(";")[0])
     assert step < TINY_TRAIN // 2, str(err.value)
     assert "no checkpoint was saved before it" in str(err.value)
+
+
+def test_each_epochs_finished_bar_stays_above_its_summary_line(capsys):
+    from resnet_flax.run import loop
+    from resnet_flax.workdir import metrics
+
+    for epoch in range(2):
+        first = 2 if epoch == 0 else 0  # Resumed mid-epoch: the bar starts at step 2.
+        assert list(loop.progress_bar(iter(range(first, 5)), epoch, 2, first, 5)) == list(
+            range(first, 5))
+        metrics.console(epoch + 1, 2, {"test_accuracy": 0.5})
+    assert list(loop.progress_bar(iter(range(5)), 0, 2, 0, 5, enabled=False)) == list(range(5))
+    err = capsys.readouterr().err
+    # Each line as a terminal shows it: what follows the last carriage return.
+    lines = [line.rsplit("\r", 1)[-1] for line in err.split("\n") if line.strip()]
+    assert len(lines) == 4, err
+    assert lines[0].startswith("epoch 1/2 train: 100%") and "| 5/5 [" in lines[0]
+    assert lines[1] == "epoch 1/2: test_accuracy=0.5"
+    assert lines[2].startswith("epoch 2/2 train: 100%") and "| 5/5 [" in lines[2]
+    assert lines[3] == "epoch 2/2: test_accuracy=0.5"
