@@ -23,6 +23,7 @@ Files: ``.safetensors`` needs the optional ``safetensors`` package (extra
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -61,7 +62,9 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
         import torch
     except ImportError as err:
         raise ImportError(f"reading {path!r} needs torch; or convert it to .safetensors") from err
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    with warnings.catch_warnings():  # Its advice on pickle protocols is no user's concern.
+        warnings.simplefilter("ignore", UserWarning)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     for key in _WRAPPERS:
         if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
             state = state[key]

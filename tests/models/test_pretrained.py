@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -90,8 +91,16 @@ def test_pth_file_is_read_with_weights_only(tmp_path):
 
     evil = tmp_path / "evil.pth"
     torch.save({"fc.weight": Payload()}, evil)
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(pickle.UnpicklingError), warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
         pretrained.load_state_dict(evil)
+    assert not seen  # Refused in one error: no torch advice beside it.
+    with open(tmp_path / "evil4.pth", "wb") as f:  # Protocol 4: torch warns about it.
+        pickle.dump({"fc.weight": Payload()}, f, protocol=4)
+    with pytest.raises(pickle.UnpicklingError), warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        pretrained.load_state_dict(tmp_path / "evil4.pth")
+    assert not seen
 
 
 def test_safetensors_file(tmp_path):
