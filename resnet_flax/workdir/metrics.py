@@ -148,6 +148,13 @@ def _drop_rows_after(path: pathlib.Path, step: int) -> None:
     """Rewrites ``path`` without its rows past ``step`` and without a torn row (their
     epochs are trained again), atomically, if it has any."""
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    torn = [ln for ln in lines if _row(ln) is None]
+    if torn:  # Set aside, not lost: a short write's remains.
+        aside = path.with_name(path.name + ".torn")
+        with open(aside, "a", encoding="utf-8") as f:
+            f.write("".join(ln if ln.endswith("\n") else ln + "\n" for ln in torn))
+        print(f"warning: {path} had a torn row (a short write); set aside in {aside}, its "
+              "epoch is trained again", file=sys.stderr, flush=True)
     kept = [ln for ln in lines if (row := _row(ln)) is not None and row.get("step", 0) <= step]
     if len(kept) != len(lines):
         tmp = path.with_suffix(".jsonl.tmp")

@@ -11,7 +11,7 @@ def epoch_row(n):
             "test_accuracy": 0.1 * n, "learning_rate": 0.1}
 
 
-def test_a_torn_last_row_is_dropped_on_resume(tmp_path):
+def test_a_torn_last_row_is_set_aside_on_resume(tmp_path, capsys):
     writer = metrics.MetricWriter(str(tmp_path))
     writer.write(8, epoch_row(1))
     writer.close()
@@ -23,6 +23,11 @@ def test_a_torn_last_row_is_dropped_on_resume(tmp_path):
     writer.close()
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(ln)["step"] for ln in lines] == [8, 16]
+    aside = tmp_path / "metrics.jsonl.torn"
+    assert aside.read_text() == '{"step": 16, "time": 17964, "epoch": 2, "train_lo\n'
+    assert capsys.readouterr().err == (
+        f"warning: {tmp_path / 'metrics.jsonl'} had a torn row (a short write); set aside in "
+        f"{aside}, its epoch is trained again\n")
     assert (tmp_path / "curves.png").exists()
 
 
