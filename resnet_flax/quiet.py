@@ -45,9 +45,16 @@ _NATIVE_NOISE = re.compile(
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called")
 
 
+# Orbax's writing threads log, with tracebacks, the error they raise to the caller (who
+# reports it in one line).
+_ABSL_RAISED = ("_SignalingThread.run() raised an exception", "in background save thread",
+                "Save Finalize thread (save_finalize) failed")
+
+
 def _keep(record: logging.LogRecord) -> bool:
     message = record.getMessage()
-    return not any(message.startswith(prefix) for prefix in _ABSL_NOISE)
+    return not (any(message.startswith(prefix) for prefix in _ABSL_NOISE)
+                or any(raised in message for raised in _ABSL_RAISED))
 
 
 def silence_third_party() -> None:

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import pathlib
+import re
 import shutil
 import sys
 import tempfile
@@ -33,6 +34,11 @@ from resnet_flax.workdir import integrity
 
 _FIELDS = ("step", "params", "batch_stats", "opt_state", "ema")
 CORRUPT_DIR = "checkpoints_corrupt"
+
+
+# What the storage says when it refuses a write (in the text of Orbax's errors).
+_STORAGE_FAILURE = re.compile(
+    r"No space left on device|Disk quota exceeded|Read-only file system|Permission denied")
 
 
 class CheckpointError(RuntimeError):
@@ -247,17 +253,38 @@ class Checkpointer:
         tree["digest"] = integrity.digest(leaves)
         if not self.best_metric:
             metrics = None  # Orbax writes them only when it tracks a best step.
-        return self._manager.save(step, args=ocp.args.StandardSave(tree), force=force,
-                                  metrics=metrics)
+        with self._storage_errors():
+            return self._manager.save(step, args=ocp.args.StandardSave(tree), force=force,
+                                      metrics=metrics)
 
     def wait(self) -> None:
         """Returns once every checkpoint asked for is on disk."""
-        self._manager.wait_until_finished()
+        with self._storage_errors():
+            self._manager.wait_until_finished()
 
     def close(self) -> None:
         """Waits for pending asynchronous writes."""
-        self._manager.wait_until_finished()
+        with self._storage_errors():
+            self._manager.wait_until_finished()
         self._manager.close()
+
+    @contextlib.contextmanager
+    def _storage_errors(self):
+        """A save the storage refuses (a full disk, say: Orbax reports it from its writing
+        threads, at the next save or wait) as a ``CheckpointError`` of one line."""
+        try:
+            yield
+        except (OSError, ValueError, RuntimeError) as e:
+            found = _STORAGE_FAILURE.search(str(e))
+            if not found:
+                raise
+            latest = self._manager.latest_step()
+            kept = ("none was written before it" if latest is None else
+                    f"the last good one, step {latest}, is untouched")
+            raise CheckpointError(
+                f"cannot write a checkpoint in {self.directory}: {found[0]}; {kept}: free "
+                "space or give another --workdir, then run the same command to resume"
+            ) from None
 
 
 def _options(every_steps: int, keep: int, read_only: bool,

@@ -1,0 +1,30 @@
+"""A disk that fills up during a save: one line, not Orbax's tracebacks."""
+
+import subprocess
+
+import pytest
+from conftest import tiny_overrides
+from runs import run_main
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 400 KiB tmpfs: the tiny model's first checkpoint does not fit."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if made.returncode:
+        pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.strip() or 'not root'}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.mark.slow
+def test_a_save_the_full_disk_refuses_is_one_line(tiny_data_dir, small_disk):
+    workdir = small_disk / "run"
+    proc = run_main(workdir, *tiny_overrides(tiny_data_dir, num_epochs=1))
+    assert proc.returncode == 2
+    assert proc.stderr == (f"error: cannot write a checkpoint in {workdir / 'checkpoints'}: "
+                           "No space left on device; none was written before it: free space "
+                           "or give another --workdir, then run the same command to resume\n")
