@@ -4,9 +4,9 @@ r"""Train-step throughput of a model, as one JSON line.
     python -m resnet_flax.benchmark --model resnet18 --stem cifar --batch 128 --steps 20 \
         --data on-device --loop scan
 
-Times ``steps.train_step`` (SGD momentum 0.9, weight decay 5e-4, cross-entropy)
-exactly as ``train.Trainer`` compiles it: jitted with the state, data and key
-replicated over a 1-D ``data`` mesh and each batch split over it, the state
+Times ``train.steps.train_step`` (the optimizer of ``recipe``: SGD, momentum 0.9,
+weight decay 5e-4; cross-entropy) as ``run.loop.Trainer`` compiles it: the state, data
+and key replicated over a 1-D ``data`` mesh, each batch split over it, the state
 donated. Reports images/s (median and 10th/90th percentile over the timed steps
 after warm-up), step time, compile time, memory, FLOPs per step (XLA's cost
 analysis of the step), achieved GFLOP/s and MFU against the device's peak (CPU:
@@ -24,8 +24,8 @@ figure. ``--loop scan`` runs ``--scan-steps`` steps per call under ``lax.scan``
 the device axis by the step itself).
 
 On a CPU the process is split into ``--devices`` virtual XLA devices (default:
-``host_devices.default_count()``: 1 with Eigen convolutions, the default, else one
-per core) before JAX starts. ``--cpu-convs xla-default`` keeps jaxlib's YNNPACK ones.
+``cli.host_devices.default_count()``: 1 with Eigen convolutions, the default, else
+one per core) before JAX starts. ``--cpu-convs xla-default`` keeps jaxlib's YNNPACK ones.
 """
 
 from __future__ import annotations

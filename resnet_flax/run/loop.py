@@ -49,7 +49,7 @@ FINITE_CHECK_LAG = 8
 
 
 class Trainer:
-    """Compiled steps and on-device data for one config; ``evaluate`` and ``train_epoch``."""
+    """Compiled steps and placed data for one config; ``evaluate`` and ``train_steps``."""
 
     def __init__(self, config, source: sources.Device | sources.Stream, mesh=None):
         self.config = config
