@@ -2,7 +2,8 @@
 
 The lock is ``fcntl.flock`` on ``<workdir>/.run.lock`` (through ``filelock``), which the
 OS releases when the process ends however it ends, so a killed run never blocks its own
-resume. Beside it, ``.run.owner`` names the holder for the message a second run prints.
+resume. Beside it, ``.run.owner`` names the holder for the message a second run prints;
+both files go when the run ends (a killed run's stay, and the next run takes them over).
 Evaluation and ``predict`` only read a workdir and take no lock.
 """
 
@@ -48,17 +49,12 @@ def held(workdir: pathlib.Path, active: bool = True):
     try:
         yield
     finally:
-        lock.release()
-        _tidy(workdir)
-
-
-def _tidy(workdir: pathlib.Path) -> None:
-    """Removes the lock's files from a workdir the run left otherwise empty (it stopped
-    before writing anything), so that nothing is left of it."""
-    with contextlib.suppress(OSError):
-        if set(os.listdir(workdir)) <= {LOCK, OWNER}:
+        # The files go while the lock is still held: a run that starts now makes new ones,
+        # and a workdir is left as the run found it, or as its work made it.
+        with contextlib.suppress(OSError):
             for name in (OWNER, LOCK):
                 (workdir / name).unlink(missing_ok=True)
+        lock.release()
 
 
 def _owner(workdir: pathlib.Path) -> str:

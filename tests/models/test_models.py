@@ -74,8 +74,8 @@ def test_plain_twin_has_no_projection_params():
     assert "plain_resnet20" not in models.names() and "resnet20" in models.names()
 
 
-def test_unknown_model_lists_valid_names():
-    with pytest.raises(ValueError, match="resnet18.*resnet50"):
+def test_unknown_model_names_the_closest_and_where_the_list_is():
+    with pytest.raises(ValueError, match="did you mean 'resnet18'.*summary --zoo"):
         models.create("resnet19")
 
 

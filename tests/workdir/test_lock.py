@@ -59,3 +59,10 @@ def test_checkpoints_that_are_a_file_stop_the_run_at_its_start(tiny_data_dir, tm
     assert proc.returncode == 2
     assert proc.stderr == (f"error: {tmp_path / 'checkpoints'} is a file, where this run's "
                            "checkpoints go: move it, or give another --workdir\n")
+
+
+def test_a_finished_holder_leaves_the_workdir_as_it_found_it(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text("{}\n")
+    with lock.held(tmp_path):
+        assert (tmp_path / lock.OWNER).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.jsonl"]
