@@ -9,8 +9,10 @@ weight decay 5e-4; cross-entropy) as ``run.loop.Trainer`` compiles it: the state
 and key replicated over a 1-D ``data`` mesh, each batch split over it, the state
 donated. Reports images/s (median and 10th/90th percentile over the timed steps
 after warm-up), step time, compile time, memory, FLOPs per step (XLA's cost
-analysis of the step), achieved GFLOP/s and MFU against the device's peak (CPU:
-a float32 matmul measured here and now; GPU: the datasheet dense bf16 peak).
+analysis of the step; where the backend has none, as on XLA:GPU, the convolutions
+and dot products of its jaxpr, ``flops_source`` says which), achieved GFLOP/s and
+MFU against the device's peak (CPU: a float32 matmul measured here and now; GPU: the
+datasheet dense bf16 peak).
 
 ``--data synthetic`` trains on one fixed batch (no augmentation): the
 compute-bound figure. ``--data on-device`` keeps a CIFAR-sized split of random
@@ -109,27 +111,6 @@ def _memory(compiled, devices) -> dict:
     return out
 
 
-def step_flops(fn, *args) -> float | None:
-    """FLOPs of ``fn(*args)`` from XLA's cost analysis of the unpartitioned program."""
-    import jax
-
-    try:
-        return lowered_flops(jax.jit(fn).lower(*args))
-    except Exception:  # noqa: BLE001
-        return None
-
-
-def lowered_flops(lowered) -> float | None:
-    """FLOPs of a lowered program, before SPMD partitioning: the whole batch's."""
-    try:
-        cost = lowered.cost_analysis()
-    except Exception:  # noqa: BLE001
-        return None
-    if isinstance(cost, (list, tuple)):
-        cost = cost[0] if cost else None
-    return float(cost["flops"]) if cost and "flops" in cost else None
-
-
 def recipe(model: str, seed: int, model_options: dict, weight_decay: float = 5e-4):
     """The config a benchmark trains ``model`` with: SGD with lr 0.1 (constant), momentum
     0.9 and ``weight_decay`` (5e-4: the PyTorch reference's; He et al.'s is 1e-4)."""
@@ -162,6 +143,7 @@ def run(args: argparse.Namespace, progress=None) -> dict:
 
     from resnet_flax import models
     from resnet_flax.bench import epoch_scan
+    from resnet_flax.bench import flops as flops_of
     from resnet_flax.data import pipeline
     from resnet_flax.run.build import build
     from resnet_flax.train import parallel, steps
@@ -222,7 +204,7 @@ def run(args: argparse.Namespace, progress=None) -> dict:
         return np.stack(rows)
 
     plain_step_flops = functools.partial(
-        step_flops, functools.partial(_step, cfg=cfg), state,
+        flops_of.step_flops, functools.partial(_step, cfg=cfg), state,
         jax.ShapeDtypeStruct(images.shape, images.dtype),
         jax.ShapeDtypeStruct(labels.shape, labels.dtype),
         jax.ShapeDtypeStruct((args.batch,), jnp.int32), key)
@@ -249,10 +231,10 @@ def run(args: argparse.Namespace, progress=None) -> dict:
     lowered = fn.lower(state, *data, put_idx(batches(0)), key)
     compiled = lowered.compile()
     compile_s = time.perf_counter() - tic
-    if args.parallelism == "jit" and args.loop == "step":  # One step: no second trace.
-        flops = lowered_flops(lowered)
-    else:  # A scan of steps, or pmap's per-device program: trace one plain step.
-        flops = plain_step_flops()
+    # One jit step: its own lowering; a scan of steps or pmap's per-device program: one
+    # plain step traced apart.
+    one_step = args.parallelism == "jit" and args.loop == "step"
+    flops, flops_source = plain_step_flops(lowered=lowered if one_step else None)
 
     calls_warm = -(-args.warmup // per_call)
     calls_timed = -(-args.steps // per_call)
@@ -292,7 +274,7 @@ def run(args: argparse.Namespace, progress=None) -> dict:
         "images_per_sec_p90": _percentile(ips, 0.9),
         "images_per_sec_min": ips[0], "images_per_sec_max": ips[-1],
         "step_ms": 1e3 * step_s, "compile_s": compile_s, "warmup_s": warmup_s,
-        "flops_per_step": flops,
+        "flops_per_step": flops, "flops_source": flops_source,
         "gflops_per_sec": achieved / 1e9 if achieved else None,
         "peak_gflops_per_sec": peak / 1e9 if peak else None, "peak_source": peak_source,
         "mfu": achieved / peak if achieved and peak else None,
