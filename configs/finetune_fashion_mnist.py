@@ -6,13 +6,13 @@ net expects. A new 10-class head replaces ImageNet's; the stem stays fixed (its
 BatchNorm statistics too), and the backbone learns at a tenth of the head's rate.
 Crops and flips as for training from scratch; SGD Nesterov, cosine, 5 epochs.
 
-The weights are not shipped: download torchvision's file yourself (e.g.
-https://download.pytorch.org/models/resnet18-f37072fd.pth, or convert it to
-.safetensors) and pass its path:
+Name the weights (fetched once into the Hugging Face cache; ``pip install -e
+'.[pretrained]'``; ``python -m resnet_flax.summary --pretrained`` lists the names), or
+give a ``.safetensors``/``.pth`` file in torchvision's layout:
 
     python -m resnet_flax.data.build fashion_mnist --archives ../shared/data/fashion_mnist
     python -m resnet_flax.main --config configs/finetune_fashion_mnist.py \
-        --workdir runs/fm_finetune --config.init_from=resnet18-f37072fd.pth
+        --workdir runs/fm_finetune --config.init_from=resnet18.tv_in1k
 
 ``--config.init_from=runs/other`` starts from another run's latest checkpoint instead
 (same model), and ``--config.freeze=stem,stage1,stage2`` fixes more of the backbone.
@@ -32,7 +32,7 @@ def get_config():
     c.input_size = 64
     c.input_channels = 3
     c.normalization = "imagenet"
-    c.init_from = ""  # Your resnet18-f37072fd.pth (or .safetensors), or a run's workdir.
+    c.init_from = ""  # resnet18.tv_in1k (by name), a weights file, or a run's workdir.
     c.init_head = "new"  # 10 classes, not ImageNet's 1000.
     c.freeze = "stem"
     c.backbone_lr_multiplier = 0.1

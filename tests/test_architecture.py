@@ -11,7 +11,7 @@ from conftest import REPO
 PACKAGE = REPO / "resnet_flax"
 # Bottom to top. A module's layer is its sub-package, or its own name for a top-level
 # module; the bottom layer (the schema and two helpers) imports nothing of the package.
-LAYERS = (("config", "suggest", "quiet"), ("models",), ("data",), ("train",),
+LAYERS = (("config", "suggest", "quiet"), ("models",), ("data",), ("pretrained",), ("train",),
           ("workdir",), ("run",), ("bench",), ("cli",))
 # Thin modules kept at documented `python -m` paths (and the public face): they hand on
 # to the layers and nothing imports them.

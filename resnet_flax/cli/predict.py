@@ -1,7 +1,13 @@
-"""Classify image files with a trained run.
+"""Classify image files with a trained run, or with pretrained ImageNet weights.
 
     python -m resnet_flax.predict --workdir runs/fm_cpu shirt.png photos/ [--top-k 3]
         [--checkpoint latest|best|STEP] [--json]
+    python -m resnet_flax.predict --weights resnet50.tv2_in1k photo.jpg
+
+``--weights`` names pretrained weights (``resnet_flax.pretrained``: a known name, a hub
+id, or a ``.safetensors``/``.pth`` file with ``--model``); each image gets the weights'
+own evaluation transform (resize, centre crop, ImageNet normalisation) and ImageNet's
+class names.
 
 The model, dataset and evaluation settings (EMA, flip TTA) are the workdir's own
 (``config.json``); the checkpoint is restored read-only. Each PNG/JPEG/... file of
@@ -32,7 +38,11 @@ def parse_args(argv=None):
     p = cli.ArgumentParser(prog="python -m resnet_flax.predict",
                            description=__doc__.split("\n\n")[0])
     p.add_argument("images", nargs="+", help="image files, or folders of them")
-    p.add_argument("--workdir", required=True, help="the run's folder (as given to main)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--workdir", help="the run's folder (as given to main)")
+    source.add_argument("--weights", help="pretrained weights: a name (resnet50.tv2_in1k), "
+                        "a hub id, or a weights file (with --model)")
+    p.add_argument("--model", help="with --weights FILE: the model the file fits")
     p.add_argument("--checkpoint", default="latest",
                    help="`latest`, `best` (by the run's best_metric) or a step number")
     p.add_argument("--top-k", type=int, default=3, help="classes to print per image")
@@ -59,17 +69,18 @@ def image_files(paths: list[str]) -> list[pathlib.Path]:
 
 
 def read_image(path: pathlib.Path, shape: tuple[int | None, int | None, int],
-               centre_crop: tuple[int, float] | None = None) -> np.ndarray:
+               centre_crop: tuple[int, float] | None = None, view=None) -> np.ndarray:
     """``path`` as a uint8 (H, W, C) array in the dataset's ``shape`` or, with
     ``centre_crop`` = (size, fraction), as the stream input's evaluation crop of it (runs
-    on images of any size); OSError/ValueError if it is not a readable image."""
+    on images of any size), or as ``view(PIL image in the shape's mode)`` returns it;
+    OSError/ValueError if it is not a readable image."""
     from PIL import Image
 
     h, w, c = shape
     try:
         with Image.open(path) as image:
             image.load()
-            return _as_array(image, (h, w, c), centre_crop)
+            return _as_array(image, (h, w, c), centre_crop, view)
     except Image.DecompressionBombError as e:  # Refused before it fills the memory.
         raise ValueError(f"too large to read safely ({e})") from None
 
@@ -79,7 +90,7 @@ _WIDE_GREY = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
 
 def _as_array(image, shape: tuple[int | None, int | None, int],
-              centre_crop: tuple[int, float] | None) -> np.ndarray:
+              centre_crop: tuple[int, float] | None, view=None) -> np.ndarray:
     from PIL import Image
 
     from resnet_flax.data import crops
@@ -93,6 +104,8 @@ def _as_array(image, shape: tuple[int | None, int | None, int],
         image = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
         image.alpha_composite(rgba)
     image = image.convert("L" if c == 1 else "RGB")
+    if view is not None:
+        return view(image)
     if centre_crop:
         pixels = np.asarray(image, np.uint8).reshape(image.height, image.width, c)
         return crops.centre_crop(pixels, *centre_crop)
@@ -125,9 +138,22 @@ def report(files, probabilities, names, top_k: int, as_json: bool) -> None:
             print(f"{path}: " + ", ".join(f"{names[i]} {probs[i]:.3f}" for i in top))
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    setup.start()
+def read_all(paths: list[str], read) -> tuple[list, list, int]:
+    """(files read, their arrays, how many failed): one ``error:`` line per bad file."""
+    files, images, failed = [], [], 0
+    for path in image_files(paths):
+        try:
+            images.append(read(path))
+            files.append(path)
+        except (OSError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError.
+            failed += 1
+            print(f"error: {path}: not a readable image ({type(e).__name__}: "
+                  f"{str(e).splitlines()[0] if str(e) else 'empty'})", file=sys.stderr)
+    return files, images, failed
+
+
+def from_workdir(args):
+    """(read one file, classify a batch, class names) of the run in ``--workdir``."""
     from resnet_flax.config import ConfigError
     from resnet_flax.data import datasets, tfds_source
     from resnet_flax.run import evaluate
@@ -144,18 +170,41 @@ def main(argv=None) -> int:
         cli.fail(str(e))
     shape = datasets.get(config.dataset).image_shape
     crop = (config.crop_size, config.eval_crop_fraction) if config.crop != "none" else None
-    files, images, failed = [], [], 0
-    for path in image_files(args.images):
-        try:
-            images.append(read_image(path, shape, crop))
-            files.append(path)
-        except (OSError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError.
-            failed += 1
-            print(f"error: {path}: not a readable image ({type(e).__name__}: "
-                  f"{str(e).splitlines()[0] if str(e) else 'empty'})", file=sys.stderr)
+    return (functools.partial(read_image, shape=shape, centre_crop=crop),
+            functools.partial(classify, config, state), names)
+
+
+def from_weights(args):
+    """(read one file, classify a batch, class names) of pretrained ``--weights``."""
+    import logging
+
+    import jax
+
+    from resnet_flax import pretrained
+    from resnet_flax.pretrained import transform
+
+    # Its retry notices, five when there is no network, would bury the one error line.
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
+    try:
+        loaded = pretrained.load(args.weights, model=args.model)
+    except pretrained.PretrainedError as e:
+        cli.fail(str(e))
+    model, variables = loaded
+    weights = loaded.weights
+    apply = jax.jit(lambda x: jax.nn.softmax(model.apply(variables, x, train=False), -1))
+    view = functools.partial(transform.eval_view, weights=weights)
+    names = loaded.class_names or [str(i) for i in range(model.num_classes)]
+    return (functools.partial(read_image, shape=(None, None, 3), view=view),
+            lambda images: np.asarray(apply(transform.normalise(images, weights))), names)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    setup.start()
+    read, classify_batch, names = (from_weights if args.weights else from_workdir)(args)
+    files, images, failed = read_all(args.images, read)
     if images:
-        report(files, classify(config, state, np.stack(images)), names, args.top_k,
-               args.json)
+        report(files, classify_batch(np.stack(images)), names, args.top_k, args.json)
     elif not failed:
         cli.fail(f"no image files in {' '.join(args.images)} ({', '.join(IMAGE_SUFFIXES)})")
     return 1 if failed else 0

@@ -18,15 +18,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                                         f"{len(models.names())}; each also as plain_<name>)")
     parser.add_argument("--zoo", action="store_true",
                         help="print a markdown table of every registered model instead")
+    parser.add_argument("--pretrained", action="store_true",
+                        help="print the pretrained ImageNet weights known by name instead")
     parser.add_argument("--image-size", type=int, default=None,
                         help="square input side (default: the model's natural input)")
     parser.add_argument("--channels", type=int, default=None)
     parser.add_argument("--num-classes", type=int, default=None)
     args = parser.parse_args(argv)
-    if args.zoo:
+    if args.zoo or args.pretrained:
         return args
     if not args.model:
-        parser.error("--model (or --zoo) is required")
+        parser.error("--model (or --zoo, or --pretrained) is required")
     for flag in ("image_size", "channels", "num_classes"):
         value = getattr(args, flag)
         if value is not None and value < 1:
@@ -43,6 +45,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     setup.start()
     if args.zoo:
         print(zoo_table())
+        return
+    if args.pretrained:
+        from resnet_flax.pretrained.catalogue import table
+
+        print(table())
         return
     h, w, c = models.spec(args.model).input_shape
     if args.image_size:

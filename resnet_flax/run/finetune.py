@@ -1,6 +1,7 @@
 """Fine-tuning: a run's first weights from torchvision/timm files or another run.
 
-``config.init_from`` names a ``.safetensors``/``.pth`` state dict (converted by
+``config.init_from`` names pretrained weights by name (``resnet50.a1_in1k``, a hub id:
+``resnet_flax.pretrained``), a ``.safetensors``/``.pth`` state dict (converted by
 ``pretrained.from_torch``; ``.pth`` read with ``weights_only``) or another run's
 workdir (its latest checkpoint; its EMA when it kept one, the weights its own
 evaluation reported). ``config.init_head`` decides the classifier: ``new`` keeps the
@@ -25,16 +26,41 @@ def _fail(config, why: str) -> None:
     raise ConfigError(f"config.init_from={config.init_from!r}: {why}")
 
 
-def check_source(config) -> None:
-    """``ConfigError`` unless ``config.init_from`` exists (checked before data loads)."""
-    if not pathlib.Path(config.init_from).expanduser().exists():
-        _fail(config, "does not exist (give a .safetensors or .pth file, or a run's workdir)")
+def names_weights(init_from: str) -> bool:
+    """Whether ``init_from`` is pretrained weights by name (or hub id), not a local path:
+    nothing there, no weights-file suffix, and at most an ``owner/`` that is no folder."""
+    path = pathlib.Path(init_from).expanduser()
+    if path.exists() or path.suffix in (".safetensors", ".pth", ".pt", ".bin") or \
+            init_from.startswith((".", "/", "~")):
+        return False
+    owner, slash, rest = init_from.partition("/")
+    return not slash or ("/" not in rest and not pathlib.Path(owner).exists())
+
+
+def check_source(config) -> pathlib.Path:
+    """The local path of ``config.init_from`` (weights by name fetched into the hub cache);
+    ``ConfigError`` when there is none (checked before data loads)."""
+    if not names_weights(config.init_from):
+        path = pathlib.Path(config.init_from).expanduser()
+        if not path.exists():
+            _fail(config, "does not exist (give pretrained weights by name, e.g. "
+                          "resnet50.tv2_in1k, a .safetensors or .pth file, or a run's workdir)")
+        return path
+    from resnet_flax import pretrained
+
+    try:
+        weights, path = pretrained.resolve(config.init_from, model=config.model)
+    except pretrained.PretrainedError as e:
+        _fail(config, f"no such file or folder; {e}" if "unknown weights" in str(e) else str(e))
+    if weights.model != config.model:
+        _fail(config, f"those are {weights.model} weights; this config trains {config.model} "
+                      f"(--config.model={weights.model})")
+    return path
 
 
 def source_variables(config) -> dict:
     """``{"params", "batch_stats"}`` of ``config.init_from``."""
-    check_source(config)
-    path = pathlib.Path(config.init_from).expanduser()
+    path = check_source(config)
     if path.is_dir():
         return _from_workdir(config, path)
     from resnet_flax.models import pretrained
