@@ -10,6 +10,9 @@ the workdir's own ``config.json`` when ``--config`` is not given:
 
     python -m resnet_flax.main --workdir runs/fm_cpu --mode eval
 
+``--mode eval --weights resnet50.tv2_in1k`` evaluates pretrained weights by name on a
+built ``imagenet2012`` instead (``run/evaluate_pretrained.py``).
+
 Several processes (hosts) train one model with --num_processes=N --process_id=i
 --coordinator_address=HOST:PORT, or with no flags under a cluster launcher JAX knows
 (srun, mpirun, a multi-host TPU slice); the mesh then spans every process's devices.
@@ -50,6 +53,10 @@ _MODE = flags.DEFINE_enum(
 _CHECKPOINT = flags.DEFINE_string(
     "checkpoint", "latest",
     "With --mode eval: which checkpoint, `latest`, `best` (by config.best_metric) or a step.")
+_WEIGHTS = flags.DEFINE_string(
+    "weights", None,
+    "With --mode eval: pretrained weights by name (resnet50.tv2_in1k) to evaluate instead "
+    "of a checkpoint, on --config.dataset (default imagenet2012), results in <workdir>/eval/.")
 flags.mark_flags_as_required(["workdir"])  # --config: only to train (main says so).
 
 
@@ -60,17 +67,26 @@ def main(argv):
     if not verbose:
         logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO.
     evaluating = _MODE.value == "eval"
-    if evaluating:
+    if _WEIGHTS.value and not evaluating:
+        cli.fail("--weights goes with --mode eval (to train from weights: "
+                 f"--config.init_from={_WEIGHTS.value})")
+    if evaluating and not _WEIGHTS.value:
         _check_eval_flags(_WORKDIR.value, _CHECKPOINT.value)
     config = _CONFIG.value
     try:
-        if config is None:
+        if config is None and _WEIGHTS.value:
+            from resnet_flax.config import default_config
+
+            config = default_config()
+            config.dataset = "imagenet2012"
+        elif config is None:
             if not evaluating:
                 cli.fail("--config is required to train: give a recipe, e.g. --config "
                          "configs/fashion_mnist_cpu.py (--mode eval without it uses the "
                          "workdir's config.json)")
             config = resume_guard.load(pathlib.Path(_WORKDIR.value).expanduser())
-        validate(config)  # Before any data is read or file written.
+        if not _WEIGHTS.value:  # Weights set the model and crop first (run/evaluate_pretrained).
+            validate(config)  # Before any data is read or file written.
     except ConfigError as e:
         _user_error(e)
     created = [] if evaluating else _check_workdir(_WORKDIR.value)
@@ -86,7 +102,12 @@ def main(argv):
     from resnet_flax.workdir.lock import WorkdirError
 
     try:
-        if evaluating:
+        if _WEIGHTS.value:
+            from resnet_flax.run import evaluate_pretrained
+
+            evaluate_pretrained.console(evaluate_pretrained.evaluate_pretrained(
+                config, _WEIGHTS.value, _WORKDIR.value))
+        elif evaluating:
             result = evaluate.evaluate_checkpoint(config, _WORKDIR.value, _CHECKPOINT.value)
             evaluate.console(result, _WORKDIR.value)
         else:

@@ -199,3 +199,57 @@ def test_main_fine_tunes_from_weights_by_name(offline, tiny_data_dir, tmp_path):
     after = traverse_util.flatten_dict(tree["params"]["conv1"])
     for key, value in frozen.items():  # The frozen stem is the hub's, bit for bit.
         np.testing.assert_array_equal(np.asarray(after[key]), np.asarray(value))
+
+
+def write_tiny_imagenet(data_dir, photos_dir, labels_of):
+    """A real TFDS ``imagenet2012`` whose validation split holds JPEG files as they are,
+    labelled by ``labels_of(paths)``."""
+    import tensorflow_datasets as tfds
+
+    rng = np.random.default_rng(3)
+    paths = []
+    for i, (h, w) in enumerate([(260, 300), (300, 240), (256, 256), (280, 350)]):
+        smooth = rng.integers(0, 256, (h // 16 + 1, w // 16 + 1, 3), dtype=np.uint8)
+        path = photos_dir / f"v{i}.jpg"
+        Image.fromarray(smooth).resize((w, h), Image.BICUBIC).save(path, quality=95)
+        paths.append(path)
+    labels = labels_of(paths)
+    builder = tfds.builder("imagenet2012")
+    examples = [(i, {"image": str(p), "label": int(y), "file_name": p.name})
+                for i, (p, y) in enumerate(zip(paths, labels))]
+    tfds.dataset_builders.store_as_tfds_dataset(
+        "imagenet2012", str(builder.version), builder.info.features,
+        {"train": examples[:2], "validation": examples}, data_dir=str(data_dir),
+        file_format="array_record")
+    return paths, labels
+
+
+@pytest.mark.slow
+def test_eval_mode_scores_weights_by_name_on_imagenet_validation(offline, tmp_path):
+    root, reference = offline
+    (tmp_path / "photos").mkdir()
+
+    def torch_labels(paths):  # The torch model's classes, the last one off on purpose.
+        with torch.no_grad():
+            best = reference(torch.stack([torch_view(p) for p in paths])).argmax(-1).numpy()
+        best[-1] = (best[-1] + 1) % 1000
+        return best
+
+    write_tiny_imagenet(tmp_path / "tfds", tmp_path / "photos", torch_labels)
+    env = {**os.environ, "HF_HUB_CACHE": str(root), "HF_HUB_OFFLINE": "1",
+           "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run(
+        [sys.executable, "-m", "resnet_flax.main", "--mode", "eval", "--weights", NAME,
+         "--workdir", str(tmp_path / "eval_run"), "--config", str(REPO / "configs" /
+                                                                  "imagenet.py"),
+         f"--config.data_dir={tmp_path / 'tfds'}", "--config.allow_download=False",
+         "--config.eval_batch_size=2", "--config.input_workers=0"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "(4 imagenet2012 validation images)" in out.stdout
+    assert "accuracy=0.7500 (published: 69.75%)" in out.stdout
+    import json
+
+    result = json.loads((tmp_path / "eval_run" / "eval" / f"{NAME}.json").read_text())
+    assert result["examples"] == 4 and result["published_top1"] == pytest.approx(69.752)
+    assert result["accuracy"] == pytest.approx(0.75)
