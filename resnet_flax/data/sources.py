@@ -133,7 +133,10 @@ class Stream:
         if self._live is None or self._next_step != start:
             self._open(start)
         for _ in range(steps - first):
-            batch, grain_state = next(self._live)
+            try:
+                batch, grain_state = next(self._live)
+            except tfds_source.READ_ERRORS as e:  # A damaged record, read by a worker.
+                raise tfds_source.unreadable(self._train_source, "train", e) from None
             self._next_step += 1
             # The iterator state after this batch: a checkpoint taken after its step
             # resumes with the next one.
@@ -168,9 +171,13 @@ class Stream:
         dataset = self._pipelines.eval_dataset(
             self._test_source, self.num_test, self.config.eval_batch_size, self._eval_rows,
             self.crop)
-        for batch, _ in _ahead(self._pipelines.batches(dataset, self.config.input_workers),
-                               self.mode.put_rows):
-            yield batch["image"], batch["label"], batch["mask"]
+        batches = _ahead(self._pipelines.batches(dataset, self.config.input_workers),
+                         self.mode.put_rows)
+        try:
+            for batch, _ in batches:
+                yield batch["image"], batch["label"], batch["mask"]
+        except tfds_source.READ_ERRORS as e:
+            raise tfds_source.unreadable(self._test_source, "test", e) from None
 
     def example_train_args(self) -> tuple:
         rows = self._rows.stop - self._rows.start

@@ -146,14 +146,32 @@ def _read_data_source(builder, split: str) -> tuple[np.ndarray, np.ndarray]:
             for example in source.__getitems__(range(start, stop)):
                 images.append(example["image"])
                 labels.append(example["label"])
-    except (RuntimeError, ValueError, OSError) as e:  # array_record's "Corrupted ..." and kin.
-        cause = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise DatasetUnavailable(
-            f"{builder.data_dir}: the {split} split cannot be read ({cause}); delete that "
-            f"folder and build it again: "
-            f"{build_command(builder.name, str(pathlib.Path(builder.data_dir).parents[1]))}"
-        ) from None
+    except READ_ERRORS as e:
+        raise unreadable(builder, split, e) from None
     return np.stack(images), np.asarray(labels, np.int32)
+
+
+# array_record's "Corrupted Riegeli/records file" and kin, on either input path.
+READ_ERRORS = (RuntimeError, ValueError, OSError)
+
+
+def unreadable(builder_or_source, split: str, error: Exception) -> DatasetUnavailable:
+    """The one line for a split whose files are damaged: the folder, the cause, and the
+    command that builds it again."""
+    folder = pathlib.Path(_data_dir_of(builder_or_source))
+    cause = str(error).strip().splitlines()[0][:200] if str(error).strip() else \
+        type(error).__name__
+    name = folder.parent.name if folder.parent.name else "the dataset"
+    return DatasetUnavailable(
+        f"{folder}: the {split} split cannot be read ({cause}); delete that folder and "
+        f"build it again: {build_command(name, str(folder.parents[1]))}")
+
+
+def _data_dir_of(builder_or_source) -> str:
+    """A builder's version folder, or a data source's (TFDS keeps its info)."""
+    if hasattr(builder_or_source, "data_dir"):
+        return builder_or_source.data_dir
+    return builder_or_source.dataset_info.data_dir
 
 
 def _read_tf_dataset(builder, split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -247,9 +247,12 @@ class Checkpointer:
         leaves = integrity.host_leaves(tree)
         problem = integrity.nonfinite(leaves)
         if problem:
+            latest = self._manager.latest_step()
+            good = ("no checkpoint yet" if latest is None else
+                    f"the last good checkpoint is step {latest} in {self.directory}")
             raise FloatingPointError(
-                f"{problem} at step {step}: not checkpointed; the last good checkpoint is step "
-                f"{self._manager.latest_step()} in {self.directory}. Try a lower config.lr.")
+                f"{problem} at step {step}: not checkpointed; {good}. Likely causes: too "
+                "high a config.lr for this batch size, or no warm-up (config.warmup_epochs).")
         tree["digest"] = integrity.digest(leaves)
         if not self.best_metric:
             metrics = None  # Orbax writes them only when it tracks a best step.

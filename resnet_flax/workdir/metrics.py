@@ -144,22 +144,36 @@ def _row(line: str) -> dict | None:
     return row if isinstance(row, dict) else None
 
 
-def _drop_rows_after(path: pathlib.Path, step: int) -> None:
-    """Rewrites ``path`` without its rows past ``step`` and without a torn row (their
-    epochs are trained again), atomically, if it has any."""
+def set_aside_torn(path: pathlib.Path, consequence: str) -> list[str]:
+    """The whole rows of a JSON-lines file; a torn one (what a short write leaves) is
+    appended to ``<path>.torn``, with one ``warning:`` line, and the file rewritten
+    without it, atomically. Set aside, not lost."""
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     torn = [ln for ln in lines if _row(ln) is None]
-    if torn:  # Set aside, not lost: a short write's remains.
+    kept = [ln for ln in lines if _row(ln) is not None]
+    if torn:
         aside = path.with_name(path.name + ".torn")
         with open(aside, "a", encoding="utf-8") as f:
             f.write("".join(ln if ln.endswith("\n") else ln + "\n" for ln in torn))
-        print(f"warning: {path} had a torn row (a short write); set aside in {aside}, its "
-              "epoch is trained again", file=sys.stderr, flush=True)
-    kept = [ln for ln in lines if (row := _row(ln)) is not None and row.get("step", 0) <= step]
+        _replace(path, kept)
+        print(f"warning: {path} had a torn row (a short write); set aside in {aside}"
+              f"{consequence}", file=sys.stderr, flush=True)
+    return kept
+
+
+def _replace(path: pathlib.Path, lines: list[str]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(lines), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _drop_rows_after(path: pathlib.Path, step: int) -> None:
+    """Rewrites ``path`` without its rows past ``step`` and without a torn row (their
+    epochs are trained again), atomically, if it has any."""
+    lines = set_aside_torn(path, ", its epoch is trained again")
+    kept = [ln for ln in lines if _row(ln).get("step", 0) <= step]
     if len(kept) != len(lines):
-        tmp = path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(kept), encoding="utf-8")
-        os.replace(tmp, path)
+        _replace(path, kept)
 
 
 def console(epoch: int, num_epochs: int, scalars: dict[str, float]) -> None:

@@ -12,10 +12,12 @@ change; ``record`` writes the new ``config.json`` and appends each change to
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import time
 
 from resnet_flax.config import ConfigError, default_config
+from resnet_flax.workdir import metrics
 
 # Fields whose change leaves the training up to the saved step as it was.
 MAY_CHANGE = frozenset({
@@ -109,6 +111,12 @@ def record(config, workdir: pathlib.Path, changed: dict[str, tuple], step: int) 
     if changed:
         entry = {"step": step, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
                  "changes": {k: {"from": a, "to": b} for k, (a, b) in changed.items()}}
-        with open(workdir / CHANGES_FILE, "a") as f:
+        changes = workdir / CHANGES_FILE
+        if changes.exists():  # An appended row must not join a torn one's remains.
+            metrics.set_aside_torn(changes, "")
+        with open(changes, "a") as f:
             f.write(json.dumps(entry) + "\n")
-    (workdir / CONFIG_FILE).write_text(config.to_json_best_effort(indent=2) + "\n")
+    # Whole or not at all: a torn config.json would stop every resume.
+    tmp = workdir / (CONFIG_FILE + ".tmp")
+    tmp.write_text(config.to_json_best_effort(indent=2) + "\n")
+    os.replace(tmp, workdir / CONFIG_FILE)
