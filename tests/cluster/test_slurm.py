@@ -3,11 +3,15 @@ tasks train one model as JAX's own SLURM detection joins them, each task drives 
 GPUs of its job's layout, and a pre-empted, requeued job resumes exactly."""
 
 import json
+import re
 import sys
+import time
 
+import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 from conftest import tiny_overrides
-from runs import CONFIG, assert_same_training, run_processes
+from runs import CONFIG, assert_same_training, final_params, read_metrics, run_processes
 from slurm_jobs import slurm_cluster  # noqa: F401  (the `slurm` fixture)
 
 ONE_DEVICE = {"XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
@@ -91,3 +95,55 @@ def test_a_batch_script_of_several_tasks_runs_as_one_process(slurm, tmp_path):
     output = batch(slurm, tmp_path, f"{sys.executable} {tmp_path / 'join.py'}", "-n", "2")
     (row,) = decisions(output)
     assert row["cluster"] is None and "joined None" in output, output
+
+
+def flat_params(workdir) -> tuple[int, dict]:
+    step, tree = final_params(workdir)
+    flat = ocp.tree.to_flat_dict(tree)
+    return step, {k: v for k, v in flat.items() if k != ("digest",)}
+
+
+@pytest.mark.slow
+def test_a_requeued_job_saves_on_sigterm_and_resumes_exactly(slurm, tiny_data_dir, tmp_path):
+    """``scontrol requeue`` of a running ``sbatch --requeue`` job: SLURM sends SIGTERM to
+    the batch step's processes (python, exec'd by the script), the run saves the step it
+    is in and exits; the job runs again and resumes from that checkpoint, ending with an
+    uninterrupted run's parameters bit for bit. Checkpoints are saved only at the end
+    (every 1000 steps), so the resume starts from the signal's checkpoint."""
+    overrides = tiny_overrides(tiny_data_dir, num_epochs=12, checkpoint_every_steps=1000)
+
+    def submit(name, *options):
+        workdir, script = tmp_path / name, tmp_path / f"{name}.sh"
+        script.write_text(
+            "#!/bin/bash\n"
+            f"echo \"start ${{SLURM_RESTART_COUNT:-0}}: checkpoints "
+            f"$(ls {workdir}/checkpoints 2>/dev/null | tr '\\n' ' ')\"\n"
+            f"exec {sys.executable} -m resnet_flax.main --config {CONFIG} "
+            f"--workdir {workdir} {' '.join(overrides)}\n")
+        return slurm.sbatch(*options, "--open-mode=append", "-o", tmp_path / f"{name}.log",
+                            script, env=ONE_DEVICE)
+
+    reference, job = submit("reference", "--no-requeue"), submit("requeued", "--requeue")
+    metrics = tmp_path / "requeued" / "metrics.jsonl"
+    deadline = time.monotonic() + 300
+    while not (metrics.exists() and metrics.read_text()):  # Epoch 1 done: mid-run.
+        assert time.monotonic() < deadline and slurm.state(job) in ("PENDING", "RUNNING")
+        time.sleep(0.1)
+    slurm.run("scontrol", "requeue", job)
+    # Else it waits for the end of its credential's life, then a scheduler pass.
+    slurm.wait_for(job, ("PENDING",))
+    slurm.run("scontrol", "update", f"JobId={job}", "StartTime=now")
+    assert slurm.wait_done(job) == slurm.wait_done(reference) == "COMPLETED"
+
+    log = (tmp_path / "requeued.log").read_text()
+    stopped = re.search(r"stopped by SIGTERM after step (\d+): checkpoint \1 saved", log)
+    assert stopped, log
+    step = int(stopped[1])
+    assert f"start 1: checkpoints {step} \n" in log, log  # The requeued job resumed from it.
+    final_step, params = flat_params(tmp_path / "requeued")
+    assert 0 < step < final_step, log
+    reference_step, reference_params = flat_params(tmp_path / "reference")
+    assert final_step == reference_step
+    for key in reference_params:
+        np.testing.assert_array_equal(params[key], reference_params[key], err_msg=str(key))
+    assert len(read_metrics(tmp_path / "requeued")) == 12
