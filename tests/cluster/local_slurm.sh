@@ -23,7 +23,8 @@ FAKE_GPUS=(/dev/null /dev/zero /dev/full /dev/urandom)
 NODE=$(hostname -s)
 
 say() { echo "local_slurm: $*" >&2; }
-die() { say "$*"; exit 1; }
+# A failed `up` stops what it started and removes its files.
+die() { say "$*"; [ -z "${STARTING:-}" ] || { STARTING=; down >/dev/null 2>&1; }; exit 1; }
 
 install_packages() {
     local missing=()
@@ -121,6 +122,7 @@ up() {
         return 0
     fi
     mkdir -p "$DIR"
+    STARTING=1
     install_packages
     rm -rf "$DIR/ctld" "$DIR/slurmd"
     mkdir -p "$DIR/ctld" "$DIR/slurmd"
@@ -130,6 +132,7 @@ up() {
     slurmctld -c -f "$CONF" || die "slurmctld did not start: $(tail -n 5 "$DIR/slurmctld.log")"
     slurmd -f "$CONF" || die "slurmd did not start: $(tail -n 5 "$DIR/slurmd.log")"
     wait_idle
+    STARTING=
     say "up: node $NODE idle, ${#FAKE_GPUS[@]} fake GPUs ($CONF)"
     echo "export SLURM_CONF=$CONF"
 }

@@ -125,17 +125,21 @@ def _down() -> None:
             record["started_by_tests"] = False
 
 
+_CLUSTER: list[Slurm] = []  # This process's, once up.
+
+
 @pytest.fixture(scope="session", name="slurm")
-def slurm_cluster():
-    """The local one-node SLURM (2 CPUs here, 4 fake GPUs), up for the session."""
-    reason = _cannot_start()
-    if reason:
-        pytest.skip(reason)
-    _up()
-    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    env = {**os.environ, "SLURM_CONF": str(STATE / "slurm.conf"), "JAX_PLATFORMS": "cpu",
-           "PYTHONPATH": path}
-    try:
-        yield Slurm(env)
-    finally:
-        _down()
+def slurm_cluster(request) -> Slurm:
+    """The local one-node SLURM (2 CPUs here, 4 fake GPUs), up until pytest ends. Each
+    test module that imports the fixture has its own copy of it: they share one cluster,
+    taken down once, when pytest ends."""
+    if not _CLUSTER:
+        reason = _cannot_start()
+        if reason:
+            pytest.skip(reason)
+        _up()
+        request.config.add_cleanup(_down)
+        path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+        _CLUSTER.append(Slurm({**os.environ, "SLURM_CONF": str(STATE / "slurm.conf"),
+                               "JAX_PLATFORMS": "cpu", "PYTHONPATH": path}))
+    return _CLUSTER[0]
