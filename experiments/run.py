@@ -4,12 +4,14 @@ r"""Runs one ablation experiment end to end: every arm x seed, then its table an
         --workdir runs/exp/degradation
     python -m experiments.run --list
     python -m experiments.run degradation --list-arms
+    python -m experiments.run degradation --seeds 3 --launch slurm --sbatch="--gpus=1"
 
 ``--arms a,b`` trains and reports only those arms. Running the same command again skips
 finished runs, resumes an interrupted one from its checkpoint, and sets aside (never
 deletes) and reruns a run whose arm changed. Writes ``results.csv``, ``results.md`` and
 ``curves.png`` (``scatter.png`` for depth_width) in the workdir, and each run's usual
-outputs in ``<workdir>/<arm>/seed_<s>/``.
+outputs in ``<workdir>/<arm>/seed_<s>/``. ``--launch slurm`` submits the runs as one
+SLURM job array and the report as a job after it (``experiments/slurm.py``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pathlib
 import shlex
 import sys
 
-from experiments import grid, report, runner
+from experiments import grid, report, runner, slurm
 from resnet_flax import cli
 from resnet_flax.cli import setup
 
@@ -52,7 +54,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override for every run, after the experiment's "
                              "(repeatable; e.g. --set num_epochs=2)")
+    parser.add_argument("--launch", choices=("local", "slurm"), default="local",
+                        help="local: train the runs here, one after another; slurm: submit "
+                             "them as one SLURM job array (a task per run) and the report "
+                             "as a job after it (default: %(default)s)")
+    parser.add_argument("--sbatch", default="", metavar="OPTIONS",
+                        help="sbatch options for both jobs of --launch slurm, as one string "
+                             "(e.g. --sbatch=\"--partition=gpu --gpus=1 --time=4:00:00\")")
+    parser.add_argument("--task", type=int, metavar="I",
+                        help="train only the I-th run of the grid (from 0) and write no "
+                             "report: what each task of --launch slurm's array runs")
     args = parser.parse_args(argv)
+    if args.task is not None and args.launch == "slurm":
+        parser.error("--task runs one run here; it does not go with --launch slurm")
+    if args.sbatch and args.launch != "slurm":
+        parser.error("--sbatch goes with --launch slurm")
     if not args.list and not args.name:
         parser.error("give an experiment name, or --list"
                      + (" (--list-arms lists the arms of the one named)" if args.list_arms
@@ -105,6 +121,32 @@ def main(argv=None) -> int:
         except ValueError as e:
             cli.fail(str(e))
         return 0
+    module, workdir, runs = _grid(args)
+    if args.launch == "slurm":
+        try:
+            array, after = slurm.submit(args, runs, workdir, args.sbatch)
+        except slurm.LaunchError as e:
+            cli.fail(str(e))
+        print(f"submitted job array {array} ({len(runs)} runs, {workdir}/slurm/tasks.txt) "
+              f"and job {after}, which writes the report once they all succeed",
+              file=sys.stderr)
+        return 0
+    if args.task is not None:
+        if not 0 <= args.task < len(runs):
+            cli.fail(f"--task {args.task}: the grid has runs 0 to {len(runs) - 1}")
+        return _train([runs[args.task]])
+    status = _train(runs)
+    if status:
+        return status
+    workdir.mkdir(parents=True, exist_ok=True)
+    command = "python -m experiments.run " + shlex.join(sys.argv[1:] if argv is None else argv)
+    report.write(module, runs, workdir, command)
+    print(f"wrote {workdir}/results.md, results.csv and its figure", file=sys.stderr)
+    return 0
+
+
+def _grid(args: argparse.Namespace):
+    """(module, workdir, runs) of the command line, every run's config validated."""
     try:
         module = grid.load(args.name)
         workdir = pathlib.Path(args.workdir or f"runs/exp/{args.name}")
@@ -121,7 +163,13 @@ def main(argv=None) -> int:
             validate(run.config)
         except ConfigError as e:
             cli.fail(f"{run.arm}: {e}")
+    return module, workdir, runs
+
+
+def _train(runs: list[grid.Run]) -> int:
+    """Trains (or skips, or resumes) each run here; the exit status."""
     setup.start()  # The set-up main's runs have: their XLA:CPU flags and compile cache.
+    from resnet_flax.config import ConfigError
     from resnet_flax.data.tfds_source import DatasetUnavailable
     from resnet_flax.run import loop, preemption
     from resnet_flax.workdir.lock import WorkdirError
@@ -134,10 +182,6 @@ def main(argv=None) -> int:
         except preemption.Stopped as e:  # The same command resumes it and the rest.
             print(f"{run.arm} seed {run.seed}: {e}", file=sys.stderr, flush=True)
             return e.exit_status
-    workdir.mkdir(parents=True, exist_ok=True)
-    command = "python -m experiments.run " + shlex.join(sys.argv[1:] if argv is None else argv)
-    report.write(module, runs, workdir, command)
-    print(f"wrote {workdir}/results.md, results.csv and its figure", file=sys.stderr)
     return 0
 
 

@@ -58,14 +58,24 @@ def describe_devices() -> None:
           f"{jax.device_count()}", file=sys.stderr, flush=True)
 
 
+# What JAX's SLURM detection reads (jax._src.clusters.slurm_cluster): set in each task of
+# an ``srun`` step, not in a batch script.
+_SLURM_STEP = ("SLURM_JOB_ID", "SLURM_STEP_NODELIST", "SLURM_NTASKS", "SLURM_PROCID",
+               "SLURM_LOCALID")
+
+
 def cluster_from_environment(env=None) -> str | None:
     """The multi-process launcher this process runs under, as JAX's
     ``jax.distributed.initialize()`` detects it with no arguments, or None: SLURM
     (``srun`` with more than one task), Open MPI (``mpirun -np N``, N > 1) or a
-    multi-host Cloud TPU slice."""
+    multi-host Cloud TPU slice.
+
+    Under SLURM only a step ``srun`` starts counts: a batch script of a job of N tasks
+    runs once, with ``SLURM_NTASKS=N`` but none of the step's variables, and JAX would
+    find no coordinator there."""
     env = os.environ if env is None else env
-    if "SLURM_JOB_ID" in env and int(env.get("SLURM_NTASKS", env.get("SLURM_NPROCS", 1))) > 1:
-        return f"SLURM ({env.get('SLURM_NTASKS', env.get('SLURM_NPROCS'))} tasks)"
+    if all(k in env for k in _SLURM_STEP) and int(env["SLURM_NTASKS"]) > 1:
+        return f"SLURM ({env['SLURM_NTASKS']} tasks)"
     if int(env.get("OMPI_COMM_WORLD_SIZE", 1)) > 1:
         return f"Open MPI ({env['OMPI_COMM_WORLD_SIZE']} processes)"
     if len(env.get("TPU_WORKER_HOSTNAMES", "").split(",")) > 1:

@@ -1,55 +1,8 @@
 """Two real processes (jax.distributed over loopback, gloo collectives) train one model."""
 
-import os
-import socket
-import subprocess
-import sys
-
-import numpy as np
-import orbax.checkpoint as ocp
 import pytest
-from conftest import REPO, tiny_overrides
-from runs import final_params, read_metrics, run_main
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def run_processes(workdir, overrides, num_processes: int, devices_each: int,
-                  optimized: bool = False):
-    """``main`` as ``num_processes`` processes on loopback, ``devices_each`` virtual CPU
-    devices each (``optimized``: with XLA's optimizer, which the suite turns off)."""
-    address = f"127.0.0.1:{free_port()}"
-    env = {**os.environ, "JAX_PLATFORMS": "cpu",
-           "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices_each}",
-           "JAX_DISABLE_MOST_OPTIMIZATIONS": "0" if optimized else "1"}
-    procs = [subprocess.Popen(
-        [sys.executable, "-m", "resnet_flax.main", "--config",
-         str(REPO / "configs" / "fashion_mnist.py"), "--workdir", str(workdir), *overrides,
-         f"--num_processes={num_processes}", f"--process_id={i}",
-         f"--coordinator_address={address}"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
-        for i in range(num_processes)]
-    outputs = [p.communicate(timeout=600) for p in procs]
-    for p, (_, err) in zip(procs, outputs):
-        assert p.returncode == 0, err[-3000:]
-
-
-def assert_same_training(single, multi, atol=1e-5, rtol=1e-4):
-    step_a, a = final_params(single)
-    step_b, b = final_params(multi)
-    assert step_a == step_b
-    flat_a, flat_b = ocp.tree.to_flat_dict(a), ocp.tree.to_flat_dict(b)
-    for key in set(flat_a) - {("digest",), ("input_position",)}:
-        # Same math; the cross-process reductions may round differently.
-        np.testing.assert_allclose(flat_a[key], flat_b[key], rtol=rtol, atol=atol,
-                                   err_msg=str(key))
-    assert len(read_metrics(multi)) == 1  # Only process 0 writes metrics.
-    assert read_metrics(multi)[0]["test_accuracy"] == pytest.approx(
-        read_metrics(single)[0]["test_accuracy"])
+from conftest import tiny_overrides
+from runs import assert_same_training, run_main, run_processes
 
 
 @pytest.mark.slow

@@ -106,9 +106,17 @@ def test_a_run_resumes_in_the_other_mode(tiny_data_dir, tmp_path, optimized):
     assert switched["train_loss"] == pytest.approx(straight["train_loss"], rel=1e-4)
 
 
+# A task of an `srun` step, as SLURM 22.05 sets it (less its layout's variables).
+SRUN = {"SLURM_JOB_ID": "7", "SLURM_STEP_NODELIST": "node[1-2]", "SLURM_PROCID": "1",
+        "SLURM_LOCALID": "1"}
+
+
 @pytest.mark.parametrize("env,expected", [
-    ({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "4"}, "SLURM (4 tasks)"),
-    ({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "1"}, None),  # One task: nothing to join.
+    ({**SRUN, "SLURM_NTASKS": "4"}, "SLURM (4 tasks)"),
+    ({**SRUN, "SLURM_NTASKS": "1"}, None),  # One task: nothing to join.
+    # A batch script of a 4-task job (no srun): one process, nothing to join.
+    ({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "4", "SLURM_PROCID": "0", "SLURM_LOCALID": "0"},
+     None),
     ({"OMPI_COMM_WORLD_SIZE": "2"}, "Open MPI (2 processes)"),
     ({"TPU_WORKER_HOSTNAMES": "t0,t1,t2,t3"}, "Cloud TPU (4 hosts)"),
     ({"TPU_WORKER_HOSTNAMES": "localhost"}, None),
@@ -121,7 +129,7 @@ def test_a_cluster_launcher_is_recognised(env, expected):
 def test_under_a_launcher_jax_distributed_reads_the_cluster_itself(monkeypatch):
     calls = []
     monkeypatch.setattr(jax.distributed, "initialize", lambda *a, **k: calls.append((a, k)))
-    slurm = {"SLURM_JOB_ID": "7", "SLURM_NTASKS": "2"}
+    slurm = {**SRUN, "SLURM_NTASKS": "2"}
     assert cluster.join(None, 1, 0, env=slurm) == "SLURM (2 tasks)"
     assert calls == [((), {"local_device_ids": None})]  # JAX reads the rest from SLURM.
     assert cluster.join(None, 1, 0, env={}) is None
