@@ -81,8 +81,10 @@ def _conv_flops(eqn) -> int:
     out = eqn.outvars[0].aval.shape
     rhs = eqn.invars[1].aval.shape
     out_features = rhs[eqn.params["dimension_numbers"].rhs_spec[0]]
-    # Each output element sums over the kernel's window x its input features per group.
-    return 2 * math.prod(out) * (math.prod(rhs) // out_features)
+    # Each output element sums over the kernel's window x its input features per group;
+    # a strided conv's input gradient dilates its input with zeros, which do no work.
+    dilated = math.prod(eqn.params.get("lhs_dilation") or (1,))
+    return 2 * math.prod(out) * (math.prod(rhs) // out_features) // dilated
 
 
 def _dot_flops(eqn) -> int:
