@@ -1,11 +1,13 @@
 """One run per workdir: a second is refused in one line; a killed run leaves no lock."""
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 
+import conftest
 import pytest
 from conftest import tiny_overrides
 from runs import run_main
@@ -66,3 +68,24 @@ def test_a_finished_holder_leaves_the_workdir_as_it_found_it(tmp_path):
     with lock.held(tmp_path):
         assert (tmp_path / lock.OWNER).exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.jsonl"]
+
+
+@pytest.mark.slow
+def test_two_runs_started_together_in_one_workdir_train_once(tiny_data_dir, tmp_path):
+    """Both started at the same moment: one trains to the end, the other is refused in one
+    line before writing anything; the workdir holds one run's records, whole."""
+    args = ["--config", "configs/fashion_mnist.py", "--workdir", str(tmp_path),
+            *tiny_overrides(tiny_data_dir, num_epochs=2)]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    procs = [subprocess.Popen([sys.executable, "-m", "resnet_flax.main", *args], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              cwd=conftest.REPO) for _ in range(2)]
+    outcomes = sorted((p.wait(timeout=600), p.stderr.read()) for p in procs)
+    (ok, _), (refused, message) = outcomes
+    assert (ok, refused) == (0, 2), outcomes
+    assert message.startswith(f"error: {tmp_path} is in use by another run (pid ")
+    assert message.count("\n") == 1
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == [1, 2]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) \
+        == ["12", "16", "8"]
