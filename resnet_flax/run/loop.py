@@ -36,11 +36,9 @@ def _means(sums, prefix: str) -> dict[str, float]:
 def _check_finite(sums, step: int, ckpt: checkpoint.Checkpointer) -> None:
     """Fail fast on NaN/inf loss, before a bad state could be checkpointed."""
     if sums is not None and float(sums["nonfinite"]) > 0:
-        latest = ckpt.latest_step()
-        good = ("no checkpoint was saved before it" if latest is None else
-                f"the last good checkpoint is step {latest} in {ckpt.directory}")
-        raise FloatingPointError(f"non-finite training loss by step {step}; {good}. Try a "
-                                 "lower config.lr.")
+        raise FloatingPointError(
+            f"non-finite training loss, gradients or BatchNorm statistics by step {step}; "
+            f"{ckpt.last_good()}. {checkpoint.DIVERGED_CAUSES}")
 
 
 # The loss is checked this many steps late: those sums are computed by then, so reading

@@ -129,9 +129,18 @@ def train_step(state: TrainState, batch: tuple, key: jax.Array,
         "correct": jnp.sum(mixing.correct(logits, batch_labels, partners, lam)
                            ).astype(jnp.float32),
         "count": jnp.float32(n),
-        "nonfinite": (~jnp.isfinite(loss)).astype(jnp.float32),
+        "nonfinite": _nonfinite(loss, grads, batch_stats),
     }
     return state, parallel.sum_over(metrics, cfg.axis_name)
+
+
+def _nonfinite(loss, grads, batch_stats) -> jnp.ndarray:
+    """1.0 if the loss, the gradients or the new BatchNorm statistics hold a NaN or inf:
+    activations can overflow the statistics while the loss stays finite."""
+    bad = ~jnp.isfinite(loss) | ~jnp.isfinite(optax.global_norm(grads))
+    for leaf in jax.tree.leaves(batch_stats):
+        bad |= ~jnp.all(jnp.isfinite(leaf))
+    return bad.astype(jnp.float32)
 
 
 def loss_and_grads(state: TrainState, x: jnp.ndarray, targets: jnp.ndarray,

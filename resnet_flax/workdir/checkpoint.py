@@ -82,6 +82,10 @@ def _tree(state: TrainState) -> dict:
     return {f: getattr(state, f) for f in _FIELDS if f != "ema" or state.ema}
 
 
+DIVERGED_CAUSES = ("Likely causes: too high a config.lr for this batch size, or no warm-up "
+                   "(config.warmup_epochs).")
+
+
 class Checkpointer:
     """Saves every ``every_steps`` (and when forced), keeps the last ``keep``."""
 
@@ -98,6 +102,12 @@ class Checkpointer:
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
+
+    def last_good(self) -> str:
+        """Where a run that went wrong can go back to, for its error message."""
+        latest = self.latest_step()
+        return ("no checkpoint yet" if latest is None else
+                f"the last good checkpoint is step {latest} in {self.directory}")
 
     def best_step(self) -> int | None:
         """The step whose saved metrics are best by ``best_metric`` (None: none has them)."""
@@ -247,12 +257,9 @@ class Checkpointer:
         leaves = integrity.host_leaves(tree)
         problem = integrity.nonfinite(leaves)
         if problem:
-            latest = self._manager.latest_step()
-            good = ("no checkpoint yet" if latest is None else
-                    f"the last good checkpoint is step {latest} in {self.directory}")
-            raise FloatingPointError(
-                f"{problem} at step {step}: not checkpointed; {good}. Likely causes: too "
-                "high a config.lr for this batch size, or no warm-up (config.warmup_epochs).")
+            good = self.last_good()
+            raise FloatingPointError(f"{problem} at step {step}: not checkpointed; {good}. "
+                                     f"{DIVERGED_CAUSES}")
         tree["digest"] = integrity.digest(leaves)
         if not self.best_metric:
             metrics = None  # Orbax writes them only when it tracks a best step.

@@ -229,7 +229,7 @@ CASES = [
          "the train split cannot be read (Corrupted Riegeli/records file", slow=True,
          started=True),  # The stream reads as it trains: a damaged record is met late.
     # Training that cannot go on: said early, with the step and the likely causes.
-    Case("diverging lr", _tiny("--config.lr=1e30"), "at step 4: not checkpointed; no "
+    Case("diverging lr", _tiny("--config.lr=1e30"), "BatchNorm statistics by step 4; no "
          "checkpoint yet. Likely causes: too high a config.lr", slow=True, started=True),
     Case("batch larger than the data", _tiny("--config.batch_size=4096"),
          "config.batch_size=4096 exceeds the 64 training examples: give at most 64",

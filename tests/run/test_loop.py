@@ -174,7 +174,23 @@ def test_a_diverging_run_is_stopped_within_steps_not_at_the_epochs_end(tiny_data
         loop.train_and_evaluate(config, str(tmp_path))
     step = int(str(err.value).split("by step ")[1].split(";")[0])
     assert step < TINY_TRAIN // 2, str(err.value)
-    assert "no checkpoint was saved before it" in str(err.value)
+    assert "; no checkpoint yet. Likely causes: too high a config.lr" in str(err.value)
+
+
+@pytest.mark.slow
+def test_statistics_that_overflow_while_the_loss_stays_finite_stop_the_run(tiny_data_dir,
+                                                                          tmp_path):
+    """lr 1e30 at batch 8: the loss stays finite, the gradients and BatchNorm's running
+    statistics do not; the run stops at the first epoch's end, not after 20 epochs."""
+    from conftest import tiny_config
+
+    from resnet_flax.run import loop
+
+    config = tiny_config(tiny_data_dir, lr=1e30, batch_size=8, num_epochs=20,
+                         checkpoint_every_steps=1000)
+    with pytest.raises(FloatingPointError, match="non-finite training loss, gradients or "
+                                                 "BatchNorm statistics by step 8;"):
+        loop.train_and_evaluate(config, str(tmp_path))
 
 
 def test_each_epochs_finished_bar_stays_above_its_summary_line(capsys):
