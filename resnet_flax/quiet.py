@@ -58,7 +58,8 @@ def _keep(record: logging.LogRecord) -> bool:
 
 
 def silence_third_party() -> None:
-    """Drops the absl-logged lines above from this process's log."""
+    """Drops the absl-logged lines above from this process's log, and what Orbax's failed
+    writes print once their save has been reported (below)."""
     if verbose():
         return
     from absl import logging as absl_logging
@@ -66,6 +67,30 @@ def silence_third_party() -> None:
     logger = absl_logging.get_absl_logger()
     if _keep not in logger.filters:
         logger.addFilter(_keep)
+    asyncio_logger = logging.getLogger("asyncio")
+    if _keep_asyncio not in asyncio_logger.filters:
+        asyncio_logger.addFilter(_keep_asyncio)
+    if not getattr(sys.unraisablehook, "drops_closed_loop", False):
+        sys.unraisablehook = _without_closed_loop(sys.unraisablehook)
+
+
+# After a save the storage refused (reported in one line), TensorStore's writes still in
+# flight complete into Orbax's closed event loop, one traceback each, and asyncio logs the
+# failed write tasks nobody awaits any more.
+def _keep_asyncio(record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    return not (message.startswith("Task exception was never retrieved")
+                and "orbax" in message)
+
+
+def _without_closed_loop(default):
+    def hook(unraisable) -> None:
+        if not (isinstance(unraisable.exc_value, RuntimeError)
+                and str(unraisable.exc_value) == "Event loop is closed"):
+            default(unraisable)
+
+    hook.drops_closed_loop = True
+    return hook
 
 
 # CPython before 3.13 registers shared memory that a process merely attaches to with its

@@ -28,3 +28,19 @@ def test_a_save_the_full_disk_refuses_is_one_line(tiny_data_dir, small_disk):
     assert proc.stderr == (f"error: cannot write a checkpoint in {workdir / 'checkpoints'}: "
                            "No space left on device; none was written before it: free space "
                            "or give another --workdir, then run the same command to resume\n")
+
+
+@pytest.mark.slow
+def test_a_rerun_on_the_still_full_disk_is_one_line_and_touches_nothing(tiny_data_dir,
+                                                                         small_disk):
+    workdir = small_disk / "run"
+    first = run_main(workdir, *tiny_overrides(tiny_data_dir, num_epochs=1))
+    assert first.returncode == 2
+    before = {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()}
+    again = run_main(workdir, *tiny_overrides(tiny_data_dir, num_epochs=1))
+    assert again.returncode == 2 and again.stderr.count("\n") == 1, again.stderr[-3000:]
+    assert again.stderr.startswith("error: ") and "No space left on device" in again.stderr
+    after = {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()}
+    # The refused save's unfinished folder is Orbax's to clear; every other file stays.
+    kept = {p: d for p, d in before.items() if ".orbax-checkpoint-tmp" not in str(p)}
+    assert {p: after.get(p) for p in kept} == kept
