@@ -44,3 +44,38 @@ def test_a_rerun_on_the_still_full_disk_is_one_line_and_touches_nothing(tiny_dat
     # The refused save's unfinished folder is Orbax's to clear; every other file stays.
     kept = {p: d for p, d in before.items() if ".orbax-checkpoint-tmp" not in str(p)}
     assert {p: after.get(p) for p in kept} == kept
+
+
+@pytest.fixture
+def read_only_run(tiny_data_dir, tmp_path):
+    """A finished one-epoch run on a real tmpfs, then remounted read-only (root ignores
+    file modes; a read-only mount refuses it too)."""
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if made.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip() or 'not root'}")
+    workdir = mount / "run"
+    trained = run_main(workdir, *tiny_overrides(tiny_data_dir, num_epochs=1))
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+    yield workdir
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.mark.slow
+def test_a_read_only_workdir_refuses_training_and_still_evaluates(tiny_data_dir,
+                                                                   read_only_run):
+    workdir = read_only_run
+    before = {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()}
+    resumed = run_main(workdir, *tiny_overrides(tiny_data_dir, num_epochs=2))
+    assert resumed.returncode == 2 and resumed.stderr.count("\n") == 1, resumed.stderr
+    assert resumed.stderr.startswith(f"error: cannot write the workdir {workdir}: Read-only "
+                                     "file system")
+    evaluated = run_main(workdir, "--mode=eval", config=None)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert "eval step 8 (23 test images): loss=" in evaluated.stdout
+    assert evaluated.stderr.startswith("warning: nothing written (") and \
+        "Read-only file system" in evaluated.stderr and evaluated.stderr.count("\n") == 1
+    assert {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()} == before
