@@ -5,6 +5,7 @@ import csv
 import re
 import subprocess
 import sys
+import time
 
 import numpy as np
 import orbax.checkpoint as ocp
@@ -90,3 +91,43 @@ def test_launch_mistakes_are_one_line(argv, message, tmp_path, monkeypatch, caps
     with pytest.raises(SystemExit):
         run.main(["shortcuts", "--seeds", "1", "--workdir", str(tmp_path), *argv])
     assert capsys.readouterr().err.strip() == message
+
+
+@pytest.mark.slow
+def test_an_array_task_requeued_mid_run_resumes_to_the_local_runs_parameters(
+        slurm, tiny_data_dir, tmp_path):
+    """``scontrol requeue`` of one running task: it saves the step it is in on SIGTERM,
+    runs again from that checkpoint (the only one: saves every 1000 steps), and ends
+    with the parameters the local launcher's run ends with; the report job follows."""
+    grid = ["shortcuts", "--arms", "resnet20_A", "--seeds", "1", "--data_dir",
+            str(tiny_data_dir), *TINY, "--set", "num_epochs=12",
+            "--set", "checkpoint_every_steps=1000"]
+    experiment = [sys.executable, "-m", "experiments.run", *grid, "--workdir"]
+    local = subprocess.run([*experiment, str(tmp_path / "local")], capture_output=True,
+                           text=True, env=slurm.env, cwd=REPO, timeout=600)
+    assert local.returncode == 0, local.stderr[-3000:]
+
+    submitted = slurm.run(*experiment, tmp_path / "array", "--launch", "slurm").stderr
+    array, report = re.search(r"submitted job array (\d+) .* and job (\d+)", submitted).groups()
+    task = f"{array}_0"
+    metrics = tmp_path / "array" / "resnet20_A" / "seed_0" / "metrics.jsonl"
+    deadline = time.monotonic() + 300
+    while not (metrics.exists() and metrics.read_text()):  # Epoch 1 done: mid-run.
+        assert time.monotonic() < deadline and slurm.state(task) in ("PENDING", "RUNNING")
+        time.sleep(0.1)
+    slurm.run("scontrol", "requeue", task)
+    slurm.wait_for(task, ("PENDING",))
+    slurm.run("scontrol", "update", f"JobId={task}", "StartTime=now")
+    log = tmp_path / "array" / "slurm" / "report.log"
+    assert slurm.wait_done(report, timeout=600) == "COMPLETED", (
+        log.read_text() if log.exists() else "no report log")
+
+    task_log = (tmp_path / "array" / "slurm" / "task_0.log").read_text()
+    assert re.search(r"stopped by SIGTERM after step \d+: checkpoint \d+ saved", task_log), \
+        task_log
+    (step_a, a), (step_b, b) = (final_params(tmp_path / launch / "resnet20_A" / "seed_0")
+                                for launch in ("local", "array"))
+    assert step_a == step_b
+    flat_a, flat_b = ocp.tree.to_flat_dict(a), ocp.tree.to_flat_dict(b)
+    for key in flat_a:
+        np.testing.assert_array_equal(flat_a[key], flat_b[key], err_msg=str(key))
