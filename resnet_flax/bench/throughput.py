@@ -131,31 +131,39 @@ def _step(state, images, labels, indices, key, cfg):
     return steps.train_step(state, sources.gather((images, labels, indices)), key, cfg)
 
 
-def run(args: argparse.Namespace, progress=None) -> dict:
-    """Times the step ``args`` describe (see the module docstring); ``progress(message)``
-    is told each stage as it starts (the command prints them on stderr)."""
-    import flax
-    import jax
-    import jax.numpy as jnp
-    import jaxlib
-    import numpy as np
-    import optax
+@dataclasses.dataclass
+class Prepared:
+    """A model's state, its data on the host, and the step config that trains it."""
 
-    from resnet_flax import models
-    from resnet_flax.bench import epoch_scan
-    from resnet_flax.bench import flops as flops_of
-    from resnet_flax.data import pipeline
-    from resnet_flax.run.build import build
-    from resnet_flax.train import parallel, steps
+    devices: list
+    shape: tuple[int, int, int]
+    classes: int
+    size: int  # Examples in the data: one batch (synthetic) or a dataset.
+    cfg: object  # steps.StepConfig
+    model: object
+    state: object
+    images: object
+    labels: object
+    per_call: int  # Train steps per compiled call (a scan's length, else 1).
+
+
+def _devices(args) -> list:
+    import jax
 
     devices = jax.devices()
     if args.devices:
         if args.devices > len(devices):
             raise SystemExit(f"--devices {args.devices}: only {len(devices)} available")
         devices = devices[: args.devices]
-    n = len(devices)
-    if args.batch % n:
-        raise SystemExit(f"--batch {args.batch} is not divisible by the {n} devices")
+    if args.batch % len(devices):
+        raise SystemExit(f"--batch {args.batch} is not divisible by the {len(devices)} "
+                         "devices")
+    return devices
+
+
+def _model_shape(args) -> tuple[tuple[int, int, int], int, dict]:
+    """(input shape, classes, model overrides) of the model ``args`` name."""
+    from resnet_flax import models
 
     spec = models.spec(args.model)
     overrides = {"dtype": args.dtype}
@@ -169,9 +177,19 @@ def run(args: argparse.Namespace, progress=None) -> dict:
         h = w = args.image_size
     if args.width_multiplier:
         overrides["width_multiplier"] = args.width_multiplier
-    classes = args.num_classes or classes
+    return (h, w, c), args.num_classes or classes, overrides
 
-    say = progress or (lambda message: None)
+
+def prepare(args, say) -> Prepared:
+    """The model, its state and random uint8 data of ``args``' sizes, on the host."""
+    import numpy as np
+
+    from resnet_flax.run.build import build
+    from resnet_flax.train import steps
+
+    devices = _devices(args)
+    (h, w, c), classes, overrides = _model_shape(args)
+    n = len(devices)
     say(f"building {args.model} ({h}x{w}x{c}, {classes} classes, batch {args.batch}, "
         f"{args.dtype}, {n} device{'s' if n > 1 else ''}) ...")
     rng = np.random.default_rng(args.seed)
@@ -187,101 +205,162 @@ def run(args: argparse.Namespace, progress=None) -> dict:
     images = rng.integers(0, 256, (size, h, w, c), dtype=np.uint8)
     labels = rng.integers(0, classes, (size,), dtype=np.int32)
     built = build(recipe(args.model, args.seed, overrides), classes, (h, w, c))
-    model, state = built.model, built.state
-    params = sum(x.size for x in jax.tree.leaves(state.params))
-    key = jax.random.key(args.seed + 1)
     per_call = args.scan_steps if args.loop == "scan" else 1
+    return Prepared(devices, (h, w, c), classes, size, cfg, built.model, built.state,
+                    images, labels, per_call)
 
-    def batches(call: int) -> np.ndarray:
-        """(per_call, batch) example indices for the ``call``-th call."""
-        if args.data == "synthetic":
-            return np.tile(np.arange(args.batch, dtype=np.int32), (per_call, 1))
-        per_epoch = pipeline.steps_per_epoch(size, args.batch)
-        rows = []
-        for s in range(call * per_call, (call + 1) * per_call):
-            rows.append(pipeline.train_batches(args.seed, s // per_epoch, size,
-                                               args.batch)[s % per_epoch])
-        return np.stack(rows)
 
+def batch_rows(args, p: Prepared, call: int):
+    """(per_call, batch) example indices for the ``call``-th call."""
+    import numpy as np
+
+    from resnet_flax.data import pipeline
+
+    if args.data == "synthetic":
+        return np.tile(np.arange(args.batch, dtype=np.int32), (p.per_call, 1))
+    per_epoch = pipeline.steps_per_epoch(p.size, args.batch)
+    return np.stack([pipeline.train_batches(args.seed, s // per_epoch, p.size,
+                                            args.batch)[s % per_epoch]
+                     for s in range(call * p.per_call, (call + 1) * p.per_call)])
+
+
+@dataclasses.dataclass
+class Compiled:
+    """The step compiled for the mesh, with its placed inputs and what XLA said of it."""
+
+    call: object  # (state, images, labels, rows, key) -> (state, metrics)
+    put_rows: object
+    state: object
+    data: tuple
+    key: object
+    compile_s: float
+    flops: float | None
+    flops_source: str | None
+    mode: object
+
+
+def compile_step(args, p: Prepared, say) -> Compiled:
+    """The train step as training compiles it (jit or pmap, one step or a scan)."""
+    import jax
+    import jax.numpy as jnp
+
+    from resnet_flax.bench import epoch_scan
+    from resnet_flax.bench import flops as flops_of
+    from resnet_flax.train import parallel
+
+    key = jax.random.key(args.seed + 1)
     plain_step_flops = functools.partial(
-        flops_of.step_flops, functools.partial(_step, cfg=cfg), state,
-        jax.ShapeDtypeStruct(images.shape, images.dtype),
-        jax.ShapeDtypeStruct(labels.shape, labels.dtype),
+        flops_of.step_flops, functools.partial(_step, cfg=p.cfg), p.state,
+        jax.ShapeDtypeStruct(p.images.shape, p.images.dtype),
+        jax.ShapeDtypeStruct(p.labels.shape, p.labels.dtype),
         jax.ShapeDtypeStruct((args.batch,), jnp.int32), key)
-    mode = parallel.mode(args.parallelism, parallel.make_mesh(devices))
+    mode = parallel.mode(args.parallelism, parallel.make_mesh(p.devices))
     # The step's model: pmap's BatchNorm and dropout span its axis (the FLOP count traces
     # the plain model outside pmap).
-    step_state = state.replace(apply_fn=model.clone(**mode.model_attributes(True)).apply)
-    step_cfg = dataclasses.replace(cfg, axis_name=mode.axis_name)
+    step_state = p.state.replace(apply_fn=p.model.clone(**mode.model_attributes(True)).apply)
     if args.loop == "scan":
-        mesh = mode.mesh
-        fn = epoch_scan.jit_train_steps(cfg, mesh)
-        idx_sharding = epoch_scan.rows_sharded(mesh)
-        put_idx = lambda rows: jax.device_put(rows, idx_sharding)  # noqa: E731
+        fn = epoch_scan.jit_train_steps(p.cfg, mode.mesh)
+        sharding = epoch_scan.rows_sharded(mode.mesh)
+        put_rows = lambda rows: jax.device_put(rows, sharding)  # noqa: E731
     else:
+        step_cfg = dataclasses.replace(p.cfg, axis_name=mode.axis_name)
         fn = mode.train_step(functools.partial(_step, cfg=step_cfg))
-        put_idx = lambda rows: mode.put_rows(rows[0])  # noqa: E731
-    state = mode.put_state(step_state)
-    data = mode.put_replicated((images, labels))
+        put_rows = lambda rows: mode.put_rows(rows[0])  # noqa: E731
+    state, data = mode.put_state(step_state), mode.put_replicated((p.images, p.labels))
     key = mode.put_replicated(jax.random.key_data(key))
-
-    say(f"compiling the train step{' (a scan of ' + str(per_call) + ')' if per_call > 1 else ''}"
-        " ...")
+    say(f"compiling the train step"
+        f"{' (a scan of ' + str(p.per_call) + ')' if p.per_call > 1 else ''} ...")
     tic = time.perf_counter()
-    lowered = fn.lower(state, *data, put_idx(batches(0)), key)
+    lowered = fn.lower(state, *data, put_rows(batch_rows(args, p, 0)), key)
     compiled = lowered.compile()
     compile_s = time.perf_counter() - tic
     # One jit step: its own lowering; a scan of steps or pmap's per-device program: one
     # plain step traced apart.
     one_step = args.parallelism == "jit" and args.loop == "step"
-    flops, flops_source = plain_step_flops(lowered=lowered if one_step else None)
+    flops, source = plain_step_flops(lowered=lowered if one_step else None)
+    return Compiled(compiled, put_rows, state, data, key, compile_s, flops, source, mode)
 
-    calls_warm = -(-args.warmup // per_call)
-    calls_timed = -(-args.steps // per_call)
-    warm = calls_warm * per_call
-    say(f"compiled in {compile_s:.1f} s; {warm} warm-up step{'s' if warm != 1 else ''}, then "
-        f"timing {calls_timed * per_call} steps ...")
-    times = []
+
+def time_steps(args, p: Prepared, c: Compiled, say) -> tuple[list[float], float, float]:
+    """(seconds per step of each timed call, warm-up seconds, the last loss)."""
+    import jax
+
+    calls_warm = -(-args.warmup // p.per_call)
+    calls_timed = -(-args.steps // p.per_call)
+    warm = calls_warm * p.per_call
+    say(f"compiled in {c.compile_s:.1f} s; {warm} warm-up step{'s' if warm != 1 else ''}, "
+        f"then timing {calls_timed * p.per_call} steps ...")
+    times, warmup_s = [], 0.0
     tic = time.perf_counter()
     for call in range(calls_warm + calls_timed):
-        idx = put_idx(batches(call))
+        rows = c.put_rows(batch_rows(args, p, call))
         t0 = time.perf_counter()
-        state, metrics = compiled(state, *data, idx, key)
-        jax.block_until_ready((state, metrics))
+        c.state, metrics = c.call(c.state, *c.data, rows, c.key)
+        jax.block_until_ready((c.state, metrics))
         if call >= calls_warm:
-            times.append((time.perf_counter() - t0) / per_call)
+            times.append((time.perf_counter() - t0) / p.per_call)
         elif call == calls_warm - 1:
             warmup_s = time.perf_counter() - tic
-    if not calls_warm:
-        warmup_s = 0.0
-    metrics = mode.canonical(metrics)
-    loss = float(metrics["loss_sum"]) / float(metrics["count"])
+    metrics = c.mode.canonical(metrics)
+    return times, warmup_s, float(metrics["loss_sum"]) / float(metrics["count"])
+
+
+def run(args: argparse.Namespace, progress=None) -> dict:
+    """Times the step ``args`` describe (see the module docstring); ``progress(message)``
+    is told each stage as it starts (the command prints them on stderr)."""
+    say = progress or (lambda message: None)
+    p = prepare(args, say)
+    c = compile_step(args, p, say)
+    times, warmup_s, loss = time_steps(args, p, c, say)
+    if p.devices[0].platform == "cpu":
+        say("measuring this CPU's float32 matmul peak (for the MFU) ...")
+    result = _result(args, p, c, times, warmup_s, loss)
+    if args.profile:
+        from resnet_flax.bench import profiling
+
+        def one_call():
+            c.state, out = c.call(c.state, *c.data, c.put_rows(batch_rows(args, p, 0)), c.key)
+            return out
+
+        say(f"tracing {args.profile_steps * p.per_call} more steps with jax.profiler into "
+            f"{args.profile} ...")
+        trace = profiling.trace(one_call, args.profile_steps, args.profile)
+        result["profile"] = profiling.top_ops(trace, args.profile_steps * p.per_call)
+    return result
+
+
+def _result(args, p: Prepared, c: Compiled, times, warmup_s: float, loss: float) -> dict:
+    import flax
+    import jax
+    import jaxlib
+    import numpy as np
+    import optax
 
     ips = sorted(args.batch / t for t in times)
     step_s = statistics.median(times)
-    if devices[0].platform == "cpu":
-        say("measuring this CPU's float32 matmul peak (for the MFU) ...")
-    peak, peak_source = device_peak(devices[0])
-    achieved = flops / step_s if flops else None
-    dev = devices[0]
-    result = {
+    peak, peak_source = device_peak(p.devices[0])
+    achieved = c.flops / step_s if c.flops else None
+    dev = p.devices[0]
+    return {
         "model": args.model + (f"[stem={args.stem}]" if args.stem else ""),
-        "params": int(params), "input_shape": [h, w, c], "batch": args.batch,
-        "steps": len(times) * per_call, "dtype": args.dtype, "parallelism": args.parallelism,
-        "devices": n, "data": args.data, "loop": args.loop,
-        "images_per_sec": statistics.median(ips),
+        "params": int(sum(x.size for x in jax.tree.leaves(p.state.params))),
+        "input_shape": list(p.shape), "batch": args.batch,
+        "steps": len(times) * p.per_call, "dtype": args.dtype,
+        "parallelism": args.parallelism, "devices": len(p.devices), "data": args.data,
+        "loop": args.loop, "images_per_sec": statistics.median(ips),
         "images_per_sec_p10": _percentile(ips, 0.1),
         "images_per_sec_p90": _percentile(ips, 0.9),
         "images_per_sec_min": ips[0], "images_per_sec_max": ips[-1],
-        "step_ms": 1e3 * step_s, "compile_s": compile_s, "warmup_s": warmup_s,
-        "flops_per_step": flops, "flops_source": flops_source,
+        "step_ms": 1e3 * step_s, "compile_s": c.compile_s, "warmup_s": warmup_s,
+        "flops_per_step": c.flops, "flops_source": c.flops_source,
         "gflops_per_sec": achieved / 1e9 if achieved else None,
         "peak_gflops_per_sec": peak / 1e9 if peak else None, "peak_source": peak_source,
         "mfu": achieved / peak if achieved and peak else None,
-        "memory": _memory(compiled, devices),
+        "memory": _memory(c.call, p.devices),
         "final_loss": loss,
         "device": {"platform": dev.platform, "kind": getattr(dev, "device_kind", ""),
-                   "count": n, "cpu_count": os.cpu_count(), "machine": platform.machine()},
+                   "count": len(p.devices), "cpu_count": os.cpu_count(),
+                   "machine": platform.machine()},
         "compile_cache": jax.config.jax_compilation_cache_dir,
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "versions": {"jax": jax.__version__, "jaxlib": jaxlib.__version__,
@@ -289,16 +368,3 @@ def run(args: argparse.Namespace, progress=None) -> dict:
                      "numpy": np.__version__, "python": platform.python_version()},
         "date": time.strftime("%Y-%m-%d"),
     }
-    if args.profile:
-        from resnet_flax.bench import profiling
-
-        def one_call():
-            nonlocal state
-            state, out = compiled(state, *data, put_idx(batches(0)), key)
-            return out
-
-        say(f"tracing {args.profile_steps * per_call} more steps with jax.profiler into "
-            f"{args.profile} ...")
-        trace = profiling.trace(one_call, args.profile_steps, args.profile)
-        result["profile"] = profiling.top_ops(trace, args.profile_steps * per_call)
-    return result
