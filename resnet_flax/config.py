@@ -33,7 +33,13 @@ def default_config() -> ml_collections.ConfigDict:
     """All fields with neutral defaults (a recipe sets dataset, model and optimizer)."""
     c = ml_collections.ConfigDict()
     c.seed = 0
+    for add in (_data_fields, _model_fields, _optimisation_fields, _run_fields):
+        add(c)
+    return c
 
+
+def _data_fields(c: ml_collections.ConfigDict) -> None:
+    """The dataset, the input path, crops and augmentations."""
     # Data: a TFDS dataset.
     c.dataset = "fashion_mnist"
     c.data_dir = ""  # TFDS data dir; "" means TFDS's default ($TFDS_DATA_DIR).
@@ -65,6 +71,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.cutmix_alpha = 0.0  # CutMix (Yun et al. 2019): lam ~ Beta(a, a); 1.0 in the paper.
     c.mix_prob = 1.0  # Share of batches mixed (CutMix's cutmix_prob, 0.5 on CIFAR).
 
+
+def _model_fields(c: ml_collections.ConfigDict) -> None:
+    """The model and its options."""
     # Model: a name from resnet_flax.models.names(); options left unset (None) keep
     # the family's own default and are otherwise passed to models.create.
     c.model = "fashion_mnist_resnet"
@@ -94,17 +103,9 @@ def default_config() -> ml_collections.ConfigDict:
         "norm_groups": opt(int),  # GroupNorm's groups (32, Wu & He).
     })
 
-    # Fine-tuning (resnet_flax/run/finetune.py): start from other weights.
-    c.init_from = ""  # A torchvision/timm .safetensors or .pth file, or a run's workdir.
-    c.init_head = "new"  # "new": a fresh classifier; "keep": the source's (same classes).
-    c.freeze = ""  # Parts kept fixed, BN statistics included: e.g. "stem,stage1".
-    c.backbone_lr_multiplier = 1.0  # The backbone's lr is lr times this; the head's is lr.
 
-    # Data parallelism (resnet_flax/train/parallel.py): "jit" (sharded over a mesh) or "pmap";
-    # both compute the same steps. sync_batch_stats=False: per-device BatchNorm statistics.
-    c.parallelism = "jit"
-    c.sync_batch_stats = True
-
+def _optimisation_fields(c: ml_collections.ConfigDict) -> None:
+    """Batch, optimizer, schedule."""
     # Optimisation.
     c.batch_size = 128  # Global batch, split over all devices.
     c.eval_batch_size = 1000
@@ -134,6 +135,22 @@ def default_config() -> ml_collections.ConfigDict:
     c.lr_boundaries_epochs = (100, 150)  # piecewise: multiply by lr_decay_factor here.
     c.lr_decay_factor = 0.1
 
+
+def _run_fields(c: ml_collections.ConfigDict) -> None:
+    """Fine-tuning, parallelism, callbacks, evaluation and bookkeeping."""
+    # Fine-tuning (resnet_flax/run/finetune.py): start from other weights.
+    # Weights by name (resnet18.tv_in1k: resnet_flax.pretrained), a torchvision/timm
+    # .safetensors or .pth file, or a run's workdir.
+    c.init_from = ""
+    c.init_head = "new"  # "new": a fresh classifier; "keep": the source's (same classes).
+    c.freeze = ""  # Parts kept fixed, BN statistics included: e.g. "stem,stage1".
+    c.backbone_lr_multiplier = 1.0  # The backbone's lr is lr times this; the head's is lr.
+
+    # Data parallelism (resnet_flax/train/parallel.py): "jit" (sharded over a mesh) or "pmap";
+    # both compute the same steps. sync_batch_stats=False: per-device BatchNorm statistics.
+    c.parallelism = "jit"
+    c.sync_batch_stats = True
+
     # Keras-style callbacks, decided after each epoch's evaluation (resnet_flax/train/callbacks.py).
     c.reduce_lr_on_plateau = ml_collections.ConfigDict({
         "enabled": False, "monitor": "test_loss", "factor": 0.1, "patience": 10,
@@ -155,7 +172,6 @@ def default_config() -> ml_collections.ConfigDict:
     c.progress_bar = True
     # Resume a workdir with a config that trains differently (resume_guard refuses it).
     c.allow_config_change = False
-    return c
 
 
 def check_values(config: ml_collections.ConfigDict) -> None:

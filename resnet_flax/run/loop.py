@@ -233,16 +233,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         return _train(config, pathlib.Path(workdir), stop)
 
 
-def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path,
-           stop: preemption.Stop) -> dict[str, float]:
-    """``train_and_evaluate`` once the workdir is this run's; ``preemption.Stopped`` after
-    saving the step it was in when a signal asks it to stop."""
-    trainer, ckpt, start = _resume(config, workdir)
-    lead = jax.process_index() == 0
-    compile_seconds = trainer.compile()
-    writer = metrics.MetricWriter(str(workdir), active=lead, resume_step=start)
-    # Epoch ends saved after the epoch's metrics and decisions (best ranking, callbacks).
-    late_save = bool(ranking_metric(config)) or callbacks.active(config)
+def _step_hooks(config, trainer, ckpt: checkpoint.Checkpointer, stop: preemption.Stop,
+                late_save: bool):
+    """(what runs after each train step, what saves and stops on a signal): the lagged
+    finiteness check, mid-epoch saves, and a stop asked for mid-epoch."""
 
     def save_and_stop(step, sums):
         _check_finite(sums, step, ckpt)
@@ -263,6 +257,21 @@ def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path,
         if not epoch_end and stop.requested():  # At an epoch's end: after its row.
             save_and_stop(step, sums)
 
+    return on_step, save_and_stop
+
+
+def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path,
+           stop: preemption.Stop) -> dict[str, float]:
+    """``train_and_evaluate`` once the workdir is this run's; ``preemption.Stopped`` after
+    saving the step it was in when a signal asks it to stop."""
+    trainer, ckpt, start = _resume(config, workdir)
+    lead = jax.process_index() == 0
+    compile_seconds = trainer.compile()
+    writer = metrics.MetricWriter(str(workdir), active=lead, resume_step=start)
+    # Epoch ends saved after the epoch's metrics and decisions (best ranking, callbacks).
+    late_save = bool(ranking_metric(config)) or callbacks.active(config)
+
+    on_step, save_and_stop = _step_hooks(config, trainer, ckpt, stop, late_save)
     summary, train_seconds = {}, 0.0  # Time in train steps, this process: time-to-accuracy.
     try:
         first_epoch = start // trainer.steps_per_epoch
