@@ -92,6 +92,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
+# Set it to keep the suite from installing and starting a local SLURM as root.
+OPT_OUT = "RESNET_FLAX_NO_LOCAL_SLURM"
+
+
 def _script(command: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", str(SCRIPT), command], capture_output=True, text=True,
                           env={**os.environ, "LOCAL_SLURM_DIR": str(STATE)}, timeout=timeout)
@@ -99,6 +103,8 @@ def _script(command: str, timeout: float = 600) -> subprocess.CompletedProcess:
 
 def _cannot_start() -> str | None:
     """Why this machine cannot run the local cluster, or None."""
+    if os.environ.get(OPT_OUT, "").strip() not in ("", "0"):
+        return f"{OPT_OUT} is set"
     if not sys.platform.startswith("linux") or os.geteuid() != 0:
         return "a local SLURM needs root on Linux (it installs packages and runs daemons)"
     if not (shutil.which("slurmctld") or shutil.which("apt-get")):
