@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import pathlib
 import sys
 
@@ -176,15 +177,14 @@ def from_workdir(args):
 
 def from_weights(args):
     """(read one file, classify a batch, class names) of pretrained ``--weights``."""
-    import logging
-
     import jax
 
     from resnet_flax import pretrained
     from resnet_flax.pretrained import transform
 
-    # Its retry notices, five when there is no network, would bury the one error line.
-    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
+    # huggingface_hub's retry notices, five when there is no network, would bury the one
+    # error line; it re-reads this each time it sets up a logger (a user's choice stays).
+    os.environ.setdefault("HF_HUB_VERBOSITY", "error")
     try:
         loaded = pretrained.load(args.weights, model=args.model)
     except pretrained.PretrainedError as e:
