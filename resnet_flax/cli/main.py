@@ -57,6 +57,9 @@ _WEIGHTS = flags.DEFINE_string(
     "weights", None,
     "With --mode eval: pretrained weights by name (resnet50.tv2_in1k) to evaluate instead "
     "of a checkpoint, on --config.dataset (default imagenet2012), results in <workdir>/eval/.")
+_OUTPUT = flags.DEFINE_string(
+    "output", None, "With --mode eval: the folder the results go to (default <workdir>/eval; "
+    "for a workdir that cannot be written).")
 flags.mark_flags_as_required(["workdir"])  # --config: only to train (main says so).
 
 
@@ -67,6 +70,8 @@ def main(argv):
     if not verbose:
         logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO.
     evaluating = _MODE.value == "eval"
+    if _OUTPUT.value and not evaluating:
+        cli.fail("--output goes with --mode eval (training writes into --workdir)")
     if _WEIGHTS.value and not evaluating:
         cli.fail("--weights goes with --mode eval (to train from weights: "
                  f"--config.init_from={_WEIGHTS.value})")
@@ -106,9 +111,10 @@ def main(argv):
             from resnet_flax.run import evaluate_pretrained
 
             evaluate_pretrained.console(evaluate_pretrained.evaluate_pretrained(
-                config, _WEIGHTS.value, _WORKDIR.value))
+                config, _WEIGHTS.value, _WORKDIR.value, _OUTPUT.value))
         elif evaluating:
-            result = evaluate.evaluate_checkpoint(config, _WORKDIR.value, _CHECKPOINT.value)
+            result = evaluate.evaluate_checkpoint(config, _WORKDIR.value, _CHECKPOINT.value,
+                                                  _OUTPUT.value)
             evaluate.console(result, _WORKDIR.value)
         else:
             loop.train_and_evaluate(config, _WORKDIR.value)

@@ -142,9 +142,10 @@ def summarize(logits: np.ndarray, labels: np.ndarray, names: list[str]) -> dict:
 
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
-                        which: str = "latest") -> dict:
-    """Evaluates checkpoint ``which`` of ``workdir`` on the test split; writes and returns
-    the metrics (see the module docstring)."""
+                        which: str = "latest", output: str | None = None) -> dict:
+    """Evaluates checkpoint ``which`` of ``workdir`` on the test split; writes the metrics
+    to ``output`` (default ``<workdir>/eval``) and returns them (see the module
+    docstring)."""
     validate(config)
     workdir = pathlib.Path(workdir)
     _check_config(config, workdir)
@@ -159,11 +160,13 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
     names = tfds_source.class_names(config.dataset, **load)
     result = {"model": model_name(config), "dataset": config.dataset, "step": int(state.step),
               "split": spec.test_split, **summarize(logits, labels, names)}
+    folder = pathlib.Path(output).expanduser() if output else workdir / "eval"
+    result["folder"] = str(folder)
     if jax.process_index() == 0:
         try:
-            _write(workdir / "eval", result)
+            _write(folder, result)
         except OSError as e:  # A read-only workdir, a full disk: the figures still count.
-            result["not_written"] = f"{workdir / 'eval'}: {e.strerror or e}"
+            result["not_written"] = f"{folder}: {e.strerror or e}"
     return result
 
 
@@ -183,7 +186,7 @@ def confusion_title(result: dict) -> str:
 def _write(folder: pathlib.Path, result: dict) -> None:
     from resnet_flax.workdir import plots
 
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     step = result["step"]
     (folder / f"step_{step}.json").write_text(json.dumps(result, indent=1) + "\n")
     plots.confusion_matrix(np.asarray(result["confusion"]), result["class_names"],
@@ -206,9 +209,10 @@ def console(result: dict, workdir: str) -> None:
         worst = sorted(per_class, key=lambda item: item[1])[:_LISTED_CLASSES]
         print(f"worst {_LISTED_CLASSES} of {len(per_class)} classes: "
               + ", ".join(f"{name} {acc:.3f}" for name, acc in worst))
-    folder, step = pathlib.Path(workdir) / "eval", result["step"]
+    folder, step = pathlib.Path(result.get("folder") or pathlib.Path(workdir) / "eval"), \
+        result["step"]
     if "not_written" in result:
         print(f"warning: nothing written ({result['not_written']}); the figures above are "
-              "complete", file=sys.stderr)
+              "complete (--output DIR writes them to another folder)", file=sys.stderr)
         return
     print(f"wrote {folder / f'step_{step}.json'} and {folder / f'confusion_step_{step}.png'}")

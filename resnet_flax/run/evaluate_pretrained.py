@@ -28,9 +28,9 @@ def pretrained_config(config, weights):
     return config
 
 
-def evaluate_pretrained(config, name: str, workdir: str) -> dict:
+def evaluate_pretrained(config, name: str, workdir: str, output: str | None = None) -> dict:
     """Top-1, top-5 and loss of the weights ``name`` on ``config.dataset``'s test split;
-    the result is written to ``<workdir>/eval/<name>.json`` and returned."""
+    the result is written to ``<output or workdir/eval>/<name>.json`` and returned."""
     from resnet_flax import pretrained
 
     try:
@@ -54,7 +54,8 @@ def evaluate_pretrained(config, name: str, workdir: str) -> dict:
     if loaded.weights.top1:
         result["published_top1"] = loaded.weights.top1
     if jax.process_index() == 0:
-        result["written"] = _write(pathlib.Path(workdir) / "eval", result)
+        folder = pathlib.Path(output).expanduser() if output else pathlib.Path(workdir) / "eval"
+        result["written"] = _write(folder, result)
     return result
 
 

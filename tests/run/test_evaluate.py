@@ -127,4 +127,5 @@ def test_eval_of_a_workdir_it_cannot_write_prints_its_figures(tiny_data_dir, tmp
     out, err = capsys.readouterr()
     assert f"accuracy={trained['test_accuracy']:.4f}" in out
     assert err == (f"warning: nothing written ({tmp_path / 'eval'}: Read-only file system); "
-                   "the figures above are complete\n")
+                   "the figures above are complete (--output DIR writes them to another "
+                   "folder)\n")

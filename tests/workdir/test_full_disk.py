@@ -1,5 +1,6 @@
 """A disk that fills up during a save: one line, not Orbax's tracebacks."""
 
+import json
 import subprocess
 
 import pytest
@@ -79,3 +80,8 @@ def test_a_read_only_workdir_refuses_training_and_still_evaluates(tiny_data_dir,
     assert evaluated.stderr.startswith("warning: nothing written (") and \
         "Read-only file system" in evaluated.stderr and evaluated.stderr.count("\n") == 1
     assert {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()} == before
+    elsewhere = workdir.parent.parent / "eval_out"
+    written = run_main(workdir, "--mode=eval", f"--output={elsewhere}", config=None)
+    assert written.returncode == 0 and written.stderr == "", written.stderr[-3000:]
+    assert f"wrote {elsewhere / 'step_8.json'}" in written.stdout
+    assert json.loads((elsewhere / "step_8.json").read_text())["examples"] == 23
