@@ -70,13 +70,7 @@ def main(argv):
     if not verbose:
         logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO.
     evaluating = _MODE.value == "eval"
-    if _OUTPUT.value and not evaluating:
-        cli.fail("--output goes with --mode eval (training writes into --workdir)")
-    if _WEIGHTS.value and not evaluating:
-        cli.fail("--weights goes with --mode eval (to train from weights: "
-                 f"--config.init_from={_WEIGHTS.value})")
-    if evaluating and not _WEIGHTS.value:
-        _check_eval_flags(_WORKDIR.value, _CHECKPOINT.value)
+    _check_mode_flags(evaluating)
     config = _CONFIG.value
     try:
         if config is None and _WEIGHTS.value:
@@ -150,6 +144,17 @@ def _remove_if_empty(created: list[pathlib.Path]) -> None:
             folder.rmdir()
         except OSError:
             return
+
+
+def _check_mode_flags(evaluating: bool) -> None:
+    """The flags that only evaluation takes, and the run evaluation needs."""
+    if _OUTPUT.value and not evaluating:
+        cli.fail("--output goes with --mode eval (training writes into --workdir)")
+    if _WEIGHTS.value and not evaluating:
+        cli.fail("--weights goes with --mode eval (to train from weights: "
+                 f"--config.init_from={_WEIGHTS.value})")
+    if evaluating and not _WEIGHTS.value:
+        _check_eval_flags(_WORKDIR.value, _CHECKPOINT.value)
 
 
 def _check_eval_flags(path: str, which: str) -> None:
