@@ -109,7 +109,7 @@ def main(argv):
         elif evaluating:
             result = evaluate.evaluate_checkpoint(config, _WORKDIR.value, _CHECKPOINT.value,
                                                   _OUTPUT.value)
-            evaluate.console(result, _WORKDIR.value)
+            evaluate.console(result, _WORKDIR.value, _OUTPUT.value)
         else:
             loop.train_and_evaluate(config, _WORKDIR.value)
     except preemption.Stopped as e:  # Asked to stop, and nothing lost: not an error.

@@ -70,18 +70,18 @@ def image_files(paths: list[str]) -> list[pathlib.Path]:
 
 
 def read_image(path: pathlib.Path, shape: tuple[int | None, int | None, int],
-               centre_crop: tuple[int, float] | None = None, view=None) -> np.ndarray:
-    """``path`` as a uint8 (H, W, C) array in the dataset's ``shape`` or, with
-    ``centre_crop`` = (size, fraction), as the stream input's evaluation crop of it (runs
-    on images of any size), or as ``view(PIL image in the shape's mode)`` returns it;
-    OSError/ValueError if it is not a readable image."""
+               view=None) -> np.ndarray:
+    """``path`` as a uint8 (H, W, C) array in the dataset's ``shape`` or as ``view(PIL
+    image in the shape's mode)`` returns it (``centre_crop_view``: the stream input's
+    evaluation crop, on images of any size); OSError/ValueError if it is not a readable
+    image."""
     from PIL import Image
 
     h, w, c = shape
     try:
         with Image.open(path) as image:
             image.load()
-            return _as_array(image, (h, w, c), centre_crop, view)
+            return _as_array(image, (h, w, c), view)
     except Image.DecompressionBombError as e:  # Refused before it fills the memory.
         raise ValueError(f"too large to read safely ({e})") from None
 
@@ -90,11 +90,20 @@ def read_image(path: pathlib.Path, shape: tuple[int | None, int | None, int],
 _WIDE_GREY = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
 
-def _as_array(image, shape: tuple[int | None, int | None, int],
-              centre_crop: tuple[int, float] | None, view=None) -> np.ndarray:
-    from PIL import Image
-
+def centre_crop_view(size: int, fraction: float):
+    """A ``read_image`` view: the stream input's evaluation crop of the image."""
     from resnet_flax.data import crops
+
+    def view(image) -> np.ndarray:
+        channels = len(image.getbands())
+        pixels = np.asarray(image, np.uint8).reshape(image.height, image.width, channels)
+        return crops.centre_crop(pixels, size, fraction)
+
+    return view
+
+
+def _as_array(image, shape: tuple[int | None, int | None, int], view=None) -> np.ndarray:
+    from PIL import Image
 
     h, w, c = shape
     if image.mode in _WIDE_GREY:  # A PNG's 16-bit grey: 0..65535.
@@ -107,9 +116,6 @@ def _as_array(image, shape: tuple[int | None, int | None, int],
     image = image.convert("L" if c == 1 else "RGB")
     if view is not None:
         return view(image)
-    if centre_crop:
-        pixels = np.asarray(image, np.uint8).reshape(image.height, image.width, c)
-        return crops.centre_crop(pixels, *centre_crop)
     if image.size != (w, h):
         image = image.resize((w, h), Image.Resampling.BILINEAR)
     return np.asarray(image, np.uint8).reshape(h, w, c)
@@ -170,8 +176,9 @@ def from_workdir(args):
     except (ConfigError, CheckpointError, tfds_source.DatasetUnavailable) as e:
         cli.fail(str(e))
     shape = datasets.get(config.dataset).image_shape
-    crop = (config.crop_size, config.eval_crop_fraction) if config.crop != "none" else None
-    return (functools.partial(read_image, shape=shape, centre_crop=crop),
+    view = (centre_crop_view(config.crop_size, config.eval_crop_fraction)
+            if config.crop != "none" else None)
+    return (functools.partial(read_image, shape=shape, view=view),
             functools.partial(classify, config, state), names)
 
 

@@ -158,20 +158,16 @@ READ_ERRORS = (RuntimeError, ValueError, OSError)
 def unreadable(builder_or_source, split: str, error: Exception) -> DatasetUnavailable:
     """The one line for a split whose files are damaged: the folder, the cause, and the
     command that builds it again."""
-    folder = pathlib.Path(_data_dir_of(builder_or_source))
+    info = builder_or_source.info if hasattr(builder_or_source, "info") else \
+        builder_or_source.dataset_info  # A data source keeps its builder's info.
+    folder, parts = pathlib.Path(info.data_dir), info.full_name.split("/")
+    # <data_dir>/<name>[/<config>]/<version>: the name as the build command takes it.
+    name, data_dir = "/".join(parts[:-1]), str(folder.parents[len(parts) - 1])
     cause = str(error).strip().splitlines()[0][:200] if str(error).strip() else \
         type(error).__name__
-    name = folder.parent.name if folder.parent.name else "the dataset"
     return DatasetUnavailable(
         f"{folder}: the {split} split cannot be read ({cause}); delete that folder and "
-        f"build it again: {build_command(name, str(folder.parents[1]))}")
-
-
-def _data_dir_of(builder_or_source) -> str:
-    """A builder's version folder, or a data source's (TFDS keeps its info)."""
-    if hasattr(builder_or_source, "data_dir"):
-        return builder_or_source.data_dir
-    return builder_or_source.dataset_info.data_dir
+        f"build it again: {build_command(name, data_dir)}")
 
 
 def _read_tf_dataset(builder, split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -22,10 +22,11 @@ import pathlib
 from resnet_flax.pretrained.catalogue import CATALOGUE, TIMM_ARCHITECTURES, Weights, names
 from resnet_flax.pretrained.hub import PretrainedError
 
-__all__ = ["CATALOGUE", "Pretrained", "PretrainedError", "Weights", "load", "names",
+__all__ = ["CATALOGUE", "FILE_SUFFIXES", "Pretrained", "PretrainedError", "Weights", "load",
+           "names",
            "preprocess", "resolve"]
 
-_FILE_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+FILE_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")  # Weights files, not names.
 
 
 class Pretrained(tuple):
@@ -52,7 +53,7 @@ def resolve(name: str, model: str | None = None) -> tuple[Weights, pathlib.Path]
     from resnet_flax.pretrained.hub import CONFIG_FILE, fetch
 
     path = pathlib.Path(name).expanduser()
-    if path.suffix in _FILE_SUFFIXES or path.is_file():
+    if path.suffix in FILE_SUFFIXES or path.is_file():
         if not path.is_file():
             raise PretrainedError(f"{name}: no such file")
         if not model:

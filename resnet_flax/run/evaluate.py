@@ -160,14 +160,18 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
     names = tfds_source.class_names(config.dataset, **load)
     result = {"model": model_name(config), "dataset": config.dataset, "step": int(state.step),
               "split": spec.test_split, **summarize(logits, labels, names)}
-    folder = pathlib.Path(output).expanduser() if output else workdir / "eval"
-    result["folder"] = str(folder)
+    folder = results_folder(workdir, output)
     if jax.process_index() == 0:
         try:
             _write(folder, result)
         except OSError as e:  # A read-only workdir, a full disk: the figures still count.
             result["not_written"] = f"{folder}: {e.strerror or e}"
     return result
+
+
+def results_folder(workdir, output: str | None = None) -> pathlib.Path:
+    """Where an evaluation's results go: ``output``, else ``<workdir>/eval``."""
+    return pathlib.Path(output).expanduser() if output else pathlib.Path(workdir) / "eval"
 
 
 def model_name(config) -> str:
@@ -196,7 +200,7 @@ def _write(folder: pathlib.Path, result: dict) -> None:
 _LISTED_CLASSES = 10  # Per-class accuracies printed; every class's is in the JSON.
 
 
-def console(result: dict, workdir: str) -> None:
+def console(result: dict, workdir: str, output: str | None = None) -> None:
     """What a user reads: the headline figures, each class's accuracy, where the files are."""
     top5 = (f" top5_accuracy={result['top5_accuracy']:.4f}" if "top5_accuracy" in result
             else "")
@@ -209,8 +213,7 @@ def console(result: dict, workdir: str) -> None:
         worst = sorted(per_class, key=lambda item: item[1])[:_LISTED_CLASSES]
         print(f"worst {_LISTED_CLASSES} of {len(per_class)} classes: "
               + ", ".join(f"{name} {acc:.3f}" for name, acc in worst))
-    folder, step = pathlib.Path(result.get("folder") or pathlib.Path(workdir) / "eval"), \
-        result["step"]
+    folder, step = results_folder(workdir, output), result["step"]
     if "not_written" in result:
         print(f"warning: nothing written ({result['not_written']}); the figures above are "
               "complete (--output DIR writes them to another folder)", file=sys.stderr)

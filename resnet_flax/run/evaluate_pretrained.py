@@ -54,8 +54,7 @@ def evaluate_pretrained(config, name: str, workdir: str, output: str | None = No
     if loaded.weights.top1:
         result["published_top1"] = loaded.weights.top1
     if jax.process_index() == 0:
-        folder = pathlib.Path(output).expanduser() if output else pathlib.Path(workdir) / "eval"
-        result["written"] = _write(folder, result)
+        result["written"] = _write(evaluate.results_folder(workdir, output), result)
     return result
 
 

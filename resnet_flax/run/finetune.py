@@ -29,8 +29,10 @@ def _fail(config, why: str) -> None:
 def names_weights(init_from: str) -> bool:
     """Whether ``init_from`` is pretrained weights by name (or hub id), not a local path:
     nothing there, no weights-file suffix, and at most an ``owner/`` that is no folder."""
+    from resnet_flax.pretrained import FILE_SUFFIXES
+
     path = pathlib.Path(init_from).expanduser()
-    if path.exists() or path.suffix in (".safetensors", ".pth", ".pt", ".bin") or \
+    if path.exists() or path.suffix in FILE_SUFFIXES or \
             init_from.startswith((".", "/", "~")):
         return False
     owner, slash, rest = init_from.partition("/")

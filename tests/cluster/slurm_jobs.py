@@ -66,6 +66,18 @@ class Slurm:
             time.sleep(0.2)
         return state
 
+    def requeue_mid_run(self, job: str, metrics: pathlib.Path) -> None:
+        """``scontrol requeue`` of ``job`` once its first epoch's row is in ``metrics``,
+        then its start at once (else it waits for the end of its credential's life and a
+        scheduler pass)."""
+        deadline = time.monotonic() + 300
+        while not (metrics.exists() and metrics.read_text()):
+            assert time.monotonic() < deadline and self.state(job) in ("PENDING", "RUNNING")
+            time.sleep(0.1)
+        self.run("scontrol", "requeue", job)
+        self.wait_for(job, ("PENDING",))
+        self.run("scontrol", "update", f"JobId={job}", "StartTime=now")
+
     def wait_done(self, job: str, timeout: float = 300) -> str:
         return self.wait_for(job, ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT",
                                    "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED"), timeout)

@@ -5,7 +5,6 @@ import csv
 import re
 import subprocess
 import sys
-import time
 
 import numpy as np
 import orbax.checkpoint as ocp
@@ -110,14 +109,7 @@ def test_an_array_task_requeued_mid_run_resumes_to_the_local_runs_parameters(
     submitted = slurm.run(*experiment, tmp_path / "array", "--launch", "slurm").stderr
     array, report = re.search(r"submitted job array (\d+) .* and job (\d+)", submitted).groups()
     task = f"{array}_0"
-    metrics = tmp_path / "array" / "resnet20_A" / "seed_0" / "metrics.jsonl"
-    deadline = time.monotonic() + 300
-    while not (metrics.exists() and metrics.read_text()):  # Epoch 1 done: mid-run.
-        assert time.monotonic() < deadline and slurm.state(task) in ("PENDING", "RUNNING")
-        time.sleep(0.1)
-    slurm.run("scontrol", "requeue", task)
-    slurm.wait_for(task, ("PENDING",))
-    slurm.run("scontrol", "update", f"JobId={task}", "StartTime=now")
+    slurm.requeue_mid_run(task, tmp_path / "array" / "resnet20_A" / "seed_0" / "metrics.jsonl")
     log = tmp_path / "array" / "slurm" / "report.log"
     assert slurm.wait_done(report, timeout=600) == "COMPLETED", (
         log.read_text() if log.exists() else "no report log")

@@ -5,7 +5,6 @@ GPUs of its job's layout, and a pre-empted, requeued job resumes exactly."""
 import json
 import re
 import sys
-import time
 
 import numpy as np
 import orbax.checkpoint as ocp
@@ -124,15 +123,7 @@ def test_a_requeued_job_saves_on_sigterm_and_resumes_exactly(slurm, tiny_data_di
                             script, env=ONE_DEVICE)
 
     reference, job = submit("reference", "--no-requeue"), submit("requeued", "--requeue")
-    metrics = tmp_path / "requeued" / "metrics.jsonl"
-    deadline = time.monotonic() + 300
-    while not (metrics.exists() and metrics.read_text()):  # Epoch 1 done: mid-run.
-        assert time.monotonic() < deadline and slurm.state(job) in ("PENDING", "RUNNING")
-        time.sleep(0.1)
-    slurm.run("scontrol", "requeue", job)
-    # Else it waits for the end of its credential's life, then a scheduler pass.
-    slurm.wait_for(job, ("PENDING",))
-    slurm.run("scontrol", "update", f"JobId={job}", "StartTime=now")
+    slurm.requeue_mid_run(job, tmp_path / "requeued" / "metrics.jsonl")
     assert slurm.wait_done(job) == slurm.wait_done(reference) == "COMPLETED"
 
     log = (tmp_path / "requeued.log").read_text()

@@ -8,15 +8,20 @@ from conftest import tiny_overrides
 from runs import run_main
 
 
+def mount_tmpfs(mount, size: str):
+    """A real tmpfs of ``size`` at the new folder ``mount``; the test skips where it cannot."""
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if made.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip() or 'not root'}")
+    return mount
+
+
 @pytest.fixture
 def small_disk(tmp_path):
     """A real 400 KiB tmpfs: the tiny model's first checkpoint does not fit."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if made.returncode:
-        pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.strip() or 'not root'}")
+    mount = mount_tmpfs(tmp_path / "disk", "400k")
     yield mount
     subprocess.run(["umount", str(mount)], check=True)
 
@@ -51,12 +56,7 @@ def test_a_rerun_on_the_still_full_disk_is_one_line_and_touches_nothing(tiny_dat
 def read_only_run(tiny_data_dir, tmp_path):
     """A finished one-epoch run on a real tmpfs, then remounted read-only (root ignores
     file modes; a read-only mount refuses it too)."""
-    mount = tmp_path / "ro"
-    mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if made.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip() or 'not root'}")
+    mount = mount_tmpfs(tmp_path / "ro", "20m")
     workdir = mount / "run"
     trained = run_main(workdir, *tiny_overrides(tiny_data_dir, num_epochs=1))
     assert trained.returncode == 0, trained.stderr[-3000:]
