@@ -45,7 +45,7 @@ def run_figures(run: Run) -> dict | None:
 
 def size_of(run: Run) -> tuple[int, int]:
     """(parameters, MACs per image) of the run's model on its dataset."""
-    spec = datasets.get(run.config.dataset)
+    spec = datasets.get(run.config.dataset, run.config.data_dir or None)
     s = summary.summarize(run.config.model, spec.image_shape, spec.num_classes,
                           **model_overrides(run.config))
     return s.params, s.macs

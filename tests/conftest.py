@@ -70,6 +70,22 @@ def write_tiny_fashion_mnist(data_dir: pathlib.Path) -> None:
         data_dir=str(data_dir), file_format="array_record")
 
 
+def built_folder(tmp_path: pathlib.Path) -> str:
+    """A two-class folder of images of two sizes, built into ``tmp_path/tfds``."""
+    pytest.importorskip("tensorflow")
+    from PIL import Image
+
+    from resnet_flax.data import folders
+
+    for name, size in (("a", (40, 30)), ("b", (30, 40))):
+        (tmp_path / "images" / name).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", size, (100 * i, 50, 0)).save(tmp_path / "images" / name / f"{i}.png")
+    name = f"folder:{tmp_path / 'images'}"
+    folders.build(name, str(tmp_path / "tfds"), holdout=0.5, workers=1)
+    return name
+
+
 JPEG_TRAIN, JPEG_TEST = 24, 10
 
 
@@ -129,6 +145,19 @@ def tiny_config(data_dir, **values):
         config[key] = value
     config.model_options.width_multiplier = 0.25
     return config
+
+
+@pytest.fixture(scope="session")
+def torchvision_resnet18(tmp_path_factory):
+    """A torchvision ResNet-18 state dict (random init, seeded) saved as a ``.pth`` file."""
+    torch = pytest.importorskip("torch")
+    import torch_models
+
+    path = tmp_path_factory.mktemp("weights") / "resnet18.pth"
+    torch.manual_seed(0)
+    torch.save(torch_models.randomize_(torch_models.REFERENCES["resnet18"]()).state_dict(),
+               path)
+    return path
 
 
 @pytest.fixture

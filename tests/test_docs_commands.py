@@ -115,6 +115,12 @@ def check(command: Command, tmp_path: pathlib.Path, monkeypatch, main_flags) -> 
         if config is None:
             assert mode == "eval", "--config is required to train"
         else:
+            from conftest import built_folder
+
+            from resnet_flax.data import datasets
+
+            if datasets.is_folder(config.dataset):  # A user's folder: one of ours, built.
+                config.dataset, config.data_dir = built_folder(tmp_path), str(tmp_path / "tfds")
             validate(config)
     elif command.module == "resnet_flax.data.build":
         from resnet_flax.cli import build

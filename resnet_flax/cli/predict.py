@@ -12,7 +12,8 @@ class names.
 The model, dataset and evaluation settings (EMA, flip TTA) are the workdir's own
 (``config.json``); the checkpoint is restored read-only. Each PNG/JPEG/... file of
 any size and mode is converted to the dataset's channels (grayscale for MNIST and
-Fashion-MNIST, RGB for CIFAR; transparency composited on black) and resized to its
+Fashion-MNIST, RGB for CIFAR) by the rule a dataset build follows (``data/images.py``:
+16-bit grey scaled, transparency composited on black) and resized to its
 image size with bilinear filtering, nothing else: Fashion-MNIST's pictures are light
 items on a black background, and a photo that is not will be misread. A folder
 argument classifies every image file in it (not its subfolders). An unreadable file
@@ -86,10 +87,6 @@ def read_image(path: pathlib.Path, shape: tuple[int | None, int | None, int],
         raise ValueError(f"too large to read safely ({e})") from None
 
 
-# 16-bit and 32-bit grey modes, scaled to 8 bits (``convert("L")`` clips them to white).
-_WIDE_GREY = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
-
-
 def centre_crop_view(size: int, fraction: float):
     """A ``read_image`` view: the stream input's evaluation crop of the image."""
     from resnet_flax.data import crops
@@ -105,15 +102,10 @@ def centre_crop_view(size: int, fraction: float):
 def _as_array(image, shape: tuple[int | None, int | None, int], view=None) -> np.ndarray:
     from PIL import Image
 
+    from resnet_flax.data import images
+
     h, w, c = shape
-    if image.mode in _WIDE_GREY:  # A PNG's 16-bit grey: 0..65535.
-        wide = np.asarray(image, np.float64)
-        image = Image.fromarray(np.clip(np.rint(wide / 257), 0, 255).astype(np.uint8))
-    if image.mode in ("RGBA", "LA", "P", "PA"):  # Transparent parts: on black.
-        rgba = image.convert("RGBA")
-        image = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-        image.alpha_composite(rgba)
-    image = image.convert("L" if c == 1 else "RGB")
+    image = images.convert(image, c)  # The rule every dataset build and reader follows.
     if view is not None:
         return view(image)
     if image.size != (w, h):
@@ -175,7 +167,7 @@ def from_workdir(args):
                                         allow_download=False)
     except (ConfigError, CheckpointError, tfds_source.DatasetUnavailable) as e:
         cli.fail(str(e))
-    shape = datasets.get(config.dataset).image_shape
+    shape = datasets.get(config.dataset, config.data_dir or None).image_shape
     view = (centre_crop_view(config.crop_size, config.eval_crop_fraction)
             if config.crop != "none" else None)
     return (functools.partial(read_image, shape=shape, view=view),

@@ -22,7 +22,7 @@ def check(config) -> None:
             fail(field, f"is not one of {choices}{closest(str(config[field]), choices)}")
     if config.crop != "none" and config.input != "stream":
         fail("crop", "needs config.input='stream' (the device path holds images as stored)")
-    spec = datasets.SPECS.get(config.dataset)
+    spec = _spec(config)
     if spec and None in spec.image_shape and config.crop == "none":
         raise ConfigError(f"config.dataset={config.dataset!r} has images of varying size: "
                           "set config.input='stream' and config.crop='inception'")
@@ -36,5 +36,15 @@ def check(config) -> None:
         fail("normalization", "needs 3-channel input: set input_channels=3")
     if spec is None:
         raise ConfigError(f"config.dataset={config.dataset!r} is not one of "
-                          f"{tuple(sorted(datasets.SPECS))}"
+                          f"{tuple(sorted(datasets.SPECS))} or {datasets.FOLDER_PREFIX}PATH"
                           f"{closest(config.dataset, datasets.SPECS)}")
+
+
+def _spec(config) -> datasets.DatasetSpec | None:
+    """The spec of ``config.dataset`` (None if unknown); a folder must be built."""
+    if not datasets.is_folder(config.dataset):
+        return datasets.SPECS.get(config.dataset)
+    try:
+        return datasets.get(config.dataset, config.data_dir or None)
+    except datasets.FolderNotBuilt as e:
+        raise ConfigError(str(e)) from None

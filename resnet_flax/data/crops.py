@@ -5,6 +5,13 @@ torchvision's ``RandomResizedCrop`` draws it. Evaluation: resize the shorter sid
 ``size / fraction`` and take the centre ``size`` x ``size`` (the 0.875 convention:
 256 -> 224). Both resize with PIL's bilinear filter, as torchvision does on PIL images.
 Flips stay on the device (``config.random_flip``), with every other augmentation.
+
+``train_view`` and ``eval_view`` take an example as stored (a file's bytes, or raw
+pixels) and decode it as the crop needs: Pillow's image is resized straight to the
+output, with no copies between, and for training a JPEG is decoded at 1/2, 1/4 or 1/8
+scale (libjpeg's DCT scaling, ``Image.draft``) when the crop box stays at least ``size``
+pixels at that scale. The box is the same draw either way; only the pixels differ a
+little from a full decode (docs/data.md). Evaluation always decodes in full.
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
+
+from resnet_flax.data import images
 
 INCEPTION_SCALE = (0.08, 1.0)
 INCEPTION_RATIO = (3 / 4, 4 / 3)
@@ -81,3 +90,43 @@ def centre_crop(image: np.ndarray, size: int, fraction: float = EVAL_FRACTION) -
     resized = _resized(image, (h, w), (0, 0, image.shape[0], image.shape[1]))
     top, left = int(round((h - size) / 2)), int(round((w - size) / 2))
     return resized[top:top + size, left:left + size]
+
+
+def _reduced(image: Image.Image, box: tuple[int, int, int, int], size: int):
+    """Lets a JPEG decode at the smallest DCT scale that keeps ``box`` (top, left, h, w)
+    at least ``size`` pixels a side; returns the box in the decoded image's pixels."""
+    top, left, h, w = box
+    width, height = image.size
+    if image.format == "JPEG" and min(h, w) >= 2 * size:
+        image.draft(image.mode, (math.ceil(width * size / w), math.ceil(height * size / h)))
+    fx, fy = image.size[0] / width, image.size[1] / height
+    return left * fx, top * fy, (left + w) * fx, (top + h) * fy
+
+
+def train_view(rng: np.random.Generator, data, channels: int, size: int,
+               scale: Sequence[float] = INCEPTION_SCALE,
+               ratio: Sequence[float] = INCEPTION_RATIO, reduce: bool = True) -> np.ndarray:
+    """Inception's training crop of a stored example, decoded as the crop needs
+    (``reduce``: at a reduced DCT scale where the box allows); uint8 (size, size, C)."""
+    if isinstance(data, np.ndarray):
+        return random_resized_crop(rng, images.decode(data, channels), size, scale, ratio)
+    with images.open_bytes(data) as image:
+        box = inception_box(rng, image.height, image.width, scale, ratio)
+        source = _reduced(image, box, size) if reduce else (
+            box[1], box[0], box[1] + box[3], box[0] + box[2])
+        image = images.convert(image, channels)
+        out = image.resize((size, size), Image.BILINEAR, box=source)
+    return np.asarray(out, np.uint8).reshape(size, size, channels)
+
+
+def eval_view(data, channels: int, size: int, fraction: float = EVAL_FRACTION) -> np.ndarray:
+    """``centre_crop`` of a stored example, from a full decode (torchvision's pixels)."""
+    if isinstance(data, np.ndarray):
+        return centre_crop(images.decode(data, channels), size, fraction)
+    with images.open_bytes(data) as image:
+        image = images.convert(image, channels)
+        h, w = resize_shorter(image.height, image.width, int(round(size / fraction)))
+        resized = image.resize((w, h), Image.BILINEAR)
+    top, left = int(round((h - size) / 2)), int(round((w - size) / 2))
+    out = np.asarray(resized.crop((left, top, left + size, top + size)), np.uint8)
+    return out.reshape(size, size, channels)

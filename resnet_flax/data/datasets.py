@@ -1,8 +1,15 @@
-"""What the training loop needs to know about each supported TFDS dataset."""
+"""What the training loop needs to know about each dataset: the supported TFDS ones by
+name, and a folder of a user's own images as ``folder:/path/to/images`` once built
+(``data/folders.py`` builds it; its facts are read here from the build's record)."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import os
+import pathlib
+import re
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,8 +76,67 @@ SPECS = {
 }
 
 
-def get(name: str) -> DatasetSpec:
-    """The spec for dataset ``name``; unknown names fail listing the valid ones."""
+FOLDER_PREFIX = "folder:"
+# The build's record beside the TFDS dataset it wrote: classes, statistics, split, skips.
+FOLDER_RECORD = "folder.json"
+
+
+class FolderNotBuilt(ValueError):
+    """A ``folder:`` dataset with no build in the data directory; the message says how."""
+
+
+def is_folder(name: str) -> bool:
+    """Whether ``name`` names a folder of images (``folder:PATH``), not a TFDS dataset."""
+    return name.startswith(FOLDER_PREFIX)
+
+
+def folder_path(name: str) -> pathlib.Path:
+    """The image folder a ``folder:PATH`` name points to, absolute."""
+    return pathlib.Path(name[len(FOLDER_PREFIX):]).expanduser().resolve()
+
+
+def data_root(data_dir: str | None) -> pathlib.Path:
+    """The TFDS data directory: ``data_dir``, else $TFDS_DATA_DIR, else TFDS's default."""
+    default = os.environ.get("TFDS_DATA_DIR") or os.path.join("~", "tensorflow_datasets")
+    return pathlib.Path(data_dir or default).expanduser()
+
+
+def folder_store(name: str, data_dir: str | None) -> pathlib.Path:
+    """Where a folder's build lives: ``<data_dir>/folders/<folder name>-<path digest>``
+    (two folders of one name in different places are two datasets)."""
+    path = folder_path(name)
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", path.name or "root")
+    return data_root(data_dir) / "folders" / f"{slug}-{hashlib.sha1(bytes(path)).hexdigest()[:8]}"
+
+
+def folder_build_command(name: str, data_dir: str | None) -> str:
+    dd = f" --data_dir {data_dir}" if data_dir else ""
+    return f"python -m resnet_flax.data.build {FOLDER_PREFIX}{folder_path(name)}{dd}"
+
+
+def folder_record(name: str, data_dir: str | None) -> dict:
+    """The build record of folder dataset ``name``; ``FolderNotBuilt`` if there is none."""
+    record = folder_store(name, data_dir) / FOLDER_RECORD
+    if not record.is_file():
+        where = "" if folder_path(name).is_dir() else " (and that folder does not exist)"
+        raise FolderNotBuilt(f"{name} has not been built into {data_root(data_dir)}{where}: "
+                             f"build it once with `{folder_build_command(name, data_dir)}`")
+    return json.loads(record.read_text())
+
+
+def _folder_spec(name: str, data_dir: str | None) -> DatasetSpec:
+    record = folder_record(name, data_dir)
+    return DatasetSpec(name, tuple(record["image_shape"]), len(record["classes"]),
+                       tuple(record["mean"]), tuple(record["std"]), (),
+                       f"the image folder {record['source']}")
+
+
+def get(name: str, data_dir: str | None = None) -> DatasetSpec:
+    """The spec for dataset ``name`` (a folder's from its build in ``data_dir``); unknown
+    names fail listing the valid ones."""
+    if is_folder(name):
+        return _folder_spec(name, data_dir)
     if name not in SPECS:
-        raise ValueError(f"unknown dataset {name!r}; valid datasets: {', '.join(sorted(SPECS))}")
+        raise ValueError(f"unknown dataset {name!r}; valid datasets: {', '.join(sorted(SPECS))}"
+                         f" or {FOLDER_PREFIX}PATH")
     return SPECS[name]

@@ -104,7 +104,7 @@ class Stream:
         from resnet_flax.data import stream
 
         self._pipelines = stream
-        spec = datasets.get(config.dataset)
+        spec = datasets.get(config.dataset, config.data_dir or None)
         read = dict(data_dir=config.data_dir or None, allow_download=config.allow_download)
         self._train_source = tfds_source.data_source(config.dataset, spec.train_split, **read)
         self._test_source = tfds_source.data_source(config.dataset, spec.test_split, **read)
@@ -215,7 +215,7 @@ def _ahead(host: Iterator[tuple[dict, dict]], put) -> Iterator[tuple[dict, dict]
 
 def image_shape(config) -> tuple[int, int, int]:
     """The (H, W, C) of a batch's images: the crop's size, or the dataset's own."""
-    h, w, c = datasets.get(config.dataset).image_shape
+    h, w, c = datasets.get(config.dataset, config.data_dir or None).image_shape
     return (config.crop_size, config.crop_size, c) if config.crop != "none" else (h, w, c)
 
 
@@ -227,7 +227,7 @@ def open_source(config) -> Device | Stream:
 def load_splits(config) -> tuple[pipeline.Split, pipeline.Split]:
     """The train (or ``train_subset`` of it) and test splits of ``config.dataset`` as
     in-memory arrays (the device path's data)."""
-    spec = datasets.get(config.dataset)
+    spec = datasets.get(config.dataset, config.data_dir or None)
     load = functools.partial(tfds_source.load_split, config.dataset,
                              data_dir=config.data_dir or None,
                              allow_download=config.allow_download)

@@ -28,7 +28,7 @@ import grain
 import numpy as np
 
 from resnet_flax import quiet
-from resnet_flax.data import crops, pipeline
+from resnet_flax.data import crops, images, pipeline, tfds_source
 
 # Host batches Grain prepares ahead of the step, per worker.
 _WORKER_BUFFER = 2
@@ -44,6 +44,8 @@ class Crop:
     scale: tuple[float, float] = crops.INCEPTION_SCALE
     ratio: tuple[float, float] = crops.INCEPTION_RATIO
     eval_fraction: float = crops.EVAL_FRACTION
+    # Training crops decode a JPEG at a reduced DCT scale where the box allows.
+    reduce: bool = True
 
 
 class _InWorker:
@@ -58,10 +60,12 @@ class _InWorker:
         quiet.silence_third_party()
         _exit_with_parent()
 
-    def _read(self, index: int) -> tuple[np.ndarray, np.int32]:
-        """Example ``index``'s (image, label)."""
+    channels: int
+
+    def _read(self, index: int) -> tuple[object, np.int32]:
+        """Example ``index``'s (image as stored, label)."""
         example = self.source[index]
-        return np.asarray(example["image"]), np.int32(example["label"])
+        return example["image"], np.int32(example["label"])
 
 
 _WATCHED = []
@@ -122,14 +126,17 @@ class _ReadTrain(_InWorker):
 
     def __init__(self, source, crop: Crop, seed: int):
         self.source, self.crop, self.seed = source, crop, seed
+        self.channels = tfds_source.channels(source)
 
     def __call__(self, item) -> dict:
         epoch, position, index = item
-        image, label = self._read(index)
+        data, label = self._read(index)
         if self.crop.kind == "inception":
             rng = np.random.default_rng([self.seed, epoch, position])
-            image = crops.random_resized_crop(rng, image, self.crop.size, self.crop.scale,
-                                              self.crop.ratio)
+            image = crops.train_view(rng, data, self.channels, self.crop.size,
+                                     self.crop.scale, self.crop.ratio, self.crop.reduce)
+        else:
+            image = images.decode(data, self.channels)
         return {"image": image, "label": label}
 
 
@@ -138,11 +145,15 @@ class _ReadEval(_InWorker):
 
     def __init__(self, source, crop: Crop):
         self.source, self.crop = source, crop
+        self.channels = tfds_source.channels(source)
 
     def __call__(self, item) -> dict:
-        image, label = self._read(int(item[0]))
+        data, label = self._read(int(item[0]))
         if self.crop.kind == "inception":
-            image = crops.centre_crop(image, self.crop.size, self.crop.eval_fraction)
+            image = crops.eval_view(data, self.channels, self.crop.size,
+                                    self.crop.eval_fraction)
+        else:
+            image = images.decode(data, self.channels)
         return {"image": image, "label": label, "mask": np.float32(item[1])}
 
 
@@ -182,9 +193,10 @@ def batches(dataset: grain.MapDataset, workers: int, state: dict | None = None
         iterator.set_state(state)
     try:
         for batch in iterator:
-            # Copies: a worker's batch arrives in shared memory, which Grain unlinks when
-            # its array is collected, and cannot while a view of it lives on.
-            yield {k: np.array(v) for k, v in batch.items()}, iterator.get_state()
+            if workers:  # A worker's batch arrives in shared memory, which Grain unlinks
+                # when its array is collected, and cannot while a view of it lives on.
+                batch = {k: np.array(v) for k, v in batch.items()}
+            yield batch, iterator.get_state()
     finally:
         close = getattr(iterator, "close", None)
         if close is not None:  # Stops the worker processes now, not at garbage collection.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import pathlib
 import re
 import socket
@@ -22,7 +23,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from resnet_flax import quiet
-from resnet_flax.data import datasets, png
+from resnet_flax.data import datasets, images, png
 
 # A download host that does not answer within this long counts as offline.
 _PROBE_TIMEOUT_S = 3.0
@@ -87,6 +88,8 @@ def prepare(name: str, data_dir: str | None = None, archives: str | None = None,
     when ``allow_download`` and the host answers, otherwise raises
     ``DatasetUnavailable`` at once. TFDS verifies each archive's checksum.
     """
+    if datasets.is_folder(name):
+        return _built_folder(name, data_dir)
     spec = datasets.get(name)
     builder = tfds.builder(name, data_dir=str(data_root(data_dir)))
     if builder.is_prepared() and archives is None:
@@ -120,6 +123,16 @@ def prepare(name: str, data_dir: str | None = None, archives: str | None = None,
     return builder
 
 
+def _built_folder(name: str, data_dir: str | None):
+    """The TFDS builder of a built folder dataset (``data/folders.py``)."""
+    try:
+        datasets.folder_record(name, data_dir)
+    except datasets.FolderNotBuilt as e:
+        raise DatasetUnavailable(str(e)) from None
+    store = datasets.folder_store(name, data_dir) / "folder" / "1.0.0"
+    return tfds.builder_from_directory(str(store))
+
+
 def _download_and_prepare(builder, config, downloads: pathlib.Path, archive_hint: str) -> None:
     from tensorflow_datasets.core.download.download_manager import NonMatchingChecksumError
 
@@ -137,18 +150,34 @@ def _download_and_prepare(builder, config, downloads: pathlib.Path, archive_hint
             f"{archive_hint}") from None
 
 
+def channels(source_or_builder) -> int:
+    """The channels of a dataset's images (its image feature's last dimension)."""
+    info = getattr(source_or_builder, "info", None) or source_or_builder.dataset_info
+    return info.features["image"].shape[-1]
+
+
 def _read_data_source(builder, split: str) -> tuple[np.ndarray, np.ndarray]:
-    source = builder.as_data_source(split=split)
-    images, labels = [], []
+    source = _undecoded_source(builder, split)
+    pixels, labels, c = [], [], channels(builder)
     try:
         for start in range(0, len(source), _READ_CHUNK):
             stop = min(start + _READ_CHUNK, len(source))
             for example in source.__getitems__(range(start, stop)):
-                images.append(example["image"])
+                pixels.append(images.decode(example["image"], c))
                 labels.append(example["label"])
     except READ_ERRORS as e:
         raise unreadable(builder, split, e) from None
-    return np.stack(images), np.asarray(labels, np.int32)
+    return np.stack(pixels), np.asarray(labels, np.int32)
+
+
+def _undecoded_source(builder, split: str):
+    """``split``'s random-access source with images left as stored (a file's bytes, or
+    raw pixels): every reader decodes them by one rule, ``images.decode``, in the crop's
+    own way where it can (``crops``)."""
+    image = builder.info.features["image"]
+    decoders = None if isinstance(image, tfds.features.Tensor) else {
+        "image": tfds.decode.SkipDecoding()}
+    return builder.as_data_source(split=split, decoders=decoders)
 
 
 # array_record's "Corrupted Riegeli/records file" and kin, on either input path.
@@ -163,11 +192,17 @@ def unreadable(builder_or_source, split: str, error: Exception) -> DatasetUnavai
     folder, parts = pathlib.Path(info.data_dir), info.full_name.split("/")
     # <data_dir>/<name>[/<config>]/<version>: the name as the build command takes it.
     name, data_dir = "/".join(parts[:-1]), str(folder.parents[len(parts) - 1])
+    command = build_command(name, data_dir)
+    record = folder.parents[1] / datasets.FOLDER_RECORD  # <store>/folder/1.0.0
+    if record.is_file():  # A folder of images: <data_dir>/folders/<store>.
+        source = json.loads(record.read_text())["source"]
+        command = datasets.folder_build_command(datasets.FOLDER_PREFIX + source,
+                                                str(folder.parents[3])) + " --overwrite"
     cause = str(error).strip().splitlines()[0][:200] if str(error).strip() else \
         type(error).__name__
     return DatasetUnavailable(
         f"{folder}: the {split} split cannot be read ({cause}); delete that folder and "
-        f"build it again: {build_command(name, data_dir)}")
+        f"build it again: {command}")
 
 
 def _read_tf_dataset(builder, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -186,23 +221,23 @@ def load_split(name: str, split: str, data_dir: str | None = None,
     """All of ``split`` as (uint8 images NHWC, int32 labels), preparing it if needed."""
     builder = prepare(name, data_dir, allow_download=allow_download)
     if builder.info.file_format == tfds.core.FileFormat.ARRAY_RECORD:
-        images, labels = _read_data_source(builder, split)
+        pixels, labels = _read_data_source(builder, split)
     else:
-        images, labels = _read_tf_dataset(builder, split)
-    expected = datasets.get(name).image_shape
-    if images.shape[1:] != expected:
-        raise DatasetUnavailable(f"{name} {split}: images have shape {images.shape[1:]}, "
-                         f"expected {expected}")
-    return images, labels
+        pixels, labels = _read_tf_dataset(builder, split)
+    expected = datasets.get(name, data_dir).image_shape
+    if pixels.shape[1:] != expected:
+        raise DatasetUnavailable(f"{name} {split}: images have shape {pixels.shape[1:]}, "
+                                 f"expected {expected}")
+    return pixels, labels
 
 
 def data_source(name: str, split: str, data_dir: str | None = None,
                 allow_download: bool = True):
-    """``split`` as TFDS's random-access ``array_record`` source (examples decoded on
-    access; picklable, for Grain's workers), preparing the dataset if needed."""
+    """``split`` as TFDS's random-access ``array_record`` source (images as stored, for
+    ``images.decode``; picklable, for Grain's workers), preparing the dataset if needed."""
     builder = prepare(name, data_dir, allow_download=allow_download)
     try:
-        return builder.as_data_source(split=split)
+        return _undecoded_source(builder, split)
     except NotImplementedError:  # TFDS's answer for a tfrecord dataset.
         raise DatasetUnavailable(
             f"{builder.data_dir} is in {builder.info.file_format} format; the stream input "

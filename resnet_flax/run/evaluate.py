@@ -81,7 +81,7 @@ def _chosen_step(ckpt: checkpoint.Checkpointer, which: str) -> int:
 def _template(config) -> state_lib.TrainState:
     """A state of the run's structure to restore into, initialised as training does (with
     the compilation cache on, a program compiled before is loaded, not compiled again)."""
-    spec = datasets.get(config.dataset)
+    spec = datasets.get(config.dataset, config.data_dir or None)
     return build(config, spec.num_classes, sources.image_shape(config)).state
 
 
@@ -150,7 +150,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
     workdir = pathlib.Path(workdir)
     _check_config(config, workdir)
     state = restore(config, workdir, which)
-    spec = datasets.get(config.dataset)
+    spec = datasets.get(config.dataset, config.data_dir or None)
     load = dict(data_dir=config.data_dir or None, allow_download=config.allow_download)
     if config.input == "stream":
         logits, labels = stream_logits(config, state)

@@ -38,7 +38,7 @@ def evaluate_pretrained(config, name: str, workdir: str, output: str | None = No
     except pretrained.PretrainedError as e:
         raise ConfigError(f"--weights {name}: {e}") from None
     config = pretrained_config(config, loaded.weights)
-    spec = datasets.get(config.dataset)
+    spec = datasets.get(config.dataset, config.data_dir or None)
     if spec.num_classes != loaded.model.num_classes:
         raise ConfigError(f"--weights {name} has {loaded.model.num_classes} outputs; "
                           f"{config.dataset} has {spec.num_classes} classes (evaluate them on "

@@ -51,7 +51,7 @@ class Trainer:
 
     def __init__(self, config, source: sources.Device | sources.Stream, mesh=None):
         self.config = config
-        self.spec = datasets.get(config.dataset)
+        self.spec = datasets.get(config.dataset, config.data_dir or None)
         self.mesh = mesh or parallel.make_mesh()
         parallel.check_divisible(config.batch_size, self.mesh, "batch_size")
         parallel.check_divisible(config.eval_batch_size, self.mesh, "eval_batch_size")

@@ -72,7 +72,7 @@ _DERIVED = ("num_classes", "mean", "std", "axis_name")  # Not config fields.
 def step_config(config, axis_name: str | None = None) -> StepConfig:
     """A run's step settings: its dataset's classes and statistics, and every other field
     copied from the config field of the same name."""
-    spec = datasets.get(config.dataset)
+    spec = datasets.get(config.dataset, config.data_dir or None)
     imagenet = config.normalization == "imagenet"
     named = {f.name: _static(config[f.name]) for f in dataclasses.fields(StepConfig)
              if f.name not in _DERIVED}

@@ -3,9 +3,10 @@
 import importlib.util
 
 import pytest
-from conftest import REPO
+from conftest import REPO, built_folder
 
 from resnet_flax import models
+from resnet_flax.config import ConfigError
 from resnet_flax.data import datasets
 from resnet_flax.run.validate import validate
 
@@ -20,12 +21,16 @@ def load(path):
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
-def test_config_is_valid_and_documents_its_command(path):
+def test_config_is_valid_and_documents_its_command(path, tmp_path):
     module = load(path)
     config = module.get_config()
+    if datasets.is_folder(config.dataset):  # A placeholder: the user's folder, built.
+        with pytest.raises(ConfigError, match="build it once with `python -m resnet_flax"):
+            validate(config)
+        config.dataset, config.data_dir = built_folder(tmp_path), str(tmp_path / "tfds")
     validate(config)
     assert config.model in models.names()
-    datasets.get(config.dataset)
+    datasets.get(config.dataset, config.data_dir or None)
     doc = module.__doc__
     assert f"python -m resnet_flax.main --config configs/{path.name}" in doc
     assert "Expected:" in doc

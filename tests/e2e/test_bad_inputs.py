@@ -144,7 +144,7 @@ CASES = [
          damage=_write("config.json", "{garbage")),
     # Archives, through the offline build.
     Case("build: unknown dataset", ("fashion", "--archives", "{tmp}"),
-         "argument dataset: invalid choice: 'fashion'", module="resnet_flax.data.build"),
+         "unknown dataset 'fashion': valid are cifar10", module="resnet_flax.data.build"),
     Case("build: no such folder", ("mnist", "--archives", "{tmp}/nope"),
          "--archives {tmp}/nope: no such folder", module="resnet_flax.data.build"),
     Case("build: archives missing", ("mnist", "--archives", "{tmp}", "--data_dir", "{tmp}/d"),

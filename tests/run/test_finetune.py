@@ -31,18 +31,6 @@ def tiny_config(data_dir, **changes):
     return config
 
 
-@pytest.fixture(scope="module")
-def torchvision_resnet18(tmp_path_factory):
-    torch = pytest.importorskip("torch")
-    import torch_models
-
-    path = tmp_path_factory.mktemp("weights") / "resnet18.pth"
-    torch.manual_seed(0)
-    torch.save(torch_models.randomize_(torch_models.REFERENCES["resnet18"]()).state_dict(),
-               path)
-    return path
-
-
 def flat(tree):
     return {"/".join(k): np.asarray(v) for k, v in traverse_util.flatten_dict(tree).items()}
 
