@@ -17,7 +17,7 @@ view (``train``: Inception's random-resized crop to --size with torchvision's dr
   core over its share of the files;
 - ``stream``: the stream input of training (``config.input=stream``, Grain over the
   built ``array_record``, ``input_workers=0``: its reader threads), one epoch of batches
-  of --batch put on the device;
+  of --batch put on the device (its read-ahead ends with the epoch);
 - ``stream <store>``: the same from a pre-resized store (``--stores raw:256``: raw
   pixels, shorter side 256; ``jpeg:256``: quality-90 JPEG), train view only.
 
@@ -45,7 +45,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from resnet_flax.config import default_config  # noqa: E402
-from resnet_flax.data import crops, datasets, folders, sources  # noqa: E402
+from resnet_flax.data import crops, datasets, folders, sources, stream  # noqa: E402
 from resnet_flax.run import loop  # noqa: E402
 
 CLASSES = 10
@@ -79,16 +79,19 @@ def _layer(rng, h: int, w: int, cell: int, amplitude: float) -> np.ndarray:
     return (up / 255 - 0.5) * amplitude
 
 
-def generate(root: pathlib.Path, count: int, seed: int = 0) -> pathlib.Path:
+def generate(root: pathlib.Path, count: int, seed: int = 0,
+             shorter: tuple[int, int] = (300, 500)) -> pathlib.Path:
     """``count`` training and ``count // 4`` validation JPEGs of ILSVRC2012's sizes and
-    file sizes (shapes at three scales plus grain: ~110 KB at quality 90)."""
-    folder = root / f"imagenet_like_{count}"
+    file sizes (shapes at three scales plus grain: ~110 KB at quality 90), or of another
+    range of ``shorter`` sides."""
+    folder = root / f"imagenet_like_{count}" if shorter == (300, 500) else \
+        root / f"shorter_{shorter[0]}_{shorter[1]}_{count}"
     if (folder / "complete").exists():
         return folder
     rng = np.random.default_rng(seed)
     for split, n in (("train", count), ("val", max(count // 4, CLASSES))):
         for i in range(n):
-            short = int(rng.integers(300, 501))
+            short = int(rng.integers(shorter[0], shorter[1] + 1))
             long = int(short * rng.uniform(1.0, 4 / 3))
             h, w = (short, long) if i % 2 else (long, short)
             pixels = (128 + _layer(rng, h, w, 48, 200) + _layer(rng, h, w, 4, 90)
@@ -158,15 +161,27 @@ def trainer_for(name: str, data_dir: pathlib.Path, args, step: bool = False) -> 
     return trainer
 
 
+def epoch_batches(trainer, epoch: int):
+    """Training's stream of batches (the same dataset, reading threads and device
+    read-ahead) bounded to one epoch: training's run-long iterator would read on into
+    the next epoch, in the next row's time."""
+    source, c = trainer.source, trainer.config
+    steps = trainer.steps_per_epoch
+    dataset = stream.train_dataset(source._train_source, source._examples, c.seed,
+                                   c.num_epochs, c.batch_size, source._rows, source.crop)
+    host = stream.batches(dataset[epoch * steps:(epoch + 1) * steps], 0)
+    return (batch["image"] for batch, _ in sources._ahead(host, source.mode.put_rows))
+
+
 def time_stream(trainer, view: str, epoch: int) -> float:
-    """images/s of one epoch of ``view`` batches, put on the device (a fresh iterator)."""
+    """images/s of one epoch of ``view`` batches, put on the device."""
     tic, count = time.perf_counter(), 0
-    batches = (trainer.source.train_batches(epoch, 0) if view == "train"
-               else trainer.source.eval_batches())
-    for batch in batches:
-        jax.block_until_ready(batch)
-        count += int(batch[2].sum()) if view == "eval" else batch[0].shape[0]
-    trainer.source.close()  # No reading ahead into the next row's time.
+    if view == "train":
+        for images in epoch_batches(trainer, epoch):
+            count += jax.block_until_ready(images).shape[0]
+    else:
+        for batch in trainer.source.eval_batches():
+            count += int(jax.block_until_ready(batch)[2].sum())
     return count / (time.perf_counter() - tic)
 
 

@@ -35,8 +35,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="list the experiment's arms (each with its config overrides and "
                              "the scales that run it) and exit")
     parser.add_argument("--dataset", default="fashion_mnist",
-                        help="the TFDS dataset every run trains on, built as in docs/data.md: "
-                             "fashion_mnist, mnist, cifar10, ... (default: %(default)s)")
+                        help="the dataset every run trains on, built as in docs/data.md: "
+                             "fashion_mnist, mnist, cifar10, ..., or folder:PATH, a folder of "
+                             "your own images (default: %(default)s)")
     parser.add_argument("--data_dir", default="",
                         help="TFDS data dir (default: TFDS's, $TFDS_DATA_DIR or "
                              "~/tensorflow_datasets)")

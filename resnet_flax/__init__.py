@@ -10,6 +10,7 @@ What a notebook imports::
     config = rf.default_config()                   # every field, with its default
     summary = rf.train_and_evaluate(config, "runs/x")
     result = rf.evaluate_checkpoint(config, "runs/x")
+    rf.build_folder("/data/flowers")               # your images: dataset folder:/data/flowers
 
 The names load their modules on first use, so that ``python -m resnet_flax.main`` sets
 up XLA before anything imports JAX through this package.
@@ -28,6 +29,7 @@ _PUBLIC = {
     "validate": ("resnet_flax.run.validate", "validate"),
     "train_and_evaluate": ("resnet_flax.run.loop", "train_and_evaluate"),
     "evaluate_checkpoint": ("resnet_flax.run.evaluate", "evaluate_checkpoint"),
+    "build_folder": ("resnet_flax.data.folders", "build"),
 }
 __all__ = sorted(_PUBLIC)
 

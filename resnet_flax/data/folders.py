@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import importlib.util
 import io
 import json
 import multiprocessing
@@ -245,14 +246,20 @@ def record(name, classes, scans, skipped, rule, store) -> dict:
 
 def build(name: str, data_dir: str | None = None, holdout: float = 0.1, seed: int = 0,
           store: Store = Store(), overwrite: bool = False, workers: int = 0, log=print) -> dict:
-    """Builds folder dataset ``name`` (``folder:PATH``) into ``data_dir``; returns its
-    record. Each unreadable file is one ``log`` line; ``FolderError`` for a folder that
-    cannot be a dataset or a build already there (unless ``overwrite``)."""
+    """Builds folder dataset ``name`` (``folder:PATH``, or the folder's path) into
+    ``data_dir``; returns its record. Each unreadable file is one ``log`` line;
+    ``FolderError`` for a folder that cannot be a dataset or a build already there
+    (unless ``overwrite``)."""
+    name = name if datasets.is_folder(str(name)) else f"{datasets.FOLDER_PREFIX}{name}"
     target = datasets.folder_store(name, data_dir)
     if (target / datasets.FOLDER_RECORD).exists() and not overwrite:
         raise FolderError(f"{name} is built already in {target}; add --overwrite to build "
                           "it again (after its images changed)")
     classes, splits, rule = layout(datasets.folder_path(name), holdout, seed)
+    if importlib.util.find_spec("tensorflow") is None:  # TFDS's writer runs TensorFlow code.
+        raise FolderError(f"building {name} needs TensorFlow, which is not installed: pip "
+                          "install 'resnet_flax[build]' (training on the built dataset does "
+                          "not need it)")
     workers = workers or os.cpu_count() or 1
     scans, skipped = {}, []
     with multiprocessing.get_context("spawn").Pool(workers) as pool:

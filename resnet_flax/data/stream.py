@@ -32,6 +32,8 @@ from resnet_flax.data import crops, images, pipeline, tfds_source
 
 # Host batches Grain prepares ahead of the step, per worker.
 _WORKER_BUFFER = 2
+# Reading threads in the training process: Grain's default.
+_MAX_THREADS = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,10 +64,11 @@ class _InWorker:
 
     channels: int
 
-    def _read(self, index: int) -> tuple[object, np.int32]:
-        """Example ``index``'s (image as stored, label)."""
-        example = self.source[index]
-        return example["image"], np.int32(example["label"])
+    def _read(self, indices: np.ndarray) -> tuple[list, np.ndarray]:
+        """The examples' (images as stored, int32 labels)."""
+        examples = [self.source[int(i)] for i in indices]
+        return [e["image"] for e in examples], np.array([e["label"] for e in examples],
+                                                         np.int32)
 
 
 _WATCHED = []
@@ -89,22 +92,21 @@ def _exit_with_parent(poll_s: float = 1.0) -> None:
 
 
 class _Steps:
-    """Random access to the run's training items, every epoch one after another: item
-    ``i`` is (epoch, position in the epoch, example index) of this process's row ``i % b``
-    of global step ``i // b``. One Grain iterator (and its workers) then serves the whole
-    run; each epoch's order is computed where it is needed, and kept."""
+    """Random access to the run's training steps, every epoch one after another: step
+    ``k`` is (epoch, positions in the epoch, example indices) of this process's rows of
+    global step ``k``. One Grain iterator (and its workers) then serves the whole run;
+    each epoch's order is computed where it is needed, and kept."""
 
     def __init__(self, examples: np.ndarray, seed: int, num_epochs: int, global_batch: int,
                  rows: slice):
-        self.examples, self.seed, self.global_batch, self.rows = (
-            examples, seed, global_batch, rows)
-        self.local = rows.stop - rows.start
+        self.examples, self.seed, self.global_batch = examples, seed, global_batch
+        self.rows = np.arange(rows.start, rows.stop)
         self.steps = pipeline.steps_per_epoch(len(examples), global_batch)
         self.num_epochs = num_epochs
         self._orders = {}
 
     def __len__(self) -> int:
-        return self.num_epochs * self.steps * self.local
+        return self.num_epochs * self.steps
 
     def _order(self, epoch: int) -> np.ndarray:
         if epoch not in self._orders:
@@ -112,49 +114,56 @@ class _Steps:
                                                           self.global_batch)}
         return self._orders[epoch]
 
-    def __getitem__(self, i: int) -> tuple[int, int, int]:
-        epoch, rest = divmod(int(i), self.steps * self.local)
-        step, j = divmod(rest, self.local)
-        row = self.rows.start + j
-        return epoch, step * self.global_batch + row, int(self.examples[
-            self._order(epoch)[step, row]])
+    def __getitem__(self, k: int) -> tuple[int, np.ndarray, np.ndarray]:
+        epoch, step = divmod(int(k), self.steps)
+        return (epoch, step * self.global_batch + self.rows,
+                self.examples[self._order(epoch)[step, self.rows]])
 
 
 class _ReadTrain(_InWorker):
-    """(epoch, position in the epoch, example index) -> {"image", "label"}, cropped. A
-    class, not a closure: Grain pickles it to its workers."""
+    """(epoch, positions in the epoch, example indices) -> the batch {"image", "label"},
+    each image cropped straight into it. A class, not a closure: Grain pickles it to its
+    workers."""
 
     def __init__(self, source, crop: Crop, seed: int):
         self.source, self.crop, self.seed = source, crop, seed
         self.channels = tfds_source.channels(source)
 
     def __call__(self, item) -> dict:
-        epoch, position, index = item
-        data, label = self._read(index)
-        if self.crop.kind == "inception":
-            rng = np.random.default_rng([self.seed, epoch, position])
-            image = crops.train_view(rng, data, self.channels, self.crop.size,
-                                     self.crop.scale, self.crop.ratio, self.crop.reduce)
-        else:
-            image = images.decode(data, self.channels)
-        return {"image": image, "label": label}
+        epoch, positions, indices = item
+        stored, labels = self._read(indices)
+        if self.crop.kind != "inception":
+            return {"image": np.stack([images.decode(d, self.channels) for d in stored]),
+                    "label": labels}
+        c = self.crop
+        batch = np.empty((len(stored), c.size, c.size, self.channels), np.uint8)
+        for row, (data, position) in enumerate(zip(stored, positions)):
+            rng = np.random.default_rng([self.seed, epoch, int(position)])
+            batch[row] = crops.train_view(rng, data, self.channels, c.size, c.scale, c.ratio,
+                                          c.reduce)
+        return {"image": batch, "label": labels}
 
 
 class _ReadEval(_InWorker):
-    """(example index, mask) -> {"image", "label", "mask"}, centre-cropped."""
+    """(example indices, mask) -> the batch {"image", "label", "mask"}, centre-cropped."""
 
     def __init__(self, source, crop: Crop):
         self.source, self.crop = source, crop
         self.channels = tfds_source.channels(source)
 
     def __call__(self, item) -> dict:
-        data, label = self._read(int(item[0]))
+        indices, mask = item
+        stored, labels = self._read(indices)
+        # The last batch's padding rows (mask 0, at its end) count for nothing: not decoded
+        # (the first row is, if all are padding, for the batch's shape).
+        view = [self._view(d) for d in stored[:max(int(np.count_nonzero(mask)), 1)]]
+        view += [np.zeros_like(view[0])] * (len(stored) - len(view))
+        return {"image": np.stack(view), "label": labels, "mask": np.asarray(mask, np.float32)}
+
+    def _view(self, data) -> np.ndarray:
         if self.crop.kind == "inception":
-            image = crops.eval_view(data, self.channels, self.crop.size,
-                                    self.crop.eval_fraction)
-        else:
-            image = images.decode(data, self.channels)
-        return {"image": image, "label": label, "mask": np.float32(item[1])}
+            return crops.eval_view(data, self.channels, self.crop.size, self.crop.eval_fraction)
+        return images.decode(data, self.channels)
 
 
 def train_dataset(source, examples: np.ndarray, seed: int, num_epochs: int,
@@ -162,9 +171,8 @@ def train_dataset(source, examples: np.ndarray, seed: int, num_epochs: int,
     """The run's training batches for this process, epoch after epoch: batch ``k`` is its
     ``rows`` of global step ``k``, drawn from ``examples`` (indices into ``source``: the
     split, or a subset of it) in the order of ``pipeline.train_batches(seed, epoch)``."""
-    items = _Steps(examples, seed, num_epochs, global_batch, rows)
-    return (grain.MapDataset.source(items).map(_ReadTrain(source, crop, seed))
-            .batch(items.local, drop_remainder=True))
+    steps = _Steps(examples, seed, num_epochs, global_batch, rows)
+    return grain.MapDataset.source(steps).map(_ReadTrain(source, crop, seed))
 
 
 def eval_dataset(source, num_examples: int, global_batch: int, rows: slice,
@@ -172,17 +180,24 @@ def eval_dataset(source, num_examples: int, global_batch: int, rows: slice,
     """Every example once, this process's rows of each global eval batch; the last batch
     padded (mask 0), as ``pipeline.eval_batches``."""
     indices, mask = pipeline.eval_batches(num_examples, global_batch)
-    items = np.stack([indices[:, rows], mask[:, rows]], -1).reshape(-1, 2)
-    local = rows.stop - rows.start
-    return (grain.MapDataset.source(items).map(_ReadEval(source, crop))
-            .batch(local, drop_remainder=True))
+    items = list(zip(indices[:, rows], mask[:, rows]))
+    return grain.MapDataset.source(items).map(_ReadEval(source, crop))
+
+
+def read_options(workers: int) -> grain.ReadOptions:
+    """Grain's reading threads and read-ahead, per process: in the training process
+    (``workers`` 0) a thread per core it may use (PIL decodes with the GIL released);
+    in a worker process one. A few batches ahead each, not Grain's default of 500
+    elements, which are whole batches here."""
+    threads = 1 if workers else min(len(os.sched_getaffinity(0)), _MAX_THREADS)
+    return grain.ReadOptions(num_threads=threads, prefetch_buffer_size=2 * threads)
 
 
 def batches(dataset: grain.MapDataset, workers: int, state: dict | None = None
             ) -> Iterator[tuple[dict, dict]]:
     """(batch, iterator state after it) for every batch of ``dataset``, read by ``workers``
     processes (0: this one), continuing from ``state`` (an earlier ``get_state()``)."""
-    iterable = dataset.to_iter_dataset()
+    iterable = dataset.to_iter_dataset(read_options(workers))
     if workers:
         _absl_flags_parsed()
         quiet.silence_worker_processes()

@@ -255,3 +255,35 @@ def test_the_record_says_what_was_built(built):
                         .read_text())
     assert record["source"] == str(root) and record["split_rule"] == {"test_folder": "val"}
     assert record["store"] == {"kind": "original", "shorter": 0, "quality": 90}
+
+
+def test_an_eval_batch_does_not_decode_its_padding_rows():
+    from resnet_flax.data import stream
+
+    class Source:  # Two real images, then padding rows whose bytes are not an image.
+        dataset_info = type("Info", (), {"features": {"image": type(
+            "Image", (), {"shape": (None, None, 3)})()}})()
+
+        def __getitem__(self, i):
+            return {"image": _jpeg_bytes(40, 50) if i < 2 else b"padding", "label": i}
+
+    read = stream._ReadEval(Source(), stream.Crop("inception", 32))
+    batch = read((np.array([0, 1, 2, 3]), np.array([1.0, 1.0, 0.0, 0.0])))
+    assert batch["image"].shape == (4, 32, 32, 3) and not batch["image"][2:].any()
+    np.testing.assert_array_equal(batch["image"][0], crops.eval_view(_jpeg_bytes(40, 50), 3, 32))
+
+
+def test_a_damaged_folder_build_names_the_command_that_builds_it_again(tmp_path):
+    for c in ("a", "b"):
+        (tmp_path / "images" / c).mkdir(parents=True)
+        for i in range(6):
+            Image.new("L", (12, 12), 40 * i).save(tmp_path / "images" / c / f"{i}.png")
+    name, data_dir = f"folder:{tmp_path / 'images'}", str(tmp_path / "d")
+    folders.build(name, data_dir, holdout=0.2, workers=1)
+    record = next((folders.tfds_folder(name, data_dir)).glob("*-train.array_record*"))
+    record.write_bytes(record.read_bytes()[: record.stat().st_size // 2])  # Torn.
+    with pytest.raises(tfds_source.DatasetUnavailable, match=(
+            r"the train split cannot be read .*build it again: python -m "
+            rf"resnet_flax.data.build folder:{tmp_path / 'images'} --data_dir {data_dir} "
+            "--overwrite")):
+        tfds_source.load_split(name, "train", data_dir)

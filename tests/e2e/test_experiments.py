@@ -105,7 +105,7 @@ def test_help_shows_defaults_and_list_arms_prints_an_experiments_arms(capsys):
     with pytest.raises(SystemExit):
         run.parse_args(["--help"])
     help_text = " ".join(capsys.readouterr().out.split())  # Unwrapped.
-    for expected in ("--dataset DATASET the TFDS dataset every run trains on",
+    for expected in ("--dataset DATASET the dataset every run trains on",
                      "(default: fashion_mnist)", "--seeds N runs per arm", "(default: 3)",
                      "(default: quick)", "(default: runs/exp/<name>)", "--list-arms"):
         assert expected in help_text, expected
