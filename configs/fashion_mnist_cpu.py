@@ -8,8 +8,8 @@ test accuracy in 6 epochs.
     python -m resnet_flax.data.build fashion_mnist --archives ../shared/data/fashion_mnist
     python -m resnet_flax.main --config configs/fashion_mnist_cpu.py --workdir runs/fm_cpu
 
-Expected: 92.22% test accuracy (91.40% after epoch 4), ~13.5 min on a quiet 2-core
-CPU (measured 2026-11-22; README's results table).
+Expected: 92.25% test accuracy, 13 min on a quiet 2-core CPU (measured from a fresh
+clone on 2026-12-04; README's results table, BENCHMARKS.md#training-results).
 """
 
 from resnet_flax.config import default_config

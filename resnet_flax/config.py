@@ -19,6 +19,12 @@ class ConfigError(ValueError):
     """A config no run could use; the message names the field, the value and valid ones."""
 
 
+# Names a user meets for a field elsewhere (`learning_rate` in the console, metrics.jsonl
+# and plots; other libraries' names), so an override by that name can point to the field.
+FIELD_ALIASES = {"learning_rate": "lr", "epochs": "num_epochs", "batch": "batch_size",
+                 "wd": "weight_decay", "label_smooth": "label_smoothing"}
+
+
 def field_names(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
     """Every field as a dotted path (``model_options.dtype``), branches included."""
     out = []

@@ -19,7 +19,7 @@ import sys
 
 from absl import flags
 
-from resnet_flax.config import field_names
+from resnet_flax.config import FIELD_ALIASES, field_names
 from resnet_flax.suggest import closest
 
 _CONFIG_FILE = re.compile(r"--config(?:=(.*))?$")
@@ -78,8 +78,18 @@ def check_config_args(argv: list[str]) -> None:
     for arg in argv:
         match = _OVERRIDE.match(arg)
         if match and match[1] not in fields:
-            fail(f"--config.{match[1]}: no such config field{closest(match[1], fields)} "
-                 "(resnet_flax/config.py lists every field)")
+            fail(f"--config.{match[1]}: no such config field{_nearest_field(match[1], fields)}"
+                 " (resnet_flax/config.py lists every field)")
+
+
+def _nearest_field(name: str, fields: list[str]) -> str:
+    """``closest``'s hint, or the field a name seen elsewhere stands for
+    (``learning_rate``, the metric, is the field ``lr``)."""
+    alias = closest(name, FIELD_ALIASES, n=1)
+    if alias:
+        seen = alias.split("'")[1]
+        return f"; did you mean {FIELD_ALIASES[seen]!r} (the field for {seen!r})?"
+    return closest(name, fields)
 
 
 def parse_flags(argv: list[str]) -> list[str]:

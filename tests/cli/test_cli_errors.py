@@ -64,6 +64,10 @@ def test_every_recipe_and_model_family_passes():
      "did you mean 'model_options.width_multiplier'"),
     (["--noconfig.nesterovv"], "--config.nesterovv: no such config field; did you mean "
                                "'nesterov'?"),
+    # The metric's name, or a typo of it: the field it stands for.
+    (["--config.learning_rate=0.1"], "; did you mean 'lr' (the field for 'learning_rate')?"),
+    (["--config.learning_rat=0.1"], "; did you mean 'lr' (the field for 'learning_rate')?"),
+    (["--config.epochs=3"], "; did you mean 'num_epochs' (the field for 'epochs')?"),
 ])
 def test_unknown_config_fields_get_the_closest_names(argv, expected, capsys):
     with pytest.raises(SystemExit) as exit_:

@@ -1,6 +1,7 @@
 """Every recipe in configs/ loads, validates, and documents its command."""
 
 import importlib.util
+import re
 
 import pytest
 from conftest import REPO, built_folder
@@ -55,3 +56,18 @@ def test_recipes_build_the_models_their_docstrings_count(name, params):
     shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)),
                                                train=False))
     assert sum(math.prod(x.shape) for x in jax.tree.leaves(shapes["params"])) == params
+
+
+def test_a_recipes_measured_figure_is_the_one_in_readmes_results():
+    """A docstring that claims a measured accuracy states README's figure for the recipe."""
+    rows = [line for line in (REPO / "README.md").read_text().splitlines()
+            if line.startswith("| ") and "%" in line]
+    for path in CONFIGS:
+        expected = load(path).__doc__.split("Expected:", 1)[1]
+        if not re.search(r"\bmeasured [^.;]*\d{4}-\d\d-\d\d", expected):
+            continue  # Not measured here: a published figure.
+        figure = re.search(r"\d+\.\d+%", expected)[0]
+        recipe_rows = [r for r in rows if f"`{path.name}`" in r.split("|")[2]]
+        assert recipe_rows, f"README's results have no row for {path.name}"
+        assert any(figure in r for r in recipe_rows), (
+            f"{path.name}'s docstring expects {figure}; README's results say otherwise")
