@@ -264,8 +264,12 @@ def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path,
            stop: preemption.Stop) -> dict[str, float]:
     """``train_and_evaluate`` once the workdir is this run's; ``preemption.Stopped`` after
     saving the step it was in when a signal asks it to stop."""
+    began = time.perf_counter()
     trainer, ckpt, start = _resume(config, workdir)
     lead = jax.process_index() == 0
+    if lead:
+        metrics.console_start(workdir, start, config.num_epochs * trainer.steps_per_epoch,
+                              trainer.steps_per_epoch)
     compile_seconds = trainer.compile()
     writer = metrics.MetricWriter(str(workdir), active=lead, resume_step=start)
     # Epoch ends saved after the epoch's metrics and decisions (best ranking, callbacks).
@@ -307,6 +311,8 @@ def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path,
         if not summary:  # Already trained: report the final model.
             summary = trainer.evaluate()
         ckpt.save(trainer.state, force=True)
+        if lead:
+            metrics.console_end(workdir, summary, time.perf_counter() - began)
     finally:
         trainer.source.close()
         ckpt.close()

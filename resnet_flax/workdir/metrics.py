@@ -180,3 +180,28 @@ def console(epoch: int, num_epochs: int, scalars: dict[str, float]) -> None:
     """One line per epoch on stderr, beside the progress bar."""
     parts = " ".join(f"{k}={v:.4g}" for k, v in scalars.items())
     print(f"epoch {epoch}/{num_epochs}: {parts}", file=sys.stderr, flush=True)
+
+
+def console_start(workdir: pathlib.Path, start: int, total: int, steps_per_epoch: int) -> None:
+    """Where a run begins, when it does not begin at step 0: resumed, or already done."""
+    if start >= total:
+        epochs = total // steps_per_epoch
+        print(f"{workdir} has finished its {epochs} epoch{'s' * (epochs != 1)} ({total:,} "
+              "steps): its final model is evaluated below; a larger --config.num_epochs "
+              "trains on", file=sys.stderr, flush=True)
+    elif start:
+        print(f"resuming {workdir} from step {start:,} of {total:,} (epoch "
+              f"{start // steps_per_epoch + 1})", file=sys.stderr, flush=True)
+
+
+def console_end(workdir: pathlib.Path, summary: dict, seconds: float,
+                metric: str = "test_accuracy") -> None:
+    """The run's closing line: its final (and best) test accuracy, time, and outputs."""
+    rows = [r for r in read_rows(workdir / "metrics.jsonl") if metric in r]
+    best = max(rows, key=lambda r: r[metric], default=None)
+    final = summary.get(metric)
+    parts = [f"final {metric} {final:.4f}" if final is not None else "no test metrics"]
+    if best is not None and len(rows) > 1:
+        parts.append(f"best {best[metric]:.4f} at epoch {best.get('epoch', '?')}")
+    print(f"done in {seconds:.0f} s: {', '.join(parts)}; metrics.jsonl, curves.png and "
+          f"checkpoints/ are in {workdir}", file=sys.stderr, flush=True)

@@ -64,6 +64,13 @@ def test_killed_then_resumed_equals_uninterrupted(uninterrupted, tiny_data_dir, 
     assert final_params(tmp_path)[0] == 8  # The steps after it were lost.
     resumed = run_main(tmp_path, *overrides)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming {tmp_path} from step 8 of 16 (epoch 2)" in resumed.stderr
+    closing = resumed.stderr.strip().splitlines()[-1]
+    assert closing.startswith("done in ") and "final test_accuracy 0." in closing
+    assert f"checkpoints/ are in {tmp_path}" in closing
+    again = run_main(tmp_path, *overrides)  # Finished: says so, and scores it again.
+    assert again.returncode == 0 and f"{tmp_path} has finished its 2 epochs (16 steps)" in \
+        again.stderr and "done in " in again.stderr
     records = read_metrics(tmp_path)  # One row per epoch: none left from before the kill.
     assert [r["epoch"] for r in records] == [1, 2]
     assert records[0].get("resumed_at_step") in (None, 4)  # Resumed mid-epoch 1 from step 4.
