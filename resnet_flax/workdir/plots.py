@@ -46,10 +46,10 @@ def confusion_matrix(counts: np.ndarray, names: list[str], path: pathlib.Path,
 
 
 # curves.png's words (README and docs/training.md say the same).
-LR_LABEL = "learning rate the epoch trained with"
-LR_NOTE = "its value at the epoch's last step"
-LOSS_NOTE = ("train: averaged over the epoch as it trained, with the config's\n"
-             "augmentation, dropout and label smoothing; test: after the epoch")
+LR_LABEL = "learning rate at the epoch's last step"
+LR_NOTE = "the schedule moves within an epoch;\neach point is where it ended"
+LOSS_NOTE = ("train: averaged over the epoch as it trained,\nwith the config's augmentation, "
+             "dropout and\nlabel smoothing; test: after the epoch")
 
 
 def training_curves(rows: list[dict], path: pathlib.Path, title: str = "") -> None:
@@ -61,7 +61,7 @@ def training_curves(rows: list[dict], path: pathlib.Path, title: str = "") -> No
 
     epochs = [r["epoch"] for r in rows]
     ema = any("test_live_loss" in r for r in rows)  # "test" is then the EMA's.
-    fig, (loss_ax, acc_ax, lr_ax) = plt.subplots(1, 3, figsize=(13, 3.8))
+    fig, (loss_ax, acc_ax, lr_ax) = plt.subplots(1, 3, figsize=(13, 4.4))
     lines = (("train", "-", "train"), ("test", "--", "test (EMA)" if ema else "test"),
              ("test_live", ":", "test (live weights)"))
     for key, style, label in lines:
@@ -76,8 +76,8 @@ def training_curves(rows: list[dict], path: pathlib.Path, title: str = "") -> No
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
-    loss_ax.set_title(LOSS_NOTE, fontsize=9)
-    lr_ax.set_title(LR_NOTE, fontsize=9)
+    loss_ax.set_title(LOSS_NOTE, fontsize=10.5)
+    lr_ax.set_title(LR_NOTE, fontsize=10.5)
     loss_ax.legend()
     acc_ax.legend()
     if title:

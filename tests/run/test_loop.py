@@ -48,7 +48,7 @@ def test_main_writes_checkpoints_metrics_events_and_config(uninterrupted):
     from PIL import Image
 
     with Image.open(uninterrupted / "curves.png") as curves:  # Loss, accuracy, lr panels.
-        assert curves.format == "PNG" and curves.size == (1300, 380)
+        assert curves.format == "PNG" and curves.size == (1300, 440)
     assert not list(uninterrupted.glob("*.tmp.png"))
     last, saved = final_params(uninterrupted)
     assert last == 2 * steps_per_epoch and set(saved["ema"]) == {"params", "batch_stats"}

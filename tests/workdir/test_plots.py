@@ -24,8 +24,8 @@ def drawn(monkeypatch):
 def test_curves_label_the_learning_rate_and_the_train_figures(tmp_path, drawn):
     plots.training_curves(ROWS, tmp_path / "curves.png", title="run")
     loss_ax, acc_ax, lr_ax = drawn[0].axes
-    assert lr_ax.get_ylabel() == plots.LR_LABEL == "learning rate the epoch trained with"
-    assert lr_ax.get_title() == "its value at the epoch's last step"
+    assert lr_ax.get_ylabel() == plots.LR_LABEL == "learning rate at the epoch's last step"
+    assert lr_ax.get_title() == plots.LR_NOTE and lr_ax.title.get_fontsize() >= 10
     assert loss_ax.get_title() == plots.LOSS_NOTE and "optimised" not in plots.LOSS_NOTE
     assert [t.get_text() for t in acc_ax.get_legend().get_texts()] == [
         "train", "test (EMA)", "test (live weights)"]
@@ -38,5 +38,5 @@ def test_readme_and_the_training_docs_use_the_plots_words():
     training = " ".join((REPO / "docs" / "training.md").read_text().split())
     assert f"the {plots.LR_LABEL} |" in readme  # The workdir table's curves.png row.
     assert f"the {plots.LR_LABEL}:" in training and f"the {plots.LR_LABEL})" in training
-    assert plots.LR_NOTE in training
+    assert " ".join(plots.LR_NOTE.split()) in training
     assert " ".join(plots.LOSS_NOTE.split()[1:6]) in training  # "averaged over the epoch..."
