@@ -253,3 +253,20 @@ def test_eval_mode_scores_weights_by_name_on_imagenet_validation(offline, tmp_pa
     result = json.loads((tmp_path / "eval_run" / "eval" / f"{NAME}.json").read_text())
     assert result["examples"] == 4 and result["published_top1"] == pytest.approx(69.752)
     assert result["accuracy"] == pytest.approx(0.75)
+
+
+def test_an_unreachable_hub_serves_the_cache_and_refuses_the_rest_in_one_line(cache,
+                                                                             monkeypatch):
+    """No HF_HUB_OFFLINE, no network (a hub address nothing listens on): what is cached
+    loads, the rest is the offline line, without the library's retries."""
+    from huggingface_hub import constants
+
+    root, _ = cache
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(root))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "ENDPOINT", "https://127.0.0.1:9")
+    model, _ = pretrained.load(NAME)
+    assert model.num_classes == 1000
+    with pytest.raises(pretrained.PretrainedError, match="the hub cannot be reached: fetch"):
+        pretrained.load("resnet50.tv2_in1k")
