@@ -104,8 +104,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
-# Set it to keep the suite from installing and starting a local SLURM as root.
+# Set it to keep the suite from starting a local SLURM as root.
 OPT_OUT = "RESNET_FLAX_NO_LOCAL_SLURM"
+# Installing SLURM's packages (apt-get) is asked for by this, or by CI=true.
+OPT_IN = "RESNET_FLAX_LOCAL_SLURM"
 
 
 def _script(command: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -119,9 +121,18 @@ def _cannot_start() -> str | None:
         return f"{OPT_OUT} is set"
     if not sys.platform.startswith("linux") or os.geteuid() != 0:
         return "a local SLURM needs root on Linux (it installs packages and runs daemons)"
-    if not (shutil.which("slurmctld") or shutil.which("apt-get")):
+    if shutil.which("slurmctld"):
+        return None
+    if not shutil.which("apt-get"):
         return "no SLURM installed and no apt-get to install it"
+    if not any(_set(os.environ.get(name, "")) for name in (OPT_IN, "CI")):
+        return (f"SLURM is not installed; the suite installs it (apt-get, ~20 s) only when "
+                f"asked: {OPT_IN}=1 python -m pytest tests/cluster")
     return None
+
+
+def _set(value: str) -> bool:
+    return value.strip().lower() not in ("", "0", "false", "no")
 
 
 def _up() -> None:

@@ -138,3 +138,23 @@ def test_a_requeued_job_saves_on_sigterm_and_resumes_exactly(slurm, tiny_data_di
     for key in reference_params:
         np.testing.assert_array_equal(params[key], reference_params[key], err_msg=str(key))
     assert len(read_metrics(tmp_path / "requeued")) == 12
+
+
+def test_installing_slurm_is_asked_for_not_done_unasked(monkeypatch):
+    """Where SLURM is missing, root's suite installs it only under CI or when asked."""
+    import shutil
+
+    import slurm_jobs
+
+    which = shutil.which
+    monkeypatch.setattr(slurm_jobs.shutil, "which",
+                        lambda name: None if name == "slurmctld" else which(name) or name)
+    monkeypatch.setattr(slurm_jobs.os, "geteuid", lambda: 0)
+    for name in ("CI", slurm_jobs.OPT_IN, slurm_jobs.OPT_OUT):
+        monkeypatch.delenv(name, raising=False)
+    assert slurm_jobs._cannot_start().endswith(
+        "only when asked: RESNET_FLAX_LOCAL_SLURM=1 python -m pytest tests/cluster")
+    monkeypatch.setenv("CI", "true")
+    assert slurm_jobs._cannot_start() is None
+    monkeypatch.setenv(slurm_jobs.OPT_OUT, "1")
+    assert slurm_jobs._cannot_start() == f"{slurm_jobs.OPT_OUT} is set"
