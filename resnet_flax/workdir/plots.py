@@ -48,6 +48,7 @@ def confusion_matrix(counts: np.ndarray, names: list[str], path: pathlib.Path,
 # curves.png's words (README and docs/training.md say the same).
 LR_LABEL = "learning rate at the epoch's last step"
 LR_NOTE = "the schedule moves within an epoch;\neach point is where it ended"
+RESUMED_NOTE = "train: part of the epoch (resumed in it)"
 LOSS_NOTE = ("train: averaged over the epoch as it trained,\nwith the config's augmentation, "
              "dropout and\nlabel smoothing; test: after the epoch")
 
@@ -70,6 +71,11 @@ def training_curves(rows: list[dict], path: pathlib.Path, title: str = "") -> No
         if all(v is not None for v in loss):
             loss_ax.plot(epochs, loss, style, marker="o", ms=3, label=label)
             acc_ax.plot(epochs, [100 * a for a in acc], style, marker="o", ms=3, label=label)
+    resumed = [r for r in rows if r.get("resumed_at_step")]
+    if resumed:  # Their train figures cover the steps after the resume, not the epoch.
+        for ax, key, scale in ((loss_ax, "train_loss", 1), (acc_ax, "train_accuracy", 100)):
+            ax.plot([r["epoch"] for r in resumed], [scale * r[key] for r in resumed], "o",
+                    ms=9, mfc="none", color="black", label=RESUMED_NOTE)
     lr_ax.plot(epochs, [r["learning_rate"] for r in rows], marker="o", ms=3)
     for ax, name in ((loss_ax, "loss"), (acc_ax, "accuracy (%)"), (lr_ax, LR_LABEL)):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -78,8 +84,8 @@ def training_curves(rows: list[dict], path: pathlib.Path, title: str = "") -> No
         ax.grid(alpha=0.3)
     loss_ax.set_title(LOSS_NOTE, fontsize=10.5)
     lr_ax.set_title(LR_NOTE, fontsize=10.5)
-    loss_ax.legend()
-    acc_ax.legend()
+    loss_ax.legend(fontsize=9)
+    acc_ax.legend(fontsize=9)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

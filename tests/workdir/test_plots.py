@@ -40,3 +40,15 @@ def test_readme_and_the_training_docs_use_the_plots_words():
     assert f"the {plots.LR_LABEL}:" in training and f"the {plots.LR_LABEL})" in training
     assert " ".join(plots.LR_NOTE.split()) in training
     assert " ".join(plots.LOSS_NOTE.split()[1:6]) in training  # "averaged over the epoch..."
+
+
+def test_an_epoch_resumed_part_way_is_marked_as_part_of_the_epoch(tmp_path, drawn):
+    rows = [dict(r) for r in ROWS]
+    rows[-1]["resumed_at_step"] = 3
+    plots.training_curves(rows, tmp_path / "curves.png")
+    loss_ax, acc_ax, _ = drawn[0].axes
+    for ax in (loss_ax, acc_ax):
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert plots.RESUMED_NOTE in labels
+        ring = next(line for line in ax.get_lines() if line.get_label() == plots.RESUMED_NOTE)
+        assert list(ring.get_xdata()) == [rows[-1]["epoch"]]
