@@ -336,8 +336,9 @@ def test_a_bad_input_is_one_line_and_loses_nothing(case, tmp_path, request):
     proc = _run(case.module, _fill(case, tmp_path, request), workdir)
 
     assert proc.returncode == case.status, proc.stderr[-3000:]
-    # A recovered run goes on to print its epochs.
-    lines = [ln for ln in proc.stderr.splitlines() if not ln.startswith("epoch ")]
+    # A recovered run goes on to say where it resumes, print its epochs and its end.
+    lines = [ln for ln in proc.stderr.splitlines()
+             if not ln.startswith(("epoch ", "resuming ", "done in "))]
     kind = "error: " if case.status else "warning: "
     assert len(lines) == 1 and lines[0].startswith(kind), proc.stderr[-3000:]
     expected = case.expected.replace("{tmp}", str(tmp_path)).replace("{workdir}", str(workdir))
