@@ -109,6 +109,11 @@ def folder_store(name: str, data_dir: str | None) -> pathlib.Path:
     return data_root(data_dir) / "folders" / f"{slug}-{hashlib.sha1(bytes(path)).hexdigest()[:8]}"
 
 
+def folder_tfds_dir(name: str, data_dir: str | None) -> pathlib.Path:
+    """The TFDS dataset (``<store>/folder/1.0.0``) a folder's build wrote."""
+    return folder_store(name, data_dir) / "folder" / "1.0.0"
+
+
 def folder_build_command(name: str, data_dir: str | None) -> str:
     dd = f" --data_dir {data_dir}" if data_dir else ""
     return f"python -m resnet_flax.data.build {FOLDER_PREFIX}{folder_path(name)}{dd}"

@@ -202,22 +202,36 @@ def _features(classes: list[str], channels: int, store: Store):
                                        "label": tfds.features.ClassLabel(names=classes)})
 
 
-def _write(scans: dict, classes: list, channels: int, store: Store, folder: pathlib.Path,
-           workers: int) -> None:
+def _scan(pool, splits: dict, log) -> tuple[dict, list]:
+    """({split: the readable files' scans}, [[file, why] of each unreadable one])."""
+    scans, skipped = {}, []
+    for split, files in splits.items():
+        scans[split] = []
+        for scan in pool.imap(scan_file, files, 16):
+            if scan.problem:
+                log(f"skipped {scan.path}: not a readable image ({scan.problem})")
+                skipped.append([scan.path, scan.problem])
+            else:
+                scans[split].append(scan)
+    return scans, skipped
+
+
+def _write(pool, scans: dict, classes: list, channels: int, store: Store,
+           folder: pathlib.Path) -> None:
     """The TFDS dataset of ``scans`` (per split), in file order, into ``folder``."""
     import tensorflow_datasets as tfds
 
     from resnet_flax import quiet
 
-    def examples(pool, split_scans):
+    def examples(split_scans):
         tasks = ((s, channels, store) for s in split_scans)
         for i, (scan, payload) in enumerate(zip(split_scans, pool.imap(stored, tasks, 16))):
             yield i, {"image": payload, "label": scan.label}
 
-    with multiprocessing.get_context("spawn").Pool(workers) as pool, quiet.offline_build():
+    with quiet.offline_build():
         tfds.dataset_builders.store_as_tfds_dataset(
             "folder", "1.0.0", _features(classes, channels, store),
-            {split: examples(pool, s) for split, s in scans.items()},
+            {split: examples(s) for split, s in scans.items()},
             data_dir=str(folder), file_format="array_record", disable_shuffling=True)
 
 
@@ -260,32 +274,19 @@ def build(name: str, data_dir: str | None = None, holdout: float = 0.1, seed: in
         raise FolderError(f"building {name} needs TensorFlow, which is not installed: pip "
                           "install 'resnet_flax[build]' (training on the built dataset does "
                           "not need it)")
-    workers = workers or os.cpu_count() or 1
-    scans, skipped = {}, []
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        for split, files in splits.items():
-            scans[split] = []
-            for scan in pool.imap(scan_file, files, 16):
-                if scan.problem:
-                    log(f"skipped {scan.path}: not a readable image ({scan.problem})")
-                    skipped.append([scan.path, scan.problem])
-                else:
-                    scans[split].append(scan)
-    if "holdout" in rule:
-        scans = held_out(scans["train"], len(classes), holdout, seed)
-    for split, kept in scans.items():
-        if not kept:
-            raise FolderError(f"{name}: no readable image in its {split} split")
-    made = record(name, classes, scans, skipped, rule, store)
-    partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    _write(scans, classes, made["image_shape"][-1], store, partial, workers)
+    # One set of processes decodes every file, then encodes what the dataset stores.
+    with multiprocessing.get_context("spawn").Pool(workers or os.cpu_count() or 1) as pool:
+        scans, skipped = _scan(pool, splits, log)
+        if "holdout" in rule:
+            scans = held_out(scans["train"], len(classes), holdout, seed)
+        for split, kept in scans.items():
+            if not kept:
+                raise FolderError(f"{name}: no readable image in its {split} split")
+        made = record(name, classes, scans, skipped, rule, store)
+        partial = target.with_name(target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        _write(pool, scans, classes, made["image_shape"][-1], store, partial)
     (partial / datasets.FOLDER_RECORD).write_text(json.dumps(made, indent=1) + "\n")
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)  # Whole or not at all: a killed build leaves no half dataset.
     return made
-
-
-def tfds_folder(name: str, data_dir: str | None) -> pathlib.Path:
-    """The TFDS dataset folder (``.../folder/1.0.0``) of a built folder dataset."""
-    return datasets.folder_store(name, data_dir) / "folder" / "1.0.0"

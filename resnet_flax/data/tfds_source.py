@@ -35,9 +35,7 @@ class DatasetUnavailable(RuntimeError):
     """The dataset is neither prepared nor buildable here; the message says what to do."""
 
 
-def data_root(data_dir: str | None) -> pathlib.Path:
-    """The TFDS data directory: ``data_dir`` or TFDS's default ($TFDS_DATA_DIR)."""
-    return pathlib.Path(data_dir or tfds.core.constants.DATA_DIR).expanduser()
+data_root = datasets.data_root  # The TFDS data directory (TFDS's own rule).
 
 
 def manual_dir(data_dir: str | None) -> pathlib.Path:
@@ -129,8 +127,7 @@ def _built_folder(name: str, data_dir: str | None):
         datasets.folder_record(name, data_dir)
     except datasets.FolderNotBuilt as e:
         raise DatasetUnavailable(str(e)) from None
-    store = datasets.folder_store(name, data_dir) / "folder" / "1.0.0"
-    return tfds.builder_from_directory(str(store))
+    return tfds.builder_from_directory(str(datasets.folder_tfds_dir(name, data_dir)))
 
 
 def _download_and_prepare(builder, config, downloads: pathlib.Path, archive_hint: str) -> None:

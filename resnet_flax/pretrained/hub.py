@@ -3,6 +3,7 @@ downloads and offline mode), each checked against the SHA-256 its cache names it
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pathlib
@@ -54,7 +55,6 @@ def fetch(hub_id: str, filename: str = WEIGHTS_FILE) -> pathlib.Path:
 def _reachable(timeout_s: float = 3.0) -> bool:
     """Whether the hub answers (unless HF_HUB_OFFLINE says not to ask): without a network,
     the cache alone, at once, instead of the library's ~25 s of retries."""
-    import socket
     import urllib.parse
 
     from huggingface_hub import constants
@@ -62,8 +62,17 @@ def _reachable(timeout_s: float = 3.0) -> bool:
     if constants.HF_HUB_OFFLINE:
         return True  # The library's own offline mode decides, and says so.
     parts = urllib.parse.urlsplit(constants.ENDPOINT)
+    return _answers(parts.hostname, parts.port or 443, timeout_s)
+
+
+@functools.lru_cache
+def _answers(host: str, port: int, timeout_s: float) -> bool:
+    """Whether ``host:port`` takes a connection: asked once a process (a load by name
+    fetches the repository's config, then its weights)."""
+    import socket
+
     try:
-        socket.create_connection((parts.hostname, parts.port or 443), timeout_s).close()
+        socket.create_connection((host, port), timeout_s).close()
         return True
     except OSError:
         return False

@@ -280,7 +280,7 @@ def test_a_damaged_folder_build_names_the_command_that_builds_it_again(tmp_path)
             Image.new("L", (12, 12), 40 * i).save(tmp_path / "images" / c / f"{i}.png")
     name, data_dir = f"folder:{tmp_path / 'images'}", str(tmp_path / "d")
     folders.build(name, data_dir, holdout=0.2, workers=1)
-    record = next((folders.tfds_folder(name, data_dir)).glob("*-train.array_record*"))
+    record = next(datasets.folder_tfds_dir(name, data_dir).glob("*-train.array_record*"))
     record.write_bytes(record.read_bytes()[: record.stat().st_size // 2])  # Torn.
     with pytest.raises(tfds_source.DatasetUnavailable, match=(
             r"the train split cannot be read .*build it again: python -m "
