@@ -116,14 +116,21 @@ def _optimisation_fields(c: ml_collections.ConfigDict) -> None:
     c.batch_size = 128  # Global batch, split over all devices.
     c.eval_batch_size = 1000
     c.num_epochs = 10
-    c.optimizer = "sgd"  # One of train.optim.OPTIMIZERS.
+    # Any optax optimizer by name (train.optim.optax_optimizers(): "rmsprop", "lion", ...);
+    # sgd, adam, adamw, lars and lamb also read the fields below (train.optim.CONFIG_FIELDS).
+    c.optimizer = "sgd"
+    # Further keywords of optax.<optimizer> (rmsprop's decay, adamw's nesterov, ...). From
+    # the command line as one dict: --config.optimizer_options="{'decay': 0.95}".
+    c.optimizer_options = ml_collections.ConfigDict()
     c.lr = 0.1  # Peak learning rate for a global batch of batch_size.
-    c.momentum = 0.9  # SGD momentum.
+    c.momentum = 0.9  # sgd/lars momentum.
     c.nesterov = False
-    c.b1 = 0.9  # Adam/AdamW.
+    c.b1 = 0.9  # adam/adamw/lamb.
     c.b2 = 0.999
     c.eps = 1e-8
-    c.weight_decay = 0.0  # L2 for sgd/adam, decoupled for adamw/lamb, in the trust ratio for lars.
+    # Optax's own weight_decay where the optimizer has one (decoupled for adamw/lamb/lion,
+    # in the trust ratio for lars), else L2 added to the gradient (sgd/adam/rmsprop/...).
+    c.weight_decay = 0.0
     c.trust_coefficient = 0.001  # LARS: the layer's lr is this x |w| / |g + wd w|.
     c.grad_clip_norm = 0.0  # > 0: clip the whole gradient to this global norm.
     # > 1: each step's batch runs as this many micro-batches one after another and their

@@ -9,10 +9,11 @@ from resnet_flax.train import callbacks, optim, parallel
 
 
 def check(config) -> None:
-    """Raises ``ConfigError`` for an unknown optimizer, schedule, parallelism or metric,
-    or early stopping that would restore an epoch ranked by another metric."""
-    for field, choices in (("optimizer", optim.OPTIMIZERS),
-                           ("parallelism", parallel.PARALLELISMS),
+    """Raises ``ConfigError`` for a name optax has no optimizer for, an option that
+    optimizer does not take, an unknown schedule, parallelism or metric, or early stopping
+    that would restore an epoch ranked by another metric."""
+    optim.optimizer_kwargs(config)  # The optimizer's name and options, read off optax.
+    for field, choices in (("parallelism", parallel.PARALLELISMS),
                            ("best_metric", callbacks.BEST_METRICS),
                            ("schedule", optim.SCHEDULES)):
         if config[field] not in choices:

@@ -3,16 +3,37 @@
 from __future__ import annotations
 
 import functools
+import inspect
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from resnet_flax.config import freeze_parts
+from resnet_flax.config import ConfigError, freeze_parts
 from resnet_flax.models import part_of
+from resnet_flax.suggest import closest
 from resnet_flax.train import callbacks
 
-OPTIMIZERS = ("sgd", "adam", "adamw", "lars", "lamb")  # config.optimizer
+# config.optimizer is any optax optimizer by name (``optax_optimizers()``). These five
+# also read the config's own fields, each the same-named optax keyword (the names and
+# fields recipes used before any optax name served); optimizer_options adds the rest.
+CONFIG_FIELDS = {
+    "sgd": ("momentum", "nesterov"),
+    "adam": ("b1", "b2", "eps"),
+    "adamw": ("b1", "b2", "eps"),
+    "lars": ("trust_coefficient", "momentum", "nesterov"),
+    "lamb": ("b1", "b2", "eps"),
+}
+OPTIMIZERS = tuple(CONFIG_FIELDS)
+# Optax optimizers training cannot use, and why: its update is given the gradient alone,
+# and its learning rate is always a schedule.
+UNUSABLE = {
+    "lbfgs": "needs the loss itself in each update (optax's extra arguments)",
+    "optimistic_adam": "takes a fixed learning rate, not the schedule (optimistic_adam_v2 "
+                       "follows one)",
+    "rprop": "takes a fixed learning rate, not the schedule",
+    "sm3": "takes a fixed learning rate, not the schedule",
+}
 SCHEDULES = ("constant", "warmup_cosine", "piecewise", "onecycle")  # config.schedule
 
 
@@ -101,32 +122,103 @@ def param_groups(config, tx: optax.GradientTransformation) -> optax.GradientTran
 
 
 def base_optimizer(config, lr: optax.Schedule) -> optax.GradientTransformation:
-    """SGD (momentum, Nesterov), Adam, AdamW, LARS or LAMB with the config's weight decay.
+    """``optax.<config.optimizer>(lr, ...)``: the config's own fields for the five in
+    ``CONFIG_FIELDS``, then ``optimizer_options`` as further keywords, with the config's
+    weight decay.
 
-    SGD and Adam take weight decay as an L2 term added to the gradient (what torch
-    calls ``weight_decay``); AdamW and LAMB decouple it; LARS adds it before its
-    layer-wise trust ratio (You et al. 2017). ``decay_bn_and_bias=False`` exempts
-    one-dimensional parameters, for LARS from the trust ratio too (as large-batch
-    ResNet-50 recipes do).
+    ``weight_decay`` goes to optax's own ``weight_decay`` keyword where the optimizer has
+    one (decoupled in AdamW, LAMB, Lion; before LARS's layer-wise trust ratio, You et al.
+    2017), else it is an L2 term added to the gradient (what torch calls ``weight_decay``:
+    SGD, Adam, RMSprop). ``decay_bn_and_bias=False`` exempts one-dimensional parameters,
+    for LARS from the trust ratio too (as large-batch ResNet-50 recipes do).
     """
+    make = optax_optimizer(config.optimizer)
+    kwargs = optimizer_kwargs(config)
     mask = None if config.decay_bn_and_bias else decay_mask
-    if config.optimizer == "lars":
-        return optax.lars(lr, weight_decay=config.weight_decay, weight_decay_mask=mask or True,
-                          trust_coefficient=config.trust_coefficient,
-                          trust_ratio_mask=mask or True, momentum=config.momentum,
-                          nesterov=config.nesterov)
-    if config.optimizer == "lamb":
-        return optax.lamb(lr, b1=config.b1, b2=config.b2, eps=config.eps,
-                          weight_decay=config.weight_decay, mask=mask)
-    if config.optimizer == "adamw":
-        return optax.adamw(lr, b1=config.b1, b2=config.b2, eps=config.eps,
-                           weight_decay=config.weight_decay, mask=mask)
-    if config.optimizer == "sgd":
-        base = optax.sgd(lr, momentum=config.momentum or None, nesterov=config.nesterov)
-    elif config.optimizer == "adam":
-        base = optax.adam(lr, b1=config.b1, b2=config.b2, eps=config.eps)
-    else:
-        raise ValueError(f"config.optimizer={config.optimizer!r} is unknown")
-    if not config.weight_decay:
-        return base
-    return optax.chain(optax.add_decayed_weights(config.weight_decay, mask), base)
+    parameters = inspect.signature(make).parameters
+    if "weight_decay" not in parameters:
+        tx = make(lr, **kwargs)
+        if not config.weight_decay:
+            return tx
+        return optax.chain(optax.add_decayed_weights(config.weight_decay, mask), tx)
+    kwargs["weight_decay"] = config.weight_decay
+    if config.optimizer == "lars":  # Its masks default to True (every leaf), not None.
+        kwargs.update(weight_decay_mask=mask or True, trust_ratio_mask=mask or True)
+    elif mask is not None and "mask" in parameters:  # None: optax's own default.
+        kwargs["mask"] = mask
+    return make(lr, **kwargs)
+
+
+def optax_optimizer(name: str):
+    """``optax.<name>``, the function that makes that optimizer, or ``ConfigError``."""
+    if name not in optax_optimizers():
+        raise ConfigError(_not_an_optimizer(name))
+    return getattr(optax, name)
+
+
+@functools.cache
+def optax_optimizers() -> tuple[str, ...]:
+    """The names of optax's optimizers: its functions that take a ``learning_rate`` and
+    return a ``GradientTransformation`` (not ``chain``, not the ``scale_by_*`` parts)."""
+    return tuple(sorted(name for name in dir(optax) if _is_optimizer(name)))
+
+
+def _is_optimizer(name: str) -> bool:
+    make = getattr(optax, name)
+    if name.startswith(("_", "scale_by_")) or name in UNUSABLE:
+        return False
+    if not (inspect.isfunction(make) or isinstance(make, functools.partial)):  # nadam: adam's.
+        return False
+    try:
+        signature = inspect.signature(make, eval_str=True)
+    except (NameError, TypeError, ValueError):  # An annotation that does not resolve.
+        return False
+    returns = signature.return_annotation
+    return ("learning_rate" in signature.parameters and isinstance(returns, type)
+            and issubclass(returns, optax.GradientTransformation))
+
+
+def _not_an_optimizer(name: str) -> str:
+    if name in UNUSABLE:
+        return f"config.optimizer={name!r}: optax.{name} {UNUSABLE[name]}"
+    names = optax_optimizers()
+    hint = closest(name, names) or f"; optax's are {', '.join(names)}"
+    return f"config.optimizer={name!r} is not an optax optimizer{hint}"
+
+
+def optimizer_kwargs(config) -> dict:
+    """The keywords for ``optax.<config.optimizer>`` besides the learning rate and weight
+    decay: its ``CONFIG_FIELDS``, then ``optimizer_options``; ``ConfigError`` for an
+    option it does not take or one a config field sets."""
+    name = config.optimizer
+    parameters = inspect.signature(optax_optimizer(name)).parameters
+    kwargs = {field: config[field] for field in CONFIG_FIELDS.get(name, ())}
+    if name == "sgd":  # 0 is no momentum: optax's None (no trace in the state).
+        kwargs["momentum"] = config.momentum or None
+    owned = _owned_by_fields(config, parameters, kwargs)
+    valid = [p for p, v in parameters.items() if p not in owned and v.kind is not v.VAR_KEYWORD]
+    open_ended = any(v.kind is v.VAR_KEYWORD for v in parameters.values())
+    options = config.optimizer_options.to_dict()
+    for key in options:
+        where = f"config.optimizer_options.{key}"
+        if key in owned:
+            raise ConfigError(f"{where}: optax.{name}'s {key} comes from config.{owned[key]}")
+        if key not in parameters and not open_ended:
+            raise ConfigError(f"{where}: optax.{name} takes no {key!r}{closest(key, valid)} "
+                              f"(its options: {', '.join(valid) or 'none'})")
+    return {**kwargs, **options}
+
+
+def _owned_by_fields(config, parameters, kwargs: dict) -> dict[str, str]:
+    """{optax keyword: the config field that sets it} for the keywords options may not set;
+    ``ConfigError`` where ``decay_bn_and_bias=False`` finds no mask keyword to set."""
+    owned = {"learning_rate": "lr", **{keyword: keyword for keyword in kwargs}}
+    if "weight_decay" not in parameters:  # The L2 term goes in front: no keyword to own.
+        return owned
+    masks = (("weight_decay_mask", "trust_ratio_mask") if config.optimizer == "lars"
+             else ("mask",))
+    if config.weight_decay and not config.decay_bn_and_bias and not set(masks) <= set(parameters):
+        raise ConfigError(f"config.decay_bn_and_bias=False: optax.{config.optimizer} has no "
+                          "mask for its weight decay; set decay_bn_and_bias=True")
+    return {**owned, "weight_decay": "weight_decay",
+            **{m: "decay_bn_and_bias" for m in masks if m in parameters}}

@@ -15,6 +15,7 @@ import json
 import os
 import pathlib
 import time
+from typing import NamedTuple
 
 from resnet_flax.config import ConfigError, default_config
 from resnet_flax.workdir import metrics
@@ -82,27 +83,46 @@ def load(workdir: pathlib.Path):
         node = config
         for name in parents:
             node = node.get(name)
+        if node is not None and parents == ["optimizer_options"]:  # Keys of the run's own.
+            with node.unlocked():
+                node[leaf] = value
+            continue
         if node is None or leaf not in node:  # A field this version no longer has.
             continue
         node[leaf] = tuple(value) if isinstance(node[leaf], tuple) else value
     return config
 
 
+class Comparison(NamedTuple):
+    """How a config differs from the run a workdir holds: {field: (saved, new)}."""
+
+    changed: dict[str, tuple]  # Every field that differs.
+    refused: dict[str, tuple]  # Those that would change the training (not MAY_CHANGE).
+
+
+def compare(config, workdir: pathlib.Path) -> Comparison | None:
+    """``config`` against the workdir's saved one (None: the workdir holds no run). A run
+    may resume under ``config`` when ``refused`` is empty (or ``allow_config_change``)."""
+    before = saved(workdir)
+    if before is None:
+        return None
+    changed = differences(before, as_dict(config))
+    return Comparison(changed, {k: v for k, v in changed.items() if k not in MAY_CHANGE})
+
+
 def check(config, workdir: pathlib.Path) -> dict[str, tuple]:
     """The allowed changes against the workdir's saved config; raises ``ConfigError`` on
     one that would change the training (unless ``config.allow_config_change``)."""
-    before = saved(workdir)
-    if before is None:
+    found = compare(config, workdir)
+    if found is None:
         return {}
-    changed = differences(before, as_dict(config))
-    refused = {k: v for k, v in changed.items() if k not in MAY_CHANGE}
-    if refused and not config.allow_config_change:
-        listed = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in refused.items())
+    if found.refused and not config.allow_config_change:
+        listed = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in found.refused.items())
         raise ConfigError(
             f"{workdir} holds a run with another config ({listed}); resuming would mix "
             "two runs: use a new --workdir, or --config.allow_config_change=True to resume "
             "with the change")
-    return changed
+    return found.changed
 
 
 def record(config, workdir: pathlib.Path, changed: dict[str, tuple], step: int) -> None:

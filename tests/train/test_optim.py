@@ -78,7 +78,7 @@ def test_each_optimizer_builds_and_steps(name):
 
 
 @pytest.mark.parametrize("field,value,match", [
-    ("optimizer", "rmsprop", "optimizer='rmsprop'.*sgd"),
+    ("optimizer", "rmsprob", "optimizer='rmsprob' is not an optax optimizer.*'rmsprop'"),
     ("schedule", "step", "schedule='step'"),
     ("batch_size", 0, "batch_size=0"),
     ("label_smoothing", 1.5, "label_smoothing=1.5"),

@@ -62,9 +62,31 @@ def test_a_field_the_saved_run_predates_counts_as_its_default(tmp_path):
 
 def test_a_fresh_workdir_has_nothing_to_compare(tmp_path):
     assert resume_guard.check(default_config(), tmp_path / "new") == {}
+    assert resume_guard.compare(default_config(), tmp_path / "new") is None
+
+
+def test_compare_splits_the_changes_check_allows_from_those_it_refuses(tmp_path):
+    _saved(tmp_path, num_epochs=10, lr=0.1)
+    config = default_config()
+    config.num_epochs, config.lr = 20, 0.05
+    found = resume_guard.compare(config, tmp_path)
+    assert found.changed == {"lr": (0.1, 0.05), "num_epochs": (10, 20)}
+    assert found.refused == {"lr": (0.1, 0.05)}
+    config.lr = 0.1
+    assert resume_guard.compare(config, tmp_path).refused == {}
 
 
 def test_an_unreadable_saved_config_stops_the_run(tmp_path):
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(ConfigError, match="config.json is unreadable"):
         resume_guard.check(default_config(), tmp_path)
+
+
+def test_load_keeps_the_optimizer_options_a_run_was_given(tmp_path):
+    config = default_config()
+    config.optimizer = "rmsprop"
+    config.optimizer_options = {"decay": 0.95, "centered": True}
+    resume_guard.record(config, tmp_path, {}, 0)
+    back = resume_guard.load(tmp_path)
+    assert dict(back.optimizer_options) == {"decay": 0.95, "centered": True}
+    assert resume_guard.compare(back, tmp_path).changed == {}
