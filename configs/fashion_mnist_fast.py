@@ -10,11 +10,9 @@ weights, and flip test-time augmentation. On a GPU add
     python -m resnet_flax.data.build fashion_mnist --archives ../shared/data/fashion_mnist
     python -m resnet_flax.main --config configs/fashion_mnist_fast.py --workdir runs/fm_fast
 
-Expected: 94.10% test accuracy (EMA + flip TTA; 94.08% after epoch 17, the first
->= 94%, at 36 min 20 s of training) on a quiet 2-core CPU, float32, 51.5 min wall with
-two TTA evaluations per epoch (measured 2026-11-22; BENCHMARKS.md). The same recipe at
-15 epochs ends at 93.90%. Time to an accuracy is the ``train_seconds`` of the first epoch
-in ``metrics.jsonl`` whose ``test_accuracy`` reaches it.
+Expected: 94.10% test accuracy (EMA + flip TTA) after 20 epochs, 52 min on a quiet
+2-core CPU in float32 (measured 2026-11-22; README's results table; the time to each
+accuracy: BENCHMARKS.md#fashion-mnist-time-to-accuracy-cpu).
 """
 
 from resnet_flax.config import default_config

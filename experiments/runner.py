@@ -21,11 +21,10 @@ def _record(run: Run) -> dict:
 
 def status(run: Run) -> str:
     """``done``, ``resume`` (same config, unfinished), ``changed`` or ``new``."""
-    saved = resume_guard.saved(run.workdir)
-    if saved is None:
+    found = resume_guard.compare(run.config, run.workdir)
+    if found is None:
         return "new"
-    changed = resume_guard.differences(saved, resume_guard.as_dict(run.config))
-    if any(k not in resume_guard.MAY_CHANGE for k in changed):
+    if found.refused:  # Whatever allow_config_change says: the arm is another run now.
         return "changed"
     record = _record(run)
     finished = record.get("finished") and record.get("num_epochs") == run.config.num_epochs

@@ -5,9 +5,10 @@ concurrently: what uses the cores when each convolution runs on one thread. Must
 before JAX initialises its backends; a GPU/TPU run is unaffected.
 
 ``eigen_convs``: XLA:CPU (jaxlib 0.10) hands convolutions to YNNPACK, which runs each on
-a single thread; Eigen's use the whole thread pool and are faster on every layer
-measured (BENCHMARKS.md). XLA aborts on a flag it does not know, so the flag is only
-added for the jaxlib versions it was measured on.
+a single thread; Eigen's use the whole thread pool, and the train step is faster with
+them (BENCHMARKS.md, "Eigen convolutions, one device, conv inputs materialised"). XLA
+aborts on a flag it does not know, so the flag is only added for the jaxlib versions it
+was measured on.
 """
 
 from __future__ import annotations

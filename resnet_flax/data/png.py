@@ -1,10 +1,10 @@
 """PNG encoding through Pillow for TFDS builds, instead of a TensorFlow graph per image.
 
 TFDS encodes each in-memory uint8 image with ``tf.image.encode_png`` run through a graph
-runner: ~0.4 ms an image on a 2-core CPU, 26 of the 59 s a Fashion-MNIST build took.
+runner, a large part of a small dataset's build (BENCHMARKS.md, "Dataset build").
 Pillow writes the same pixels (PNG is lossless: all 70,000 decode equal to those of
-TFDS's own build, and ``tests/test_data.py`` finds the original files' images in a
-build) in a fraction of that. TFDS keeps its own checks of each array's shape and
+TFDS's own build, and ``tests/data/test_data.py`` finds the original files' images in a
+build) in a fraction of the time. TFDS keeps its own checks of each array's shape and
 dtype, and every other format (JPEG, float images) stays TFDS's own.
 """
 

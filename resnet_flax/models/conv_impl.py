@@ -4,12 +4,12 @@ On the CPU backend XLA computes a weight gradient as a convolution over a
 transposed copy of the layer's input. Its fusion pass treats the elementwise
 chain that produced that input (BN, ReLU, the residual add, and through the
 shortcut every earlier block's) as free to recompute, and fuses the whole chain
-into each transpose: work that grows with depth, in a slow strided loop. Measured
-on ResNet-20 (2-core CPU, batch 128): these fusions were ~28% of the step's CPU
-time. Dividing the input by a runtime 1.0 stops it: XLA:CPU will not duplicate a
-floating-point divide, so the input is computed once and the transpose reads it.
-``x / 1.0`` is exact in IEEE arithmetic (and so is the gradient's ``g / 1.0``),
-so results are bit-identical; other backends get the plain convolution.
+into each transpose: work that grows with depth, in a slow strided loop (its cost:
+BENCHMARKS.md, "Eigen convolutions, one device, conv inputs materialised"). Dividing
+the input by a runtime 1.0 stops it: XLA:CPU will not duplicate a floating-point
+divide, so the input is computed once and the transpose reads it. ``x / 1.0`` is
+exact in IEEE arithmetic (and so is the gradient's ``g / 1.0``), so results are
+bit-identical; other backends get the plain convolution.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ batch under pmap and the whole (sharded) batch under jit. Metrics come back as s
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import jax
@@ -134,6 +135,11 @@ def train_step(state: TrainState, batch: tuple, key: jax.Array,
     return state, parallel.sum_over(metrics, cfg.axis_name)
 
 
+# What a non-finite step (``nonfinite`` > 0) or state most often means, for its error.
+DIVERGED_CAUSES = ("Likely causes: too high a config.lr for this batch size, or no warm-up "
+                   "(config.warmup_epochs).")
+
+
 def _nonfinite(loss, grads, batch_stats) -> jnp.ndarray:
     """1.0 if the loss, the gradients or the new BatchNorm statistics hold a NaN or inf:
     activations can overflow the statistics while the loss stays finite."""
@@ -216,6 +222,19 @@ def predict(state: TrainState, images: jnp.ndarray, cfg: StepConfig,
     if cfg.tta_flip:
         logits = (logits + state.apply_fn(variables, augment.hflip(x), train=False)) / 2
     return logits
+
+
+@functools.cache
+def forward(cfg: StepConfig, ema: bool = False, mesh=None):
+    """The compiled inference pass of ``--mode eval``, ``predict`` and export:
+    ``(state, images) -> float32 logits`` (``predict``), on one device or, given a
+    ``mesh``, on a batch sharded over it with the logits replicated. One per settings."""
+    def logits(state, images):
+        return predict(state, images, cfg, ema).astype(jnp.float32)
+
+    if mesh is None:
+        return jax.jit(logits)
+    return jax.jit(logits, out_shardings=parallel.replicated(mesh))
 
 
 def eval_step(state: TrainState, batch: tuple, cfg: StepConfig, ema: bool = False) -> Any:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import gc
 import json
 import logging
 import os
@@ -23,14 +22,14 @@ import re
 import shutil
 import sys
 import tempfile
-import time
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
 from resnet_flax.train.state import TrainState
-from resnet_flax.workdir import integrity
+from resnet_flax.train.steps import DIVERGED_CAUSES
+from resnet_flax.workdir import integrity, restore_errors
 
 _FIELDS = ("step", "params", "batch_stats", "opt_state", "ema")
 CORRUPT_DIR = "checkpoints_corrupt"
@@ -82,10 +81,6 @@ def _tree(state: TrainState) -> dict:
     return {f: getattr(state, f) for f in _FIELDS if f != "ema" or state.ema}
 
 
-DIVERGED_CAUSES = ("Likely causes: too high a config.lr for this batch size, or no warm-up "
-                   "(config.warmup_epochs).")
-
-
 class Checkpointer:
     """Saves every ``every_steps`` (and when forced), keeps the last ``keep``."""
 
@@ -134,14 +129,14 @@ class Checkpointer:
         self.require_step(step)
         with tempfile.TemporaryDirectory() as tmp:  # Not the workdir: nothing is written.
             log, problem = pathlib.Path(tmp) / "restore_errors.log", None
-            with _stderr_captured(log):
+            with restore_errors.captured(log):
                 try:
                     restored = self._restore(step, state)
                 except _Corrupt as e:  # Orbax's tracebacks in the log say nothing more.
                     problem = str(e)
-                    _silence_abandoned_reads()
+                    restore_errors.await_abandoned_reads()
             if problem is None:
-                _replay(log)
+                restore_errors.replay(log)
                 return restored
         raise CheckpointError(f"checkpoint step {step} in {self.directory} is corrupt: "
                               f"{problem}")
@@ -157,19 +152,17 @@ class Checkpointer:
         lead = jax.process_index() == 0  # Processes share the workdir: one moves steps.
         log = self.directory.parent / f".restore_errors.{jax.process_index()}.log"
         corrupt, restored = [], None
-        with _stderr_captured(log):
+        with restore_errors.captured(log):
             for step in sorted(self._manager.all_steps(), reverse=True):
                 try:
                     restored = self._restore(step, state)
                     break
                 except _Corrupt as e:
                     corrupt.append((step, str(e)))
-            if corrupt:  # Orbax's abandoned reads report on stderr and in logs as they die.
-                _silence_abandoned_reads()
-                gc.collect()
-                time.sleep(0.5)
+            if corrupt:  # Orbax's abandoned reads report on stderr and in logs as they end.
+                restore_errors.await_abandoned_reads()
         if not corrupt:
-            _replay(log)
+            restore_errors.replay(log)
             return state if restored is None else restored
         if not lead:
             log.unlink()
@@ -315,66 +308,6 @@ def _options(every_steps: int, keep: int, read_only: bool,
         save_interval_steps=every_steps, read_only=read_only, create=not read_only,
         best_fn=metric, best_mode="min" if lowest else "max",
         preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies))
-
-
-@contextlib.contextmanager
-def _stderr_captured(path: pathlib.Path):
-    """Sends file descriptor 2 to ``path`` for the block; the caller disposes of it.
-
-    A failed Orbax restore prints hundreds of lines (each abandoned array read's
-    traceback, from several threads) straight to stderr, burying the one line that
-    says what happened. If the block raises, the text is passed on to stderr.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.dup2(fd, 2)
-    os.close(fd)
-    try:
-        yield
-    except BaseException:
-        _restore_fd(saved)
-        _replay(path)
-        raise
-    _restore_fd(saved)
-
-
-_ABANDONED_READ = "Encountered error while reading array index"
-# A read's callback arriving after its event loop closed (seen once in CI, in-process).
-_LATE_CALLBACK = "Event loop is closed"
-
-
-def _silence_abandoned_reads() -> None:
-    """Drops what Orbax's failed reads report later (at garbage collection, or when the
-    event loop runs next): asyncio's "never retrieved" logs and "Exception ignored"
-    lines about its read coroutines. Everything else still reaches the user."""
-    def keep(record) -> bool:
-        return _ABANDONED_READ not in record.getMessage() and (
-            record.exc_info is None or _ABANDONED_READ not in str(record.exc_info[1]))
-
-    logging.getLogger("asyncio").addFilter(keep)
-    previous = sys.unraisablehook
-
-    def hook(unraisable):
-        if not any(t in str(unraisable.exc_value) for t in (_ABANDONED_READ, _LATE_CALLBACK)):
-            previous(unraisable)
-
-    sys.unraisablehook = hook
-
-
-def _restore_fd(saved: int) -> None:
-    sys.stderr.flush()
-    os.dup2(saved, 2)
-    os.close(saved)
-
-
-def _replay(path: pathlib.Path) -> None:
-    """Passes captured text on to stderr (nothing of a good restore is hidden)."""
-    text = path.read_text(errors="replace")
-    path.unlink()
-    if text:
-        sys.stderr.write(text)
-        sys.stderr.flush()
 
 
 def _first_line(e: BaseException) -> str:

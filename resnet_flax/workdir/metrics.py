@@ -12,9 +12,10 @@ import time
 
 @contextlib.contextmanager
 def _torch_unimportable():
-    """tensorboardX's package imports torch where it is installed (~2 s at every start),
-    only so that its SummaryWriter takes torch tensors; its event writer, all that is
-    used here, needs none of it. Left alone once something has imported torch."""
+    """tensorboardX's package imports torch where it is installed (seconds at every start:
+    BENCHMARKS.md, "Start-up"), only so that its SummaryWriter takes torch tensors; its
+    event writer, all that is used here, needs none of it. Left alone once something has
+    imported torch."""
     if "torch" in sys.modules:
         yield
         return
@@ -62,8 +63,8 @@ class EventFile:
         self._events.close()
 
 
-# Drawing curves.png takes ~0.5 s on a CPU core (~0.8 s more to import matplotlib):
-# at most every 30 s keeps it under ~2% of a run whose epochs take seconds.
+# Drawing curves.png after every epoch is a large share of a short run's time; at most
+# every 30 s keeps it small (BENCHMARKS.md, "A short run's saves and curves").
 CURVES_EVERY_S = 30.0
 
 
