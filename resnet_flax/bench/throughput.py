@@ -257,7 +257,7 @@ def compile_step(args, p: Prepared, say) -> Compiled:
     mode = parallel.mode(args.parallelism, parallel.make_mesh(p.devices))
     # The step's model: pmap's BatchNorm and dropout span its axis (the FLOP count traces
     # the plain model outside pmap).
-    step_state = p.state.replace(apply_fn=p.model.clone(**mode.model_attributes(True)).apply)
+    step_state = p.state.replace(apply_fn=mode.step_model(p.model, True).apply)
     if args.loop == "scan":
         fn = epoch_scan.jit_train_steps(p.cfg, mode.mesh)
         sharding = epoch_scan.rows_sharded(mode.mesh)

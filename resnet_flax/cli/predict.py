@@ -120,10 +120,8 @@ def classify(config, state, images: np.ndarray) -> np.ndarray:
     from resnet_flax.train import steps
 
     # One batch on one device: any number of images, whatever the run's eval batch size.
-    predict = jax.jit(functools.partial(steps.predict, cfg=steps.step_config(config),
-                                        ema=config.ema_decay > 0))
-    logits = predict(state, images)
-    return np.asarray(jax.nn.softmax(logits.astype(np.float32), -1))
+    logits = steps.forward(steps.step_config(config), config.ema_decay > 0)(state, images)
+    return np.asarray(jax.nn.softmax(logits, -1))
 
 
 def report(files, probabilities, names, top_k: int, as_json: bool) -> None:

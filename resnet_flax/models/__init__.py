@@ -1,11 +1,33 @@
-"""Residual networks in Flax linen: ``create(name, num_classes=...)`` and ``names()``."""
+"""Residual networks in Flax linen, assembled from parts: ``create(name, num_classes=...)``,
+``names()``, ``register(name, factory)``; the parts in ``stems``, ``blocks``,
+``shortcuts``, ``norms`` and ``layers``."""
 
-from resnet_flax.models.blocks import BasicBlock, Bottleneck, Shortcut, SqueezeExcite
-from resnet_flax.models.registry import ModelSpec, create, names, register, spec
-from resnet_flax.models.resnet import STEMS, ResNet, part_of
+from resnet_flax.models.blocks import (
+    BasicBlock,
+    Block,
+    Bottleneck,
+    PreActBasicBlock,
+    PreActBottleneck,
+    ResidualBlock,
+    SqueezeExcite,
+)
+from resnet_flax.models.parts import part_class, part_settings
+from resnet_flax.models.registry import ModelSpec, create, names, net, register, spec
+from resnet_flax.models.resnet import ResNet, part_of
+from resnet_flax.models.shortcuts import (
+    SHORTCUTS,
+    AvgDownShortcut,
+    FullProjectionShortcut,
+    PadShortcut,
+    ProjectionShortcut,
+    Shortcut,
+)
+from resnet_flax.models.stems import STEMS, cifar_stem, deep_stem, imagenet_stem
 
 __all__ = [
-    "STEMS", "BasicBlock", "Bottleneck", "ModelSpec", "ResNet", "Shortcut", "SqueezeExcite",
-    "create",
-    "names", "part_of", "register", "spec",
+    "SHORTCUTS", "STEMS", "AvgDownShortcut", "BasicBlock", "Block", "Bottleneck",
+    "FullProjectionShortcut", "ModelSpec", "PadShortcut", "PreActBasicBlock",
+    "PreActBottleneck", "ProjectionShortcut", "ResNet", "ResidualBlock", "Shortcut",
+    "SqueezeExcite", "cifar_stem", "create", "deep_stem", "imagenet_stem", "names", "net",
+    "part_class", "part_of", "part_settings", "register", "spec",
 ]

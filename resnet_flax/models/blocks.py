@@ -1,46 +1,34 @@
-"""Residual blocks (He et al. 2015, 2016) and their shortcuts.
+"""Residual blocks (He et al. 2015, 2016).
 
-Shortcut options from the paper, section 4.1:
-  "A": identity; where the shape changes, subsample by the stride and zero-pad
-       the new channels (parameter-free; the CIFAR networks use it).
-  "B": identity; a 1x1 projection conv + BN only where the shape changes
-       (torchvision's choice for ImageNet).
-  "C": a projection on every block.
-  "D": like "B", but a stride-2 projection is a 2x2 average pool followed by a
-       stride-1 1x1 conv + BN (ResNet-D, He et al. 2019 "Bag of Tricks"; timm's
-       ``avg_down``), so the projection sees every pixel.
-``plain=True`` drops the shortcut altogether: the no-shortcut twin of the
-degradation experiment (paper fig. 1/4).
+``Block`` is what the network hands every block: its width and stride, the conv, norm,
+activation, shortcut and dropout factories, and its stochastic-depth rate. A block of
+your own subclasses it and needs nothing else (tests/models/test_parts.py adds one).
 
-``preact=True`` gives the pre-activation ordering (He et al. 2016, "Identity
-Mappings"): BN-ReLU-conv inside the branch, nothing after the addition, and
-projections without BN. Where the shortcut transforms its input (a projection
-or option A's reshaping) it takes the pre-activated input, as in the authors'
-code and the official Wide ResNet; otherwise the raw input.
-
-Every block also takes squeeze-excitation (``se_reduction``), stochastic depth
-(``drop_path``), dropout between its convs (``dropout_rate``, Wide ResNet), its
-nonlinearity (``act``; the SE gate's hidden ReLU stays, as in Hu et al.) and
-biases on its convs (``conv_bias``).
+The four built in: ``BasicBlock`` (two 3x3 convs) and ``Bottleneck`` (1x1-3x3-1x1,
+torchvision's "v1.5"), and their pre-activation twins (He et al. 2016, "Identity
+Mappings": norm-activation-conv inside the branch, nothing after the addition,
+projections without a norm; where the shortcut transforms its input it takes the
+pre-activated input, as in the authors' code and the official Wide ResNet). Their own
+options, bound by the registry or ``config.model_options``: ``zero_init_residual``,
+squeeze-excitation (``se_reduction``; the SE gate's hidden ReLU stays, as in Hu et al.),
+dropout between the convs (``dropout_rate``, Wide ResNet) and, for bottlenecks,
+``groups`` and ``base_width`` (ResNeXt and wide nets, as torchvision defines them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax.numpy as jnp
 from jax.nn import initializers
 
 from resnet_flax.models import cross_device, layers
+from resnet_flax.models.norms import BATCH_NORM
+from resnet_flax.models.shortcuts import ProjectionShortcut
 
-SHORTCUTS = ("A", "B", "C", "D")
-
-
-def shortcut_transforms(option: str, in_features: int, features: int, strides: int) -> bool:
-    """Whether shortcut ``option`` changes its input (False: plain identity)."""
-    return option == "C" or strides != 1 or in_features != features
+Factory = Callable[..., Any]
 
 
 def se_width(channels: int, reduction: int, divisor: int = 8) -> int:
@@ -51,46 +39,6 @@ def se_width(channels: int, reduction: int, divisor: int = 8) -> int:
     return max(divisor, int(v + divisor / 2) // divisor * divisor)
 
 
-class Shortcut(nn.Module):
-    """The identity path of a block, reshaped to ``features`` x ``strides``.
-
-    ``with_norm=False`` leaves the BN off projections (pre-activation nets).
-    """
-
-    features: int
-    strides: int
-    option: str
-    norm: Callable[..., nn.Module]
-    conv_init: Callable[..., Any]
-    dtype: Any = jnp.float32
-    with_norm: bool = True
-    conv_bias: bool = False
-
-    @nn.compact
-    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-        if self.option not in SHORTCUTS:
-            raise ValueError(f"shortcut={self.option!r} is not one of {SHORTCUTS}")
-        in_features = x.shape[-1]
-        reshape = self.strides != 1 or in_features != self.features
-        if self.option == "C" or (self.option in "BD" and reshape):
-            strides = self.strides
-            if self.option == "D" and self.strides != 1:
-                if self.strides != 2:
-                    raise ValueError("shortcut 'D' supports strides 1 and 2 only")
-                x, strides = layers.avg_pool_2x2_ceil(x), 1
-            x = layers.conv(self.features, 1, strides, dtype=self.dtype, use_bias=self.conv_bias,
-                            kernel_init=self.conv_init, name="conv")(x)
-            return self.norm(name="bn")(x) if self.with_norm else x
-        if not reshape:
-            return x
-        if self.features < in_features:
-            raise ValueError(
-                f"shortcut 'A' cannot shrink {in_features} to {self.features} channels; use 'B'")
-        x = x[:, :: self.strides, :: self.strides, :]
-        extra = self.features - in_features
-        return jnp.pad(x, ((0, 0), (0, 0), (0, 0), (extra // 2, extra - extra // 2)))
-
-
 class SqueezeExcite(nn.Module):
     """Squeeze-and-excitation (Hu et al. 2018): channel gates from pooled features.
 
@@ -98,128 +46,153 @@ class SqueezeExcite(nn.Module):
     """
 
     reduction: int = 16
-    conv_init: Callable[..., Any] = layers.TORCH_CONV_INIT
-    dtype: Any = jnp.float32
+    conv: Factory = layers.conv
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         channels = x.shape[-1]
-        conv = lambda f, name: nn.Conv(  # noqa: E731
-            f, (1, 1), use_bias=True, dtype=self.dtype, param_dtype=jnp.float32,
-            kernel_init=self.conv_init, name=name)
         s = jnp.mean(x, axis=(1, 2), keepdims=True)
-        s = nn.relu(conv(se_width(channels, self.reduction), "fc1")(s))
-        s = nn.sigmoid(conv(channels, "fc2")(s))
+        s = nn.relu(self.conv(se_width(channels, self.reduction), 1, use_bias=True,
+                              name="fc1")(s))
+        s = nn.sigmoid(self.conv(channels, 1, use_bias=True, name="fc2")(s))
         return x * s
 
 
-class ResidualBlock(nn.Module):
-    """Fields and the residual merge shared by ``BasicBlock`` and ``Bottleneck``."""
+class Block(nn.Module):
+    """What the network hands every block (``shortcut=None``: a plain net's block)."""
 
     features: int
-    strides: int
-    norm: Callable[..., nn.Module]
-    conv_init: Callable[..., Any]
-    shortcut: str = "B"
-    plain: bool = False
-    zero_init_residual: bool = False
-    preact: bool = False
-    se_reduction: int = 0
-    drop_path: float = 0.0
-    dropout_rate: float = 0.0
-    deterministic: bool = True
-    dtype: Any = jnp.float32
+    strides: int = 1
+    conv: Factory = layers.conv
+    norm: Factory = BATCH_NORM
     act: Callable[[jnp.ndarray], jnp.ndarray] = nn.relu
-    conv_bias: bool = False
-    groups: int = 1  # Of the 3x3 conv (Bottleneck; ResNeXt).
-    base_width: int = 64  # Bottleneck width per group at 64 planes (Bottleneck; wide nets).
-    axis_name: str | None = None  # The pmap axis dropout draws across (cross_device).
+    shortcut: Factory | None = ProjectionShortcut
+    dropout: Factory = cross_device.Dropout
+    drop_path: float = 0.0  # Stochastic depth: this block's rate of dropping its branch.
 
-    expansion = 1
+    expansion: ClassVar[int] = 1  # Output channels per unit of ``features``.
+    pre_activation: ClassVar[bool] = False  # The network then ends in a norm-activation.
 
-    def _conv(self, features, kernel, strides, name, groups=1, zero=False):
-        init = initializers.zeros if zero else self.conv_init
-        return layers.conv(features, kernel, strides, groups=groups, use_bias=self.conv_bias,
-                           dtype=self.dtype, kernel_init=init, name=name)
+    def make_shortcut(self, out_features: int, with_norm: bool = True) -> nn.Module | None:
+        if self.shortcut is None:
+            return None
+        return self.shortcut(out_features, self.strides, conv=self.conv,
+                             norm=self.norm if with_norm else None, name="downsample")
 
-    def _preactivate(self, x, out_features):
+    def add_shortcut(self, y, shortcut: nn.Module | None, shortcut_in):
+        """``y`` (dropped whole per sample at ``drop_path``) plus the shortcut of
+        ``shortcut_in``; ``y`` alone without a shortcut."""
+        if shortcut is None:
+            return y
+        return layers.DropPath(self.drop_path, self.dropout, name="drop_path")(y) + shortcut(
+            shortcut_in)
+
+
+class ResidualBlock(Block):
+    """The built-in blocks' own options and their shared steps."""
+
+    zero_init_residual: bool = False  # Start the branch at zero (see each block).
+    se_reduction: int = 0  # Squeeze-excitation's reduction; 0: none.
+    dropout_rate: float = 0.0  # Dropout between the convs (Wide ResNet).
+
+    def last_norm(self, name: str):
+        """The branch's last norm; zero-init starts its scale at zero."""
+        return self.norm(name=name, **(
+            {"scale_init": initializers.zeros} if self.zero_init_residual else {}))
+
+    def last_conv(self, features: int, kernel: int, name: str):
+        """A pre-activation branch's last conv; zero-init starts its kernel at zero (a zero
+        norm scale there would feed the activation exact zeros, and no gradient)."""
+        return self.conv(features, kernel, 1, name=name, **(
+            {"kernel_init": initializers.zeros} if self.zero_init_residual else {}))
+
+    def merge(self, y, shortcut: nn.Module | None, shortcut_in):
+        """Squeeze-excitation, then the shortcut's addition."""
+        if self.se_reduction:
+            y = SqueezeExcite(self.se_reduction, self.conv, name="se")(y)
+        return self.add_shortcut(y, shortcut, shortcut_in)
+
+    def preactivate(self, x, shortcut: nn.Module | None):
         """(branch input, shortcut input) of a pre-activation block."""
         a = self.act(self.norm(name="bn1")(x))
-        transforms = shortcut_transforms(self.shortcut, x.shape[-1], out_features, self.strides)
-        return a, (a if transforms else x)
-
-    def _dropout(self, y):
-        return cross_device.Dropout(self.dropout_rate, deterministic=self.deterministic,
-                                    axis_name=self.axis_name)(y)
-
-    def _merge(self, y, shortcut_in, out_features):
-        """SE, stochastic depth, shortcut addition and (post-activation) ReLU."""
-        if self.se_reduction:
-            y = SqueezeExcite(self.se_reduction, self.conv_init, self.dtype, name="se")(y)
-        if not self.plain:
-            y = layers.DropPath(self.drop_path, self.deterministic, self.axis_name,
-                                name="drop_path")(y)
-            y = y + Shortcut(out_features, self.strides, self.shortcut, self.norm,
-                             self.conv_init, self.dtype, with_norm=not self.preact,
-                             conv_bias=self.conv_bias, name="downsample")(shortcut_in)
-        return y if self.preact else self.act(y)
+        return a, (a if shortcut is not None and shortcut.transforms(x.shape[-1]) else x)
 
 
 class BasicBlock(ResidualBlock):
-    """Two 3x3 convs (torchvision ``BasicBlock``); output has ``features`` channels.
-
-    Zero-init of the residual: the last BN scale (post-activation), or the last
-    conv's kernel (pre-activation, where the branch ends in a conv; a zero BN
-    scale there would feed ReLU exact zeros and never receive a gradient).
-    """
-
-    expansion = 1
+    """Two 3x3 convs (torchvision's ``BasicBlock``); ``features`` output channels.
+    Zero-init of the residual zeroes the last norm's scale."""
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-        if self.groups != 1 or self.base_width != 64:  # torchvision refuses them too.
-            raise ValueError("BasicBlock only supports groups=1 and base_width=64 "
-                             f"(got {self.groups}, {self.base_width}); use a Bottleneck model")
-        zero = self.zero_init_residual
-        if self.preact:
-            y, sc = self._preactivate(x, self.features)
-            y = self._conv(self.features, 3, self.strides, "conv1")(y)
-            y = self._dropout(self.act(self.norm(name="bn2")(y)))
-            y = self._conv(self.features, 3, 1, "conv2", zero=zero)(y)
-            return self._merge(y, sc, self.features)
-        y = self._conv(self.features, 3, self.strides, "conv1")(x)
-        y = self._dropout(self.act(self.norm(name="bn1")(y)))
-        y = self._conv(self.features, 3, 1, "conv2")(y)
-        y = self.norm(name="bn2", zero_scale=zero)(y)
-        return self._merge(y, x, self.features)
+        y = self.conv(self.features, 3, self.strides, name="conv1")(x)
+        y = self.dropout(self.dropout_rate)(self.act(self.norm(name="bn1")(y)))
+        y = self.last_norm("bn2")(self.conv(self.features, 3, 1, name="conv2")(y))
+        return self.act(self.merge(y, self.make_shortcut(self.features), x))
+
+
+class PreActBasicBlock(BasicBlock):
+    """``BasicBlock`` in pre-activation order; zero-init zeroes the last conv's kernel."""
+
+    pre_activation = True
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        shortcut = self.make_shortcut(self.features, with_norm=False)
+        y, shortcut_in = self.preactivate(x, shortcut)
+        y = self.conv(self.features, 3, self.strides, name="conv1")(y)
+        y = self.dropout(self.dropout_rate)(self.act(self.norm(name="bn2")(y)))
+        y = self.last_conv(self.features, 3, "conv2")(y)
+        return self.merge(y, shortcut, shortcut_in)
 
 
 class Bottleneck(ResidualBlock):
-    """1x1 - 3x3 - 1x1 block with the stride on the 3x3 (torchvision's "v1.5").
+    """1x1 - 3x3 - 1x1 with the stride on the 3x3 (torchvision's "v1.5").
 
-    ``features`` is the bottleneck width before expansion ("planes" in torch);
-    ``groups`` and ``base_width`` give ResNeXt and wide variants as in torchvision:
-    the 3x3 has ``int(features * base_width / 64) * groups`` channels.
+    ``features`` is the width before expansion ("planes" in torch); the 3x3 has
+    ``int(features * base_width / 64) * groups`` channels, in ``groups`` groups.
     """
+
+    groups: int = 1  # ResNeXt's cardinality.
+    base_width: int = 64  # Width per group at 64 planes (128: wide_resnet50_2).
 
     expansion = 4
 
+    def __post_init__(self):
+        if self.groups < 1 or self.base_width < 1:
+            raise ValueError(f"groups={self.groups} and base_width={self.base_width} "
+                             "must be >= 1")
+        super().__post_init__()
+
+    def width(self) -> int:
+        return int(self.features * (self.base_width / 64.0)) * self.groups
+
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-        width = int(self.features * (self.base_width / 64.0)) * self.groups
         out_features = self.features * self.expansion
-        zero = self.zero_init_residual
-        if self.preact:
-            y, sc = self._preactivate(x, out_features)
-            y = self._conv(width, 1, 1, "conv1")(y)
-            y = self.act(self.norm(name="bn2")(y))
-            y = self._conv(width, 3, self.strides, "conv2", self.groups)(y)
-            y = self._dropout(self.act(self.norm(name="bn3")(y)))
-            y = self._conv(out_features, 1, 1, "conv3", zero=zero)(y)
-            return self._merge(y, sc, out_features)
-        y = self.act(self.norm(name="bn1")(self._conv(width, 1, 1, "conv1")(x)))
-        y = self._conv(width, 3, self.strides, "conv2", self.groups)(y)
-        y = self._dropout(self.act(self.norm(name="bn2")(y)))
-        y = self._conv(out_features, 1, 1, "conv3")(y)
-        y = self.norm(name="bn3", zero_scale=zero)(y)
-        return self._merge(y, x, out_features)
+        y = self.act(self.norm(name="bn1")(self.conv(self.width(), 1, 1, name="conv1")(x)))
+        y = self.conv(self.width(), 3, self.strides, groups=self.groups, name="conv2")(y)
+        y = self.dropout(self.dropout_rate)(self.act(self.norm(name="bn2")(y)))
+        y = self.last_norm("bn3")(self.conv(out_features, 1, 1, name="conv3")(y))
+        return self.act(self.merge(y, self.make_shortcut(out_features), x))
+
+
+class PreActBottleneck(Bottleneck):
+    """``Bottleneck`` in pre-activation order; zero-init zeroes the last conv's kernel."""
+
+    pre_activation = True
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        out_features = self.features * self.expansion
+        shortcut = self.make_shortcut(out_features, with_norm=False)
+        y, shortcut_in = self.preactivate(x, shortcut)
+        y = self.act(self.norm(name="bn2")(self.conv(self.width(), 1, 1, name="conv1")(y)))
+        y = self.conv(self.width(), 3, self.strides, groups=self.groups, name="conv2")(y)
+        y = self.dropout(self.dropout_rate)(self.act(self.norm(name="bn3")(y)))
+        y = self.last_conv(out_features, 1, "conv3")(y)
+        return self.merge(y, shortcut, shortcut_in)
+
+
+# A block -> its pre-activation twin (``config.model_options.preact``), and back.
+PRE_ACTIVATION = {BasicBlock: PreActBasicBlock, Bottleneck: PreActBottleneck}
+POST_ACTIVATION = {v: k for k, v in PRE_ACTIVATION.items()}

@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 from resnet_flax.config import ConfigError, freeze_parts, model_overrides
-from resnet_flax.models import blocks, layers, registry, resnet
+from resnet_flax.models import options, registry
 from resnet_flax.suggest import closest
-
-# Each model option with a fixed set of values, and those values.
-OPTION_CHOICES = {
-    "dtype": tuple(resnet.DTYPES), "shortcut": blocks.SHORTCUTS,
-    "bn_convention": layers.BN_CONVENTIONS, "conv_init": tuple(layers.CONV_INITS),
-    "stem": resnet.STEMS, "activation": tuple(layers.ACTIVATIONS), "norm": layers.NORMS,
-}
 
 
 def check(config) -> None:
-    """Raises ``ConfigError`` for an unknown model, option value or frozen part, or a
-    combination the family refuses (e.g. groups on basic blocks)."""
+    """Raises ``ConfigError`` for an unknown model, option value or frozen part, or an
+    option the model's parts refuse (e.g. groups on basic blocks)."""
     try:
         registry.spec(config.model)
     except ValueError as e:  # Its message has the closest names and where the rest are.
         raise ConfigError(f"config.model: {e}") from None
-    for option, valid in OPTION_CHOICES.items():
-        value = config.model_options[option]
+    for option, table in options.CHOICES.items():
+        value, valid = config.model_options[option], tuple(table)
         if value is not None and value not in valid:
             raise ConfigError(f"config.model_options.{option}={value!r} is not one of "
                               f"{valid}{closest(str(value), valid)}")

@@ -16,7 +16,7 @@ sharded batch, under pmap ``nn.BatchNorm(axis_name=...)`` averages over devices.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -62,15 +62,14 @@ class GhostBatchNorm(nn.Module):
     momentum: float = 0.9
     epsilon: float = 1e-5
     dtype: Any = jnp.float32
-    zero_scale: bool = False
+    scale_init: Callable[..., Any] = initializers.ones
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         c = x.shape[-1]
         ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
         ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
-        scale = self.param("scale", initializers.zeros if self.zero_scale else initializers.ones,
-                           (c,), jnp.float32)
+        scale = self.param("scale", self.scale_init, (c,), jnp.float32)
         bias = self.param("bias", initializers.zeros, (c,), jnp.float32)
         if self.use_running_average:
             mean, var = ra_mean.value, ra_var.value

@@ -1,4 +1,4 @@
-"""Conv, norm and pooling helpers whose arithmetic matches PyTorch's.
+"""Conv, pooling, initializer and activation helpers whose arithmetic matches PyTorch's.
 
 torch pads a k x k convolution by k // 2 on every side; Flax's ``'SAME'`` pads
 asymmetrically for even inputs with stride 2, which shifts every feature map by
@@ -7,12 +7,10 @@ a pixel and breaks weight import. Everything here pads explicitly.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 from jax.nn import initializers
 
@@ -31,7 +29,6 @@ CONV_INITS = {
     # Keras' he_normal: a normal truncated at 2 std, variance 2 / fan_in.
     "he_normal": initializers.he_normal(),
 }
-BN_CONVENTIONS = ("flax", "torch")
 # leaky_relu has torch's (and jax's) negative slope, 0.01; silu is also called swish.
 ACTIVATIONS = {"relu": nn.relu, "leaky_relu": nn.leaky_relu, "silu": nn.silu}
 
@@ -84,49 +81,6 @@ def conv(
     )
 
 
-def batch_norm(
-    train: bool,
-    *,
-    momentum: float = 0.9,
-    epsilon: float = 1e-5,
-    dtype: Dtype = jnp.float32,
-    zero_scale: bool = False,
-    axis_name: str | None = None,
-    name: str | None = None,
-) -> nn.BatchNorm:
-    """BatchNorm in Flax's momentum convention (running = m*running + (1-m)*batch).
-
-    torch's ``momentum=0.1`` is Flax's ``momentum=0.9``; both default eps to 1e-5.
-    ``zero_scale`` starts the scale at zero (the "zero-init last BN" trick).
-    ``axis_name`` (a pmap axis) averages the statistics over its devices.
-    """
-    return nn.BatchNorm(
-        use_running_average=not train,
-        axis_name=axis_name,
-        momentum=momentum,
-        epsilon=epsilon,
-        dtype=dtype,
-        param_dtype=jnp.float32,
-        scale_init=initializers.zeros if zero_scale else initializers.ones,
-        name=name,
-    )
-
-
-def flax_momentum(momentum: float, convention: str = "flax") -> float:
-    """``momentum`` in Flax's convention, given in ``convention``.
-
-    Flax (and Keras) keep ``running = m * running + (1 - m) * batch``; torch
-    keeps ``running = (1 - m) * running + m * batch``. So torch's 0.1 is Flax's
-    0.9, and Flax's/Keras' 0.99 is torch's 0.01. Epsilon means the same in all
-    three (torch and Flax default to 1e-5, Keras to 1e-3).
-    """
-    if convention not in BN_CONVENTIONS:
-        raise ValueError(f"bn_convention={convention!r} is not one of {BN_CONVENTIONS}")
-    if not 0.0 <= momentum <= 1.0:
-        raise ValueError(f"bn_momentum={momentum} must lie in [0, 1]")
-    return 1.0 - momentum if convention == "torch" else momentum
-
-
 def max_pool_3x3_s2(x: jnp.ndarray) -> jnp.ndarray:
     """torch's ``MaxPool2d(3, stride=2, padding=1)``: pads with -inf, symmetric."""
     return nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
@@ -146,79 +100,19 @@ def global_avg_pool(x: jnp.ndarray) -> jnp.ndarray:
     return jnp.mean(x, axis=(1, 2))
 
 
-NORMS = ("batch", "group", "none")
-
-
-class GroupNorm(nn.Module):
-    """Group normalisation (Wu & He 2018) over ``min(groups, channels)`` groups, with
-    ``scale``/``bias`` named as BatchNorm's (so a model's parameters keep their names
-    and counts). Per example: no running statistics, train and eval alike."""
-
-    groups: int = 32
-    epsilon: float = 1e-5
-    dtype: Dtype = jnp.float32
-    zero_scale: bool = False
-
-    @nn.compact
-    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-        c = x.shape[-1]
-        g = min(self.groups, c)
-        if c % g:
-            raise ValueError(f"GroupNorm: {c} channels do not split into {g} groups")
-        scale = self.param("scale", initializers.zeros if self.zero_scale else initializers.ones,
-                           (c,), jnp.float32)
-        bias = self.param("bias", initializers.zeros, (c,), jnp.float32)
-        grouped = x.astype(jnp.float32).reshape(*x.shape[:-1], g, c // g)
-        axes = tuple(range(1, x.ndim - 1)) + (x.ndim,)  # Spatial and within-group.
-        mean = grouped.mean(axes, keepdims=True)
-        var = grouped.var(axes, keepdims=True)
-        y = ((grouped - mean) * jax.lax.rsqrt(var + self.epsilon)).reshape(x.shape)
-        return (y * scale + bias).astype(self.dtype)
-
-
-class NoNorm(nn.Module):
-    """The identity where a norm would be (``norm="none"``)."""
-
-    @nn.compact
-    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-        return x
-
-
-def norm_factory(train: bool, momentum: float, epsilon: float, dtype: Dtype,
-                 kind: str = "batch", groups: int = 32, axis_name: str | None = None,
-                 ghost_groups: int = 0):
-    """The model-wide norm, called as ``norm(name=..., zero_scale=...)`` by every block:
-    ``batch_norm`` (``train`` decides batch or running statistics; statistics averaged
-    over the pmap axis ``axis_name``, if given), or with ``ghost_groups`` > 0
-    ``GhostBatchNorm`` over that many slices of the batch, ``GroupNorm`` or ``NoNorm``
-    (which has no scale to start at zero)."""
-    if kind == "batch" and ghost_groups:
-        return functools.partial(cross_device.GhostBatchNorm, ghost_groups, not train,
-                                 momentum, epsilon, dtype)
-    if kind == "batch":
-        return functools.partial(batch_norm, train, momentum=momentum, epsilon=epsilon,
-                                 dtype=dtype, axis_name=axis_name)
-    if kind == "group":
-        return functools.partial(GroupNorm, groups, epsilon, dtype)
-    if kind == "none":
-        return lambda name=None, zero_scale=False: NoNorm(name=name)
-    raise ValueError(f"norm={kind!r} is not one of {NORMS}")
-
-
 class DropPath(nn.Module):
     """Stochastic depth (Huang et al. 2016): drops a whole residual branch per sample.
 
     Kept branches are scaled by ``1 / (1 - rate)`` (timm's ``DropPath``), so eval
-    mode is the identity. Draws from the ``'dropout'`` rng stream.
+    mode is the identity. ``dropout`` is the network's dropout factory (training or
+    not, and the pmap axis, bound); it draws from the ``'dropout'`` rng stream.
     """
 
     rate: float
-    deterministic: bool = True
-    axis_name: str | None = None  # The pmap axis (cross_device.Dropout).
+    dropout: Callable[..., nn.Module] = cross_device.Dropout
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-        if self.rate == 0.0 or self.deterministic:
+        if self.rate == 0.0:
             return x
-        return cross_device.Dropout(self.rate, broadcast_dims=tuple(range(1, x.ndim)),
-                                    deterministic=False, axis_name=self.axis_name)(x)
+        return self.dropout(self.rate, broadcast_dims=tuple(range(1, x.ndim)))(x)

@@ -33,6 +33,8 @@ import numpy as np
 from flax import traverse_util
 
 from resnet_flax import models
+from resnet_flax.models.parts import part_class
+from resnet_flax.models.shortcuts import AvgDownShortcut
 
 _DEEP_STEM = {"conv1_0": "conv1.0", "bn1_0": "conv1.1", "conv1_1": "conv1.3",
               "bn1_1": "conv1.4", "conv1_2": "conv1.6"}
@@ -124,7 +126,7 @@ def from_torch(name: str, state_dict: Mapping[str, Any] | str | os.PathLike,
     h, w, c = models.spec(name).input_shape
     shapes = jax.eval_shape(
         lambda: model.init(jax.random.key(0), jnp.zeros((1, h, w, c)), train=False))
-    avg_down = model.shortcut == "D"
+    avg_down = part_class(model.shortcut) is AvgDownShortcut
 
     variables: dict[tuple[str, ...], Any] = {}
     missing, mismatched, used = [], [], set()

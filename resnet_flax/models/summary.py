@@ -23,9 +23,9 @@ import jax
 import jax.numpy as jnp
 
 from resnet_flax import models
-from resnet_flax.models import layers
+from resnet_flax.models import norms
 
-_COUNTED = (nn.Conv, nn.Dense, nn.BatchNorm, layers.GroupNorm)
+_COUNTED = (nn.Conv, nn.Dense, nn.BatchNorm, norms.GroupNorm)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,6 +4,7 @@ state of a config, built one way for training, evaluation and the benchmark."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import jax
 import optax
@@ -25,14 +26,17 @@ class Built:
 
 
 def build(config, num_classes: int, image_shape: tuple[int, int, int],
-          steps_per_epoch: int = 1, model_attributes: dict | None = None,
+          steps_per_epoch: int = 1, step_model: Callable | None = None,
           init_key: jax.Array | None = None) -> Built:
     """``config``'s model for ``num_classes`` classes and images of ``image_shape`` (as the
     input gives them; ``input_size``/``input_channels`` adapt them for the model), with
     its optimizer and a state initialised from ``init_key`` (default: from the seed).
-    ``model_attributes``: what the compilation mode sets (``parallel``'s pmap axis)."""
+    ``step_model``: the compilation mode's binding of the model (``parallel``'s
+    ``step_model``: what spans its devices)."""
     model = models.create(config.model, num_classes=num_classes, frozen=freeze_parts(config),
-                          **model_overrides(config), **(model_attributes or {}))
+                          **model_overrides(config))
+    if step_model is not None:
+        model = step_model(model)
     lr = optim.schedule(config, steps_per_epoch)
     tx = optim.optimizer(config, lr)
     if init_key is None:

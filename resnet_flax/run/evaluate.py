@@ -88,9 +88,7 @@ def _template(config) -> state_lib.TrainState:
 def logits_of(config, state, images: np.ndarray) -> np.ndarray:
     """Every image's logits, in order, as the run's evaluation computes them."""
     mesh, state = _on_mesh(config, state)
-    cfg, ema = steps.step_config(config), config.ema_decay > 0
-    predict = jax.jit(lambda st, x: steps.predict(st, x, cfg, ema),
-                      out_shardings=parallel.replicated(mesh))
+    predict = steps.forward(steps.step_config(config), config.ema_decay > 0, mesh)
     indices, _ = pipeline.eval_batches(len(images), config.eval_batch_size)
     out = [np.asarray(predict(state, parallel.put(images[idx], parallel.batch_sharded(mesh))))
            for idx in indices]
@@ -110,11 +108,11 @@ def stream_logits(config, state) -> tuple[np.ndarray, np.ndarray]:
     mesh, state = _on_mesh(config, state)
     source = sources.Stream(config)
     source.place(parallel.JitMode(mesh), config)
-    cfg, ema = steps.step_config(config), config.ema_decay > 0
-    repl, batch = parallel.replicated(mesh), parallel.batch_sharded(mesh)
-    predict = jax.jit(lambda st, x, y, m: (steps.predict(st, x, cfg, ema), y, m),
-                      in_shardings=(repl, batch, batch, batch), out_shardings=repl)
-    batches = [jax.device_get(predict(state, *b)) for b in source.eval_batches()]
+    predict = steps.forward(steps.step_config(config), config.ema_decay > 0, mesh)
+    # Labels and mask replicated too: each process reads every row back.
+    everywhere = jax.jit(lambda *rows: rows, out_shardings=parallel.replicated(mesh))
+    batches = [jax.device_get((predict(state, x), *everywhere(y, m)))
+               for x, y, m in source.eval_batches()]
     logits, labels, mask = (np.concatenate(parts) for parts in zip(*batches))
     return logits[mask > 0].astype(np.float32), labels[mask > 0]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import functools
 import pathlib
 import sys
 import time
@@ -38,7 +39,7 @@ def _check_finite(sums, step: int, ckpt: checkpoint.Checkpointer) -> None:
     if sums is not None and float(sums["nonfinite"]) > 0:
         raise FloatingPointError(
             f"non-finite training loss, gradients or BatchNorm statistics by step {step}; "
-            f"{ckpt.last_good()}. {checkpoint.DIVERGED_CAUSES}")
+            f"{ckpt.last_good()}. {steps.DIVERGED_CAUSES}")
 
 
 # The loss is checked this many steps late: those sums are computed by then, so reading
@@ -67,7 +68,8 @@ class Trainer:
         self.total_steps = config.num_epochs * self.steps_per_epoch
 
         built = build(config, self.spec.num_classes, source.image_shape, self.steps_per_epoch,
-                      self.mode.model_attributes(config.sync_batch_stats))
+                      functools.partial(self.mode.step_model,
+                                        sync_batch_stats=config.sync_batch_stats))
         self.model, self.lr, self.state = built.model, built.lr, built.state
         self.step_key = self.mode.put_replicated(jax.random.key_data(seed_keys(config)[1]))
         self.ema = config.ema_decay > 0

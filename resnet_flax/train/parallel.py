@@ -21,11 +21,14 @@ what checkpoints hold, so a run can change mode when it resumes.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from resnet_flax.config import ConfigError
+from resnet_flax.models import norms
 
 DATA_AXIS = "data"
 PARALLELISMS = ("jit", "pmap")  # config.parallelism
@@ -128,9 +131,12 @@ class JitMode(_Mode):
         super().__init__(mesh)
         self._repl, self._batch = replicated(mesh), batch_sharded(mesh)
 
-    def model_attributes(self, sync_batch_stats: bool) -> dict:
-        """Per-device BatchNorm statistics: one ghost group per device's shard."""
-        return {} if sync_batch_stats else {"bn_ghost_groups": self.mesh.devices.size}
+    def step_model(self, model, sync_batch_stats: bool):
+        """``model`` as this mode's step runs it: without ``sync_batch_stats``, BatchNorm's
+        statistics per device's shard (one ghost group each)."""
+        if sync_batch_stats:
+            return model
+        return model.clone(norm=norms.spanning(model.norm, ghost_groups=self.mesh.devices.size))
 
     def put_state(self, tree):
         return tree if _placed(tree, self._repl) else put(jax.device_get(tree), self._repl)
@@ -167,11 +173,14 @@ class PmapMode(_Mode):
         super().__init__(mesh)
         self._stacked = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
 
-    def model_attributes(self, sync_batch_stats: bool) -> dict:
-        """BatchNorm and dropout span the axis; ghost BatchNorm is one group per device
-        (the step then averages the running statistics over devices)."""
-        ghost = {} if sync_batch_stats else {"bn_ghost_groups": 1}
-        return {"axis_name": DATA_AXIS, **ghost}
+    def step_model(self, model, sync_batch_stats: bool):
+        """``model`` with BatchNorm and dropout spanning the axis; without
+        ``sync_batch_stats`` ghost BatchNorm of one group per device (the step then
+        averages the running statistics over devices)."""
+        norm = (norms.spanning(model.norm, axis_name=DATA_AXIS) if sync_batch_stats
+                else norms.spanning(model.norm, ghost_groups=1))
+        return model.clone(norm=norm, dropout=functools.partial(model.dropout,
+                                                                axis_name=DATA_AXIS))
 
     def put_replicated(self, tree):
         n = self.mesh.devices.size

@@ -41,8 +41,8 @@ def _config(**changes):
     ({"random_erasing_scale": (0.5, 0.1)}, "config.random_erasing_scale=(0.5, 0.1) must be"),
     ({"norm": "layer"}, "config.model_options.norm='layer' is not one of ('batch', 'group', "),
     ({"activation": "gelu"}, "config.model_options.activation='gelu' is not one of ('relu', "),
-    ({"groups": 32, "base_width": 4}, "'fashion_mnist_resnet': basic blocks take only groups=1 "
-                                      "and base_width=64"),
+    ({"groups": 32, "base_width": 4}, "'fashion_mnist_resnet': groups=32 is not an option of "
+                                      "BasicBlock (its options: "),
     ({"model": "resnet50", "groups": 0}, "groups=0 and base_width=64 must be >= 1"),
 ])
 def test_validate_names_the_field_the_value_and_valid_ones(changes, expected):

@@ -5,6 +5,7 @@ conventions, compute dtypes, widths, squeeze-excitation, features."""
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import flax.linen as nn
 import jax
@@ -14,7 +15,7 @@ import pytest
 from test_zoo import PARAM_COUNTS, _mark, count, flat_names, shapes, small_input, train_step
 
 from resnet_flax import models
-from resnet_flax.models import layers
+from resnet_flax.models import cross_device, layers, norms
 from resnet_flax.models.blocks import se_width
 
 
@@ -32,7 +33,7 @@ def test_option_a_is_parameter_free():
 
 def test_option_a_subsamples_and_zero_pads():
     x = jax.random.normal(jax.random.key(0), (2, 8, 8, 16))
-    sc = models.Shortcut(32, 2, "A", norm=None, conv_init=None)
+    sc = models.PadShortcut(32, 2)
     y = sc.apply({}, x)
     assert y.shape == (2, 4, 4, 32)
     np.testing.assert_array_equal(y[..., 8:24], x[:, ::2, ::2, :])
@@ -53,8 +54,7 @@ def test_option_d_average_pools_before_a_stride_1_projection():
     params = shapes(model, (64, 64, 3))["params"]
     assert params["layer2_0"]["downsample"]["conv"]["kernel"].shape == (1, 1, 256, 512)
     x = jax.random.normal(jax.random.key(0), (1, 7, 7, 4))
-    sc = models.Shortcut(8, 2, "D", norm=layers.norm_factory(False, 0.9, 1e-5, jnp.float32),
-                         conv_init=layers.TORCH_CONV_INIT)
+    sc = models.AvgDownShortcut(8, 2, norm=partial(nn.BatchNorm, use_running_average=True))
     variables = sc.init(jax.random.key(0), x)
     assert sc.apply(variables, x).shape == (1, 4, 4, 8)
     # ceil_mode, count_include_pad=False: the last partial window averages 1 pixel.
@@ -152,8 +152,8 @@ def test_stochastic_depth_is_random_in_training_and_off_in_eval():
 
 def test_drop_path_drops_whole_samples_and_rescales():
     x = jnp.ones((64, 2, 2, 3))
-    y = layers.DropPath(0.5, deterministic=False).apply({}, x, rngs={"dropout":
-                                                                     jax.random.key(0)})
+    dropout = partial(cross_device.Dropout, deterministic=False)
+    y = layers.DropPath(0.5, dropout).apply({}, x, rngs={"dropout": jax.random.key(0)})
     per_sample = np.unique(np.asarray(y).reshape(64, -1), axis=1)
     assert per_sample.shape == (64, 1) and set(per_sample[:, 0]) == {0.0, 2.0}
 
@@ -195,10 +195,10 @@ def test_bn_momentum_conventions_agree():
     _, a = flax_model.apply(variables, x, train=True, mutable=["batch_stats"])
     _, b = torch_model.apply(variables, x, train=True, mutable=["batch_stats"])
     jax.tree.map(np.testing.assert_array_equal, a, b)
-    assert layers.flax_momentum(0.1, "torch") == pytest.approx(0.9)
-    assert layers.flax_momentum(0.99, "flax") == 0.99
+    assert norms.flax_momentum(0.1, "torch") == pytest.approx(0.9)
+    assert norms.flax_momentum(0.99, "flax") == 0.99
     with pytest.raises(ValueError, match="bn_convention"):
-        layers.flax_momentum(0.1, "keras")
+        norms.flax_momentum(0.1, "keras")
 
 
 def test_bn_epsilon_is_passed_through():
@@ -259,6 +259,6 @@ def test_features_expose_stem_and_every_stage():
 
 def test_keras_tutorial_resnet34_uses_keras_defaults():
     model = models.create("keras_resnet34")
-    assert (model.bn_momentum, model.bn_epsilon, model.conv_init) == (0.99, 1e-3,
-                                                                      "keras_default")
+    assert (model.norm.keywords["momentum"], model.norm.keywords["epsilon"]) == (0.99, 1e-3)
+    assert model.conv.keywords["kernel_init"] is layers.CONV_INITS["keras_default"]
     assert tuple(model.stage_sizes) == (3, 4, 6, 3) and model.num_classes == 10

@@ -14,6 +14,7 @@ import pytest
 from flax import traverse_util
 
 from resnet_flax import models
+from resnet_flax.models.parts import part_class, part_settings
 
 # Parameters at the natural class count. ImageNet: torchvision (resnet200, resnet50d,
 # se_resnet50: timm); CIFAR resnets with option A (He et al. 2015: 0.27M .. 19.4M);
@@ -138,18 +139,20 @@ def test_param_count(name):
 
 
 def _options(name) -> dict:
-    """The module's class and every option it was built with."""
+    """The module's class and every option it was built with, its parts' own included."""
     model = models.create(name)
-    return {"class": type(model), **{f.name: getattr(model, f.name)
-                                     for f in dataclasses.fields(model)
-                                     if f.name not in ("parent", "name")}}
+    fields = {f.name: getattr(model, f.name) for f in dataclasses.fields(model)
+              if f.name not in ("parent", "name")}
+    for part in ("block", "conv", "norm"):
+        fields.update(part_settings(fields[part]), **{part: part_class(fields[part])})
+    return {"class": type(model), **fields}
 
 
 @pytest.mark.parametrize("deep, twin", sorted(DEEP_TWINS.items()))
 def test_a_deep_twin_differs_from_its_run_twin_only_in_its_sizes(deep, twin):
     assert twin not in DEEP_TWINS
     a, b = _options(deep), _options(twin)
-    assert {k for k in a if a[k] != b[k]} <= SIZE_FIELDS
+    assert {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)} <= SIZE_FIELDS
 
 
 @pytest.mark.parametrize("name", _mark([n for n in models.names() if n not in DEEP_TWINS],
@@ -183,7 +186,7 @@ def test_forward_and_train_step(name):
 @pytest.mark.parametrize("name", ["plain_resnet20", "plain_resnet18", "plain_wrn_16_4"])
 def test_plain_twin_forward_and_train_step(name):
     model = models.create(name)
-    assert model.plain
+    assert model.shortcut is None
     assert not any("downsample" in n for n in flat_names(shapes(model, (32, 32, 3))["params"]))
     model, x = shallow(model), small_input(name, side=16)
     variables = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False))(x)
@@ -228,7 +231,8 @@ def test_an_unknown_name_gets_the_closest_names_and_where_the_list_is(name, near
 def test_any_wrn_depth_and_width_resolves():
     model = models.create("wrn_22_2")
     assert tuple(model.stage_sizes) == (3, 3, 3) and tuple(model.stage_widths) == (32, 64, 128)
-    assert model.preact and model.block_dropout == 0.3 and model.num_classes == 10
+    assert model.pre_activation() and model.block.keywords["dropout_rate"] == 0.3
+    assert model.num_classes == 10
 
 
 def test_num_classes_defaults_to_the_natural_one_and_can_be_overridden():

@@ -32,7 +32,7 @@ def test_every_catalogued_model_maps_onto_its_torch_layout_key_for_key(model_nam
     expected = torch_shapes(model_name)
     seen = {}
     for (collection, *path), leaf in traverse_util.flatten_dict(dict(shapes)).items():
-        key = convert.torch_key(tuple(path), collection, model.shortcut == "D")
+        key = convert.torch_key(tuple(path), collection, model.shortcut is models.AvgDownShortcut)
         shape = expected[key]
         if len(shape) == 4:
             shape = (shape[2], shape[3], shape[1], shape[0])
