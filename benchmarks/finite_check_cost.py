@@ -25,8 +25,9 @@ import tempfile
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # The main command with the loop's check lag set first: 8 (as shipped) or never per step.
-_RUN = ("import sys; from resnet_flax.run import loop; loop.FINITE_CHECK_LAG = int(sys.argv.pop"
-        "(1)); from resnet_flax.cli.main import run; run()")
+_RUN = ("import sys; from resnet_flax.run import train_loop; "
+        "train_loop.FINITE_CHECK_LAG = int(sys.argv.pop(1)); "
+        "from resnet_flax.cli.main import run; run()")
 ARMS = {"checked every step": 8, "epoch end and saves only": 10**9}
 
 

@@ -9,7 +9,7 @@ import sys
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from resnet_flax.bench import profiling  # noqa: E402  (only the standard library at import)
+from resnet_flax.speed import profiling  # noqa: E402  (only the standard library at import)
 
 # Row -> (figure, comparison, threshold): checked in full runs only.
 TARGETS = {"resnet50": ("images_per_sec", ">=", 3500.0),

@@ -46,7 +46,7 @@ from PIL import Image  # noqa: E402
 
 from resnet_flax.config import default_config  # noqa: E402
 from resnet_flax.data import crops, datasets, folders, sources, stream  # noqa: E402
-from resnet_flax.run import loop  # noqa: E402
+from resnet_flax.run import train_loop  # noqa: E402
 
 CLASSES = 10
 
@@ -144,7 +144,7 @@ def loop_views(paths: list[str], view: str, size: int, seed: int = 0) -> int:
     return len(paths)
 
 
-def trainer_for(name: str, data_dir: pathlib.Path, args, step: bool = False) -> loop.Trainer:
+def trainer_for(name: str, data_dir: pathlib.Path, args, step: bool = False) -> train_loop.Trainer:
     """The stream input of training on ``name`` (``step``: with its compiled step, on
     --step-batches batches an epoch)."""
     c = default_config()
@@ -155,7 +155,7 @@ def trainer_for(name: str, data_dir: pathlib.Path, args, step: bool = False) -> 
              train_subset=args.step_batches * args.batch if step else 0,
              input_workers=args.workers if step else 0)
     c.model_options.dtype = args.dtype
-    trainer = loop.Trainer(c, sources.open_source(c))
+    trainer = train_loop.Trainer(c, sources.open_source(c))
     if step:
         trainer.compile()
     return trainer

@@ -172,12 +172,12 @@ def _train(runs: list[grid.Run]) -> int:
     setup.start()  # The set-up main's runs have: their XLA:CPU flags and compile cache.
     from resnet_flax.config import ConfigError
     from resnet_flax.data.tfds_source import DatasetUnavailable
-    from resnet_flax.run import loop, preemption
+    from resnet_flax.run import preemption, train_loop
     from resnet_flax.workdir.lock import WorkdirError
 
     for run in runs:
         try:
-            runner.execute(run, loop.train_and_evaluate)
+            runner.execute(run, train_loop.train_and_evaluate)
         except (DatasetUnavailable, ConfigError, WorkdirError) as e:  # As main: one line.
             cli.fail(f"{run.arm} seed {run.seed}: {e}")
         except preemption.Stopped as e:  # The same command resumes it and the rest.

@@ -11,6 +11,7 @@ What a notebook imports::
     summary = rf.train_and_evaluate(config, "runs/x")
     result = rf.evaluate_checkpoint(config, "runs/x")
     rf.build_folder("/data/flowers")               # your images: dataset folder:/data/flowers
+    rf.export_model("exported/x", workdir="runs/x")  # StableHLO + a Hub weights folder
 
 The names load their modules on first use, so that ``python -m resnet_flax.main`` sets
 up XLA before anything imports JAX through this package.
@@ -24,12 +25,13 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "create_model": ("resnet_flax.models", "create"),
     "model_names": ("resnet_flax.models", "names"),
-    "from_torch": ("resnet_flax.models.pretrained", "from_torch"),
+    "from_torch": ("resnet_flax.models.torch_weights", "from_torch"),
     "default_config": ("resnet_flax.config", "default_config"),
     "validate": ("resnet_flax.run.validate", "validate"),
-    "train_and_evaluate": ("resnet_flax.run.loop", "train_and_evaluate"),
+    "train_and_evaluate": ("resnet_flax.run.train_loop", "train_and_evaluate"),
     "evaluate_checkpoint": ("resnet_flax.run.evaluate", "evaluate_checkpoint"),
     "build_folder": ("resnet_flax.data.folders", "build"),
+    "export_model": ("resnet_flax.export", "export_model"),
 }
 __all__ = sorted(_PUBLIC)
 

@@ -52,15 +52,15 @@ def console_and_die(epoch, *args):
 checkpoint.Checkpointer.save = save_or_die
 metrics.console = console_and_die
 signal_at = int(os.environ.get("SIGNAL_AT_STEP", -1))
-from resnet_flax.run import loop
-train_steps = loop.Trainer.train_steps
+from resnet_flax.run import train_loop
+train_steps = train_loop.Trainer.train_steps
 def train_steps_signalled(self, epoch, first, on_step=None):
     def hook(step, sums):
         if step == signal_at:  # A real signal to this process, right after the step.
             os.kill(os.getpid(), getattr(signal, os.environ["SIGNAL"]))
         on_step(step, sums)
     return train_steps(self, epoch, first, hook)
-loop.Trainer.train_steps = train_steps_signalled
+train_loop.Trainer.train_steps = train_steps_signalled
 sys.argv[0] = "resnet_flax.main"
 from absl import app
 app.run(main.main, flags_parser=cli.parse_flags)

@@ -12,11 +12,11 @@ PACKAGE = REPO / "resnet_flax"
 # Bottom to top. A module's layer is its sub-package, or its own name for a top-level
 # module; the bottom layer (the schema and two helpers) imports nothing of the package.
 LAYERS = (("config", "suggest", "quiet"), ("models",), ("data",), ("pretrained",), ("train",),
-          ("workdir",), ("run",), ("bench",), ("cli",))
+          ("workdir",), ("run",), ("export",), ("speed",), ("cli",))
 # Thin modules kept at documented `python -m` paths (and the public face): they hand on
 # to the layers and nothing imports them.
 ENTRY_POINTS = ("__init__.py", "main.py", "predict.py", "summary.py", "benchmark.py",
-                "data/build.py")
+                "data/build.py", "export/__main__.py")
 
 
 def module_name(path: pathlib.Path) -> str:

@@ -23,7 +23,8 @@ from conftest import REPO
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 COMMANDS = ("resnet_flax.main", "resnet_flax.predict", "resnet_flax.benchmark",
-            "resnet_flax.summary", "resnet_flax.data.build", "experiments.run")
+            "resnet_flax.summary", "resnet_flax.data.build", "resnet_flax.export",
+            "experiments.run")
 _BASH_BLOCK = re.compile(r"^```bash\n(.*?)^```", re.M | re.S)
 
 
@@ -123,17 +124,21 @@ def check(command: Command, tmp_path: pathlib.Path, monkeypatch, main_flags) -> 
                 config.dataset, config.data_dir = built_folder(tmp_path), str(tmp_path / "tfds")
             validate(config)
     elif command.module == "resnet_flax.data.build":
-        from resnet_flax.cli import build
+        from resnet_flax.cli import build_dataset
 
         root = tmp_path / "repo"  # The folder it names, created: only the syntax counts.
         root.mkdir()
         monkeypatch.chdir(root)
         _make_folders(argv, "--archives", root)
-        build.parse_args(argv)
+        build_dataset.parse_args(argv)
     elif command.module == "resnet_flax.predict":
         from resnet_flax.cli import predict
 
         predict.parse_args(argv)
+    elif command.module == "resnet_flax.export":
+        from resnet_flax.cli import export
+
+        export.parse_args(argv)
     elif command.module == "resnet_flax.benchmark":
         from resnet_flax import models
         from resnet_flax.cli import benchmark

@@ -8,11 +8,11 @@ import resnet_flax
 
 def test_the_public_names_are_the_modules_own():
     from resnet_flax import models
-    from resnet_flax.run import evaluate, loop
+    from resnet_flax.run import evaluate, train_loop
 
     assert resnet_flax.create_model is models.create
     assert resnet_flax.model_names is models.names
-    assert resnet_flax.train_and_evaluate is loop.train_and_evaluate
+    assert resnet_flax.train_and_evaluate is train_loop.train_and_evaluate
     assert resnet_flax.evaluate_checkpoint is evaluate.evaluate_checkpoint
     assert set(resnet_flax.__all__) <= set(dir(resnet_flax))
     assert resnet_flax.create_model("resnet20").num_classes == 10

@@ -101,6 +101,18 @@ def parse_flags(argv: list[str]) -> list[str]:
         fail(str(e))
 
 
+def add_model_source(parser: argparse.ArgumentParser) -> None:
+    """``--workdir`` (with ``--checkpoint``) or ``--weights`` (with ``--model``): a trained
+    run, or pretrained weights (``predict`` and ``export`` read either)."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--workdir", help="the run's folder (as given to main)")
+    source.add_argument("--weights", help="pretrained weights: a name (resnet50.tv2_in1k), "
+                        "a hub id or folder, or a weights file (with --model)")
+    parser.add_argument("--model", help="with --weights FILE: the model the file fits")
+    parser.add_argument("--checkpoint", default="latest",
+                        help="`latest`, `best` (by the run's best_metric) or a step number")
+
+
 def checkpoint_choice_problem(which: str) -> str | None:
     """What is wrong with a ``--checkpoint`` value (None: it is `latest`, `best` or a step)."""
     if which in ("latest", "best") or which.isdigit():

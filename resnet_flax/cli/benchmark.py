@@ -4,7 +4,7 @@ r"""``python -m resnet_flax.benchmark``: train-step throughput of a model, as on
     python -m resnet_flax.benchmark --model resnet18 --stem cifar --batch 128 --steps 20 \
         --data on-device --loop scan
 
-What is timed and reported: ``resnet_flax.bench.throughput``. stdout holds only the JSON
+What is timed and reported: ``resnet_flax.speed.throughput``. stdout holds only the JSON
 line; each stage (building, compiling, timing) is announced on stderr as it starts.
 """
 
@@ -14,8 +14,8 @@ import argparse
 import json
 import sys
 
-from resnet_flax.bench import throughput
 from resnet_flax.cli import setup
+from resnet_flax.speed import throughput
 
 
 def parse_args(argv=None) -> argparse.Namespace:

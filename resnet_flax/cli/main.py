@@ -96,7 +96,7 @@ def main(argv):
     if joined and _NUM_PROCESSES.value <= 1 and jax.process_index() == 0:
         print(f"multi-process run set up by {joined}", file=sys.stderr, flush=True)
     from resnet_flax.data.tfds_source import DatasetUnavailable
-    from resnet_flax.run import evaluate, loop, preemption
+    from resnet_flax.run import evaluate, preemption, train_loop
     from resnet_flax.workdir.checkpoint import CheckpointError
     from resnet_flax.workdir.lock import WorkdirError
 
@@ -111,7 +111,7 @@ def main(argv):
                                                   _OUTPUT.value)
             evaluate.console(result, _WORKDIR.value, _OUTPUT.value)
         else:
-            loop.train_and_evaluate(config, _WORKDIR.value)
+            train_loop.train_and_evaluate(config, _WORKDIR.value)
     except preemption.Stopped as e:  # Asked to stop, and nothing lost: not an error.
         print(e, file=sys.stderr, flush=True)
         raise SystemExit(e.exit_status) from None

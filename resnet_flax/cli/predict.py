@@ -40,13 +40,7 @@ def parse_args(argv=None):
     p = cli.ArgumentParser(prog="python -m resnet_flax.predict",
                            description=__doc__.split("\n\n")[0])
     p.add_argument("images", nargs="+", help="image files, or folders of them")
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--workdir", help="the run's folder (as given to main)")
-    source.add_argument("--weights", help="pretrained weights: a name (resnet50.tv2_in1k), "
-                        "a hub id, or a weights file (with --model)")
-    p.add_argument("--model", help="with --weights FILE: the model the file fits")
-    p.add_argument("--checkpoint", default="latest",
-                   help="`latest`, `best` (by the run's best_metric) or a step number")
+    cli.add_model_source(p)
     p.add_argument("--top-k", type=int, default=3, help="classes to print per image")
     p.add_argument("--json", action="store_true", help="one JSON object per image")
     args = p.parse_args(argv)

@@ -53,6 +53,8 @@ def resolve(name: str, model: str | None = None) -> tuple[Weights, pathlib.Path]
     from resnet_flax.pretrained.hub import CONFIG_FILE, fetch
 
     path = pathlib.Path(name).expanduser()
+    if path.is_dir():
+        return _local_folder(path)
     if path.suffix in FILE_SUFFIXES or path.is_file():
         if not path.is_file():
             raise PretrainedError(f"{name}: no such file")
@@ -83,6 +85,23 @@ def resolve(name: str, model: str | None = None) -> tuple[Weights, pathlib.Path]
     return weights, fetch(weights.hub_id)
 
 
+def _local_folder(path: pathlib.Path) -> tuple[Weights, pathlib.Path]:
+    """A folder in the hub's layout (an export's ``weights/``, or a downloaded repo)."""
+    from resnet_flax.pretrained.catalogue import from_hub_config
+    from resnet_flax.pretrained.hub import CONFIG_FILE, WEIGHTS_FILE
+
+    missing = [f for f in (CONFIG_FILE, WEIGHTS_FILE) if not (path / f).is_file()]
+    if missing:
+        raise PretrainedError(f"{path}: a weights folder holds {CONFIG_FILE} and "
+                              f"{WEIGHTS_FILE}; {' and '.join(missing)} missing")
+    try:
+        weights = from_hub_config(str(path), json.loads((path / CONFIG_FILE).read_text()))
+    except (ValueError, AttributeError) as e:
+        raise PretrainedError(f"{path / CONFIG_FILE}: not a weights config ({e})") from None
+    _check_model(weights)
+    return weights, path / WEIGHTS_FILE
+
+
 def _known_architecture(name: str) -> bool:
     from resnet_flax import models
 
@@ -102,21 +121,22 @@ def _check_model(weights: Weights) -> None:
 
 def load(name: str, *, model: str | None = None, **overrides) -> Pretrained:
     """``(model, variables)`` of the weights ``name``: the model built to match, the
-    weights converted (``models.pretrained.from_torch``), the class names attached.
+    weights converted (``models.torch_weights.from_torch``), the class names attached.
     ``overrides`` go to the model (``dtype="bfloat16"``)."""
     from resnet_flax import models
-    from resnet_flax.models import pretrained as convert
+    from resnet_flax.models import torch_weights
     from resnet_flax.pretrained.imagenet import class_names
 
     weights, path = resolve(name, model)
+    overrides = {**dict(weights.options), **overrides}
     try:
-        variables = convert.from_torch(weights.model, path, **overrides)
+        variables = torch_weights.from_torch(weights.model, path, **overrides)
     except (ValueError, OSError) as e:
         raise PretrainedError(f"{name}: not {weights.model} weights "
                               f"({str(e).splitlines()[0][:300]})") from None
     num_classes = variables["params"]["fc"]["kernel"].shape[-1]
     net = models.create(weights.model, num_classes=num_classes, **overrides)
-    names_ = class_names() if num_classes == 1000 else None
+    names_ = weights.class_names or (class_names() if num_classes == 1000 else None)
     return Pretrained(net, variables, weights, names_)
 
 

@@ -35,8 +35,10 @@ class Weights:
     interpolation: str = "bilinear"
     size: int = 224
     hub_id: str = ""
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    options: tuple = ()  # (option, value) pairs of config.model_options the model needs.
+    class_names: tuple[str, ...] | None = None  # Its outputs' names, where it has its own.
 
     @property
     def tag(self) -> str:
@@ -100,12 +102,16 @@ def from_hub_config(hub_id: str, config: dict) -> Weights:
     cfg = config.get("pretrained_cfg", {})
     architecture = config.get("architecture", "")
     size = cfg.get("input_size", [3, 224, 224])[-1]
+    ours = config.get("resnet_flax", {})  # What an export of this package adds.
+    names = config.get("label_names")
     return Weights(f"{architecture}.{cfg.get('tag', '')}".rstrip("."),
-                   TIMM_ARCHITECTURES.get(architecture, architecture),
+                   ours.get("model", TIMM_ARCHITECTURES.get(architecture, architecture)),
                    crop_fraction=float(cfg.get("crop_pct", 0.875)),
                    interpolation=cfg.get("interpolation", "bilinear"), size=int(size),
                    hub_id=hub_id, mean=tuple(cfg.get("mean", IMAGENET_MEAN)),
-                   std=tuple(cfg.get("std", IMAGENET_STD)))
+                   std=tuple(cfg.get("std", IMAGENET_STD)),
+                   options=tuple(sorted(ours.get("model_options", {}).items())),
+                   class_names=tuple(names) if names else None)
 
 
 def table() -> str:

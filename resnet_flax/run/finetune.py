@@ -2,7 +2,7 @@
 
 ``config.init_from`` names pretrained weights by name (``resnet50.a1_in1k``, a hub id:
 ``resnet_flax.pretrained``), a ``.safetensors``/``.pth`` state dict (converted by
-``pretrained.from_torch``; ``.pth`` read with ``weights_only``) or another run's
+``models.torch_weights.from_torch``; ``.pth`` read with ``weights_only``) or another run's
 workdir (its latest checkpoint; its EMA when it kept one, the weights its own
 evaluation reported). ``config.init_head`` decides the classifier: ``new`` keeps the
 fresh one of this run (the dataset's classes), ``keep`` the source's (the classes
@@ -65,10 +65,10 @@ def source_variables(config) -> dict:
     path = check_source(config)
     if path.is_dir():
         return _from_workdir(config, path)
-    from resnet_flax.models import pretrained
+    from resnet_flax.models import torch_weights
 
     try:
-        return pretrained.from_torch(config.model, path, **model_overrides(config))
+        return torch_weights.from_torch(config.model, path, **model_overrides(config))
     except Exception as e:  # torch's and safetensors' own errors for a bad file.
         # Only the first sentence: torch goes on to suggest weights_only=False, which
         # would run whatever code the file holds.

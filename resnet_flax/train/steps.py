@@ -215,12 +215,17 @@ def predict(state: TrainState, images: jnp.ndarray, cfg: StepConfig,
             ema: bool = False) -> jnp.ndarray:
     """Logits of ``images`` in eval mode (the EMA's with ``ema``; averaged with the mirror
     images' with ``cfg.tta_flip``)."""
+    return inference(state.apply_fn, state.variables(ema), images, cfg)
+
+
+def inference(apply_fn, variables: dict, images: jnp.ndarray, cfg: StepConfig) -> jnp.ndarray:
+    """``predict`` of a model's ``apply_fn`` and ``variables``: the images (as the input
+    gives them) resized for the model, normalised, and with ``cfg.tta_flip`` mirrored too."""
     x = augment.to_model_input(images, cfg.input_size, cfg.input_channels)
     x = augment.normalize(x, cfg.mean, cfg.std)
-    variables = state.variables(ema)
-    logits = state.apply_fn(variables, x, train=False)
+    logits = apply_fn(variables, x, train=False)
     if cfg.tta_flip:
-        logits = (logits + state.apply_fn(variables, augment.hflip(x), train=False)) / 2
+        logits = (logits + apply_fn(variables, augment.hflip(x), train=False)) / 2
     return logits
 
 

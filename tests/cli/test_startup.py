@@ -10,7 +10,7 @@ from conftest import REPO
 
 PROBE = """
 import sys
-import resnet_flax.run.evaluate, resnet_flax.run.loop
+import resnet_flax.run.evaluate, resnet_flax.run.train_loop
 print(sorted(m for m in ("tensorflow", "torch") if m in sys.modules))
 """
 

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from resnet_flax.cli import build as build_cli
-from resnet_flax.cli import predict
+from resnet_flax.cli import build_dataset, predict
 from resnet_flax.config import ConfigError
 from resnet_flax.data import crops, datasets, folders, images, tfds_source
 from resnet_flax.run.validate import validate
@@ -74,7 +73,7 @@ def built(tmp_path_factory):
     write_folder(root / "val", 2, seed=1)
     data_dir = tmp_path_factory.mktemp("tfds")
     name = f"folder:{root}"
-    assert build_cli.main([name, "--data_dir", str(data_dir), "--workers", "2"]) == 0
+    assert build_dataset.main([name, "--data_dir", str(data_dir), "--workers", "2"]) == 0
     return name, root, data_dir
 
 
@@ -98,7 +97,7 @@ def test_classes_and_examples_follow_torchvisions_imagefolder_order(built):
 def test_each_unreadable_file_is_one_line_and_counted(tmp_path, capfd):
     write_folder(tmp_path / "images", 2, odd_modes=True)
     name = f"folder:{tmp_path / 'images'}"
-    assert build_cli.main([name, "--data_dir", str(tmp_path / "d"), "--workers", "1"]) == 0
+    assert build_dataset.main([name, "--data_dir", str(tmp_path / "d"), "--workers", "1"]) == 0
     out, err = capfd.readouterr()
     lines = err.strip().splitlines()
     assert len(lines) == 2 and all(line.startswith("skipped ") for line in lines)
@@ -172,7 +171,7 @@ def test_a_pre_resized_store_keeps_the_shorter_side_and_decodes_to_its_pixels(tm
 
 def _fail_line(capsys, argv) -> str:
     with pytest.raises(SystemExit) as exit_:
-        build_cli.main(argv)
+        build_dataset.main(argv)
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ")

@@ -12,7 +12,7 @@ from conftest import JPEG_TEST, JPEG_TRAIN, tiny_config
 
 from resnet_flax.config import ConfigError
 from resnet_flax.data import crops, sources
-from resnet_flax.run import evaluate, loop
+from resnet_flax.run import evaluate, train_loop
 from resnet_flax.run.validate import validate
 
 
@@ -80,7 +80,7 @@ def test_streamed_rows_under_pmap_train_what_the_device_input_trains(tiny_data_d
     for input_path in ("device", "stream"):
         config = tiny_config(tiny_data_dir, parallelism="pmap", input=input_path,
                              input_workers=0, num_epochs=1, crop_padding=2, random_flip=True)
-        trainer = loop.Trainer(config, sources.open_source(config))
+        trainer = train_loop.Trainer(config, sources.open_source(config))
         trainer.train_steps(0, 0)
         trained[input_path] = (_params(trainer), trainer.evaluate())
     for a, b in zip(trained["device"][0], trained["stream"][0]):
@@ -94,10 +94,10 @@ def test_jpeg_images_of_mixed_sizes_train_with_inception_crops_in_worker_process
     config = tiny_config(jpeg_data_dir, dataset="imagenette", input="stream", crop="inception",
                          crop_size=32, input_workers=2, normalization="imagenet",
                          batch_size=8, num_epochs=1, random_flip=True)
-    summary = loop.train_and_evaluate(config, str(tmp_path))
+    summary = train_loop.train_and_evaluate(config, str(tmp_path))
     assert math.isfinite(summary["train_loss"]) and math.isfinite(summary["test_loss"])
     assert summary["images_per_sec"] > 0
-    trainer = loop.Trainer(config, sources.open_source(config))
+    trainer = train_loop.Trainer(config, sources.open_source(config))
     assert trainer.num_train == JPEG_TRAIN and trainer.num_test == JPEG_TEST
     images, labels = next(iter(trainer.source.train_batches(0, 0)))
     assert images.shape == (8, 32, 32, 3) and images.dtype == np.uint8
@@ -120,7 +120,7 @@ def test_imagenet2012_streams_from_its_tfds_builder_under_mock_data(tmp_path):
                          crop_size=32, input_workers=0, normalization="imagenet",
                          batch_size=8, eval_batch_size=8, num_epochs=1)
     with tfds.testing.mock_data(num_examples=16):
-        trainer = loop.Trainer(config, sources.open_source(config))
+        trainer = train_loop.Trainer(config, sources.open_source(config))
         images, labels = next(iter(trainer.source.train_batches(0, 0)))
         assert images.shape == (8, 32, 32, 3)
         assert trainer.state.params["fc"]["kernel"].shape == (32, 1000)  # ImageNet's classes.
@@ -137,7 +137,7 @@ def test_a_device_run_resumed_on_the_stream_trains_as_if_it_had_never_switched(
     def run(workdir, input_path, epochs):
         config = tiny_config(tiny_data_dir, input=input_path, input_workers=0,
                              num_epochs=epochs)
-        return loop.train_and_evaluate(config, str(workdir))
+        return train_loop.train_and_evaluate(config, str(workdir))
 
     run(tmp_path / "switched", "device", 1)
     switched = run(tmp_path / "switched", "stream", 2)

@@ -73,7 +73,7 @@ HEAVY = {"resnext50_32x4d", "se_resnet50", "preact_resnet164", "resnext29_8x64d"
          "keras_resnet34",  # resnet34's graph; only Keras' initializer and BN settings differ
          "resnet50", "resnet50d", "preact_resnet18"}
 SLOW_TO_TRACE = {"resnet1202", "preact_resnet1001"}
-# Bottleneck nets whose whole forward pass, identity-shortcut blocks included, test_pretrained
+# Bottleneck nets whose whole forward pass, identity-shortcut blocks included, test_torch_weights
 # matches against torchvision's or timm's: their train step runs each stage's first block.
 TORCH_MATCHED = {"resnet50", "resnet50d", "se_resnet50", "resnext50_32x4d"}
 

@@ -168,12 +168,12 @@ def finetune_config(data_dir, **changes):
 
 def test_init_from_a_name_reads_the_hub_weights_and_refuses_another_model(offline, tmp_path):
     from resnet_flax.config import ConfigError
-    from resnet_flax.models import pretrained as convert
+    from resnet_flax.models import torch_weights
     from resnet_flax.run import finetune
 
     config = finetune_config(tmp_path)
     got = finetune.source_variables(config)
-    want = convert.from_torch("resnet18", hub.fetch("timm/" + NAME))
+    want = torch_weights.from_torch("resnet18", hub.fetch("timm/" + NAME))
     assert jax.tree.all(jax.tree.map(lambda a, b: bool((a == b).all()), got, want))
     config.model = "resnet34"
     with pytest.raises(ConfigError, match="those are resnet18 weights; this config trains "
@@ -189,12 +189,12 @@ def test_main_fine_tunes_from_weights_by_name(offline, tiny_data_dir, tmp_path):
     from flax import traverse_util
     from runs import final_params
 
-    from resnet_flax.models import pretrained as convert
-    from resnet_flax.run import loop
+    from resnet_flax.models import torch_weights
+    from resnet_flax.run import train_loop
 
-    loop.train_and_evaluate(finetune_config(tiny_data_dir), str(tmp_path))
+    train_loop.train_and_evaluate(finetune_config(tiny_data_dir), str(tmp_path))
     _, tree = final_params(tmp_path)
-    start = convert.from_torch("resnet18", hub.fetch("timm/" + NAME))
+    start = torch_weights.from_torch("resnet18", hub.fetch("timm/" + NAME))
     frozen = traverse_util.flatten_dict(start["params"]["conv1"])
     after = traverse_util.flatten_dict(tree["params"]["conv1"])
     for key, value in frozen.items():  # The frozen stem is the hub's, bit for bit.

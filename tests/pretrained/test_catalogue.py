@@ -9,7 +9,7 @@ from conftest import REPO
 from flax import traverse_util
 
 from resnet_flax import models
-from resnet_flax.models import pretrained as convert
+from resnet_flax.models import torch_weights
 from resnet_flax.pretrained import catalogue, imagenet
 
 torch = pytest.importorskip("torch")
@@ -32,7 +32,8 @@ def test_every_catalogued_model_maps_onto_its_torch_layout_key_for_key(model_nam
     expected = torch_shapes(model_name)
     seen = {}
     for (collection, *path), leaf in traverse_util.flatten_dict(dict(shapes)).items():
-        key = convert.torch_key(tuple(path), collection, model.shortcut is models.AvgDownShortcut)
+        avg_down = model.shortcut is models.AvgDownShortcut
+        key = torch_weights.torch_key(tuple(path), collection, avg_down)
         shape = expected[key]
         if len(shape) == 4:
             shape = (shape[2], shape[3], shape[1], shape[0])

@@ -112,10 +112,10 @@ def test_eval_of_a_workdir_it_cannot_write_prints_its_figures(tiny_data_dir, tmp
                                                               monkeypatch, capsys):
     from conftest import tiny_config
 
-    from resnet_flax.run import loop
+    from resnet_flax.run import train_loop
 
     config = tiny_config(tiny_data_dir, num_epochs=1)
-    trained = loop.train_and_evaluate(config, str(tmp_path))
+    trained = train_loop.train_and_evaluate(config, str(tmp_path))
 
     def read_only(folder, result):
         raise OSError(errno.EROFS, "Read-only file system")

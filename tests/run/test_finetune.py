@@ -13,7 +13,7 @@ from runs import final_params, read_metrics
 
 from resnet_flax import cli, models
 from resnet_flax.config import ConfigError, default_config
-from resnet_flax.run import finetune, loop
+from resnet_flax.run import finetune, train_loop
 from resnet_flax.run.validate import validate
 from resnet_flax.train import optim
 
@@ -38,12 +38,12 @@ def flat(tree):
 @pytest.mark.slow
 def test_finetunes_torchvision_resnet18_with_a_new_head_and_a_frozen_stem(
         tiny_data_dir, torchvision_resnet18, tmp_path):
-    from resnet_flax.models import pretrained
+    from resnet_flax.models import torch_weights
 
     config = tiny_config(tiny_data_dir, init_from=str(torchvision_resnet18), num_epochs=2)
-    loop.train_and_evaluate(config, str(tmp_path))
+    train_loop.train_and_evaluate(config, str(tmp_path))
     _, tree = final_params(tmp_path)
-    start = pretrained.from_torch("resnet18", torchvision_resnet18)
+    start = torch_weights.from_torch("resnet18", torchvision_resnet18)
     before = {**flat({"params": start["params"]}), **flat({"batch_stats": start["batch_stats"]})}
     after = {**flat({"params": tree["params"]}), **flat({"batch_stats": tree["batch_stats"]})}
     stem = [k for k in after if k.split("/")[1] in ("conv1", "bn1")]
@@ -59,7 +59,7 @@ def test_finetunes_torchvision_resnet18_with_a_new_head_and_a_frozen_stem(
 
 def test_a_run_starts_from_another_runs_checkpoint(tiny_data_dir, tmp_path):
     config = conftest.tiny_config(tiny_data_dir, num_epochs=1)
-    loop.train_and_evaluate(config, str(tmp_path / "source"))
+    train_loop.train_and_evaluate(config, str(tmp_path / "source"))
     _, source = final_params(tmp_path / "source")
 
     config.init_from, config.init_head = str(tmp_path / "source"), "keep"

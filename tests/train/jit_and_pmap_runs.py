@@ -17,7 +17,7 @@ import orbax.checkpoint as ocp  # noqa: E402
 
 from resnet_flax.config import default_config  # noqa: E402
 from resnet_flax.data import pipeline, sources  # noqa: E402
-from resnet_flax.run.loop import Trainer  # noqa: E402
+from resnet_flax.run.train_loop import Trainer  # noqa: E402
 
 
 def split(n: int, seed: int) -> pipeline.Split:

@@ -8,7 +8,7 @@ from conftest import tiny_config, tiny_overrides
 from runs import final_params, read_metrics, run_main, tensorboard_points
 
 from resnet_flax.config import ConfigError, default_config
-from resnet_flax.run import loop
+from resnet_flax.run import train_loop
 from resnet_flax.run.validate import validate
 from resnet_flax.train import callbacks
 
@@ -74,7 +74,7 @@ def test_early_stopping_ends_the_run_with_the_best_epochs_weights(tiny_data_dir,
     early = config.early_stopping
     # No epoch can beat the first by 2: patience 1 stops after epoch 2.
     early.enabled, early.monitor, early.patience, early.min_delta = True, "test_loss", 1, 2.0
-    loop.train_and_evaluate(config, str(tmp_path))
+    train_loop.train_and_evaluate(config, str(tmp_path))
     rows = read_metrics(tmp_path)
     assert [r["epoch"] for r in rows] == [1, 2]
     last, tree = final_params(tmp_path)
@@ -88,7 +88,7 @@ def test_early_stopping_ends_the_run_with_the_best_epochs_weights(tiny_data_dir,
         epoch_best = ckptr.restore(tmp_path / "checkpoints" / str(best) / "default", args=args)
     for a, b in zip(jax.tree.leaves(tree["params"]), jax.tree.leaves(epoch_best["params"])):
         np.testing.assert_array_equal(a, b)
-    loop.train_and_evaluate(config, str(tmp_path))  # Run again: stays stopped.
+    train_loop.train_and_evaluate(config, str(tmp_path))  # Run again: stays stopped.
     assert len(read_metrics(tmp_path)) == 2 and final_params(tmp_path)[0] == 8
 
 

@@ -14,7 +14,7 @@ from conftest import REPO, tiny_config
 
 from resnet_flax.cli import cluster
 from resnet_flax.models import cross_device
-from resnet_flax.run import loop
+from resnet_flax.run import train_loop
 
 
 @pytest.fixture(scope="module")
@@ -97,10 +97,10 @@ def test_dropout_draws_what_flax_draws_and_pmap_keeps_its_rows():
 def test_a_run_resumes_in_the_other_mode(tiny_data_dir, tmp_path, optimized):
     """Checkpoints hold one unreplicated state: 1 epoch under jit, then 1 under pmap,
     equals 2 under jit."""
-    straight = loop.train_and_evaluate(tiny_config(tiny_data_dir, num_epochs=2),
+    straight = train_loop.train_and_evaluate(tiny_config(tiny_data_dir, num_epochs=2),
                                         str(tmp_path / "jit"))
-    loop.train_and_evaluate(tiny_config(tiny_data_dir, num_epochs=1), str(tmp_path / "mix"))
-    switched = loop.train_and_evaluate(
+    train_loop.train_and_evaluate(tiny_config(tiny_data_dir, num_epochs=1), str(tmp_path / "mix"))
+    switched = train_loop.train_and_evaluate(
         tiny_config(tiny_data_dir, num_epochs=2, parallelism="pmap"), str(tmp_path / "mix"))
     assert switched["test_loss"] == pytest.approx(straight["test_loss"], rel=1e-4)
     assert switched["train_loss"] == pytest.approx(straight["train_loss"], rel=1e-4)
@@ -146,4 +146,4 @@ def test_a_batch_that_does_not_split_over_the_devices_is_a_config_error():
     config.batch_size = 3  # The tests run on 2 devices.
     with pytest.raises(ConfigError, match="config.batch_size=3 is not divisible by the 2 "
                                           "devices; use a multiple of 2"):
-        loop.Trainer(config, sources.Device(split, split))
+        train_loop.Trainer(config, sources.Device(split, split))

@@ -20,8 +20,8 @@ import sys
 
 import pytest
 
-from resnet_flax.bench import profiling
 from resnet_flax.cli import benchmark
+from resnet_flax.speed import profiling
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 

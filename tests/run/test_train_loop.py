@@ -174,11 +174,11 @@ def test_a_diverging_run_is_stopped_within_steps_not_at_the_epochs_end(tiny_data
                                                                          tmp_path):
     from conftest import tiny_config
 
-    from resnet_flax.run import loop
+    from resnet_flax.run import train_loop
 
     config = tiny_config(tiny_data_dir, batch_size=2, lr=1e6, checkpoint_every_steps=1000)
     with pytest.raises(FloatingPointError) as err:  # 32 steps an epoch.
-        loop.train_and_evaluate(config, str(tmp_path))
+        train_loop.train_and_evaluate(config, str(tmp_path))
     step = int(str(err.value).split("by step ")[1].split(";")[0])
     assert step < TINY_TRAIN // 2, str(err.value)
     assert "; no checkpoint yet. Likely causes: too high a config.lr" in str(err.value)
@@ -191,25 +191,26 @@ def test_statistics_that_overflow_while_the_loss_stays_finite_stop_the_run(tiny_
     statistics do not; the run stops at the first epoch's end, not after 20 epochs."""
     from conftest import tiny_config
 
-    from resnet_flax.run import loop
+    from resnet_flax.run import train_loop
 
     config = tiny_config(tiny_data_dir, lr=1e30, batch_size=8, num_epochs=20,
                          checkpoint_every_steps=1000)
     with pytest.raises(FloatingPointError, match="non-finite training loss, gradients or "
                                                  "BatchNorm statistics by step 8;"):
-        loop.train_and_evaluate(config, str(tmp_path))
+        train_loop.train_and_evaluate(config, str(tmp_path))
 
 
 def test_each_epochs_finished_bar_stays_above_its_summary_line(capsys):
-    from resnet_flax.run import loop
+    from resnet_flax.run import train_loop
     from resnet_flax.workdir import metrics
 
     for epoch in range(2):
         first = 2 if epoch == 0 else 0  # Resumed mid-epoch: the bar starts at step 2.
-        assert list(loop.progress_bar(iter(range(first, 5)), epoch, 2, first, 5)) == list(
+        assert list(train_loop.progress_bar(iter(range(first, 5)), epoch, 2, first, 5)) == list(
             range(first, 5))
         metrics.console(epoch + 1, 2, {"test_accuracy": 0.5})
-    assert list(loop.progress_bar(iter(range(5)), 0, 2, 0, 5, enabled=False)) == list(range(5))
+    assert list(train_loop.progress_bar(iter(range(5)), 0, 2, 0, 5, enabled=False)) == list(
+        range(5))
     err = capsys.readouterr().err
     # Each line as a terminal shows it: what follows the last carriage return.
     lines = [line.rsplit("\r", 1)[-1] for line in err.split("\n") if line.strip()]

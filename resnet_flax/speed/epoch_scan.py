@@ -7,7 +7,7 @@ host in between, and returns the final state and the summed step metrics. The
 result equals calling ``steps.train_step`` row by row (same per-step randomness,
 ``fold_in(key, state.step)``).
 
-``jit_train_steps(cfg, mesh)`` jits it with the shardings ``run.loop.Trainer`` uses:
+``jit_train_steps(cfg, mesh)`` jits it with the shardings ``run.train_loop.Trainer`` uses:
 state, data and key replicated, each row of ``batches`` split over the mesh's
 data axis, the state donated.
 """

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import pytest
 
 from resnet_flax import create_model
-from resnet_flax.bench import flops
+from resnet_flax.speed import flops
 
 
 def test_a_convolution_counts_two_flops_per_multiply_add_of_every_output():

@@ -15,8 +15,8 @@ import optax
 import pytest
 
 from resnet_flax import models
-from resnet_flax.bench import epoch_scan, throughput
 from resnet_flax.cli import benchmark, compile_cache
+from resnet_flax.speed import epoch_scan, throughput
 from resnet_flax.train import parallel, steps
 from resnet_flax.train import state as state_lib
 

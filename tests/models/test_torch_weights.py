@@ -1,5 +1,5 @@
 """Weight import: torch models with random weights and BN statistics, converted by
-``pretrained.from_torch``, give the same logits (1e-4) and stage activations (1e-3)."""
+``torch_weights.from_torch``, give the same logits (1e-4) and stage activations (1e-3)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from resnet_flax import models
-from resnet_flax.models import pretrained
+from resnet_flax.models import torch_weights
 
 torch = pytest.importorskip("torch")
 torch_models = pytest.importorskip("torch_models")
@@ -61,7 +61,7 @@ def assert_same_outputs(name, reference, variables, image_size=64, **overrides):
 ])
 def test_converted_torch_model_matches(name, image_size):
     reference = torch_model(name)
-    variables = pretrained.from_torch(name, reference.state_dict())
+    variables = torch_weights.from_torch(name, reference.state_dict())
     assert set(variables) == {"params", "batch_stats"}
     assert_same_outputs(name, reference, variables, image_size)
 
@@ -69,14 +69,14 @@ def test_converted_torch_model_matches(name, image_size):
 def test_numpy_state_dict_and_class_count_from_fc():
     reference = torch_model("resnet18", seed=1, num_classes=10)
     state = {k: v.numpy() for k, v in reference.state_dict().items()}
-    variables = pretrained.from_torch("resnet18", state)
+    variables = torch_weights.from_torch("resnet18", state)
     assert variables["params"]["fc"]["kernel"].shape == (512, 10)
     assert_same_outputs("resnet18", reference, variables)
 
 
 def test_converted_weights_run_in_bfloat16():
     reference = torch_model("resnet18")
-    variables = pretrained.from_torch("resnet18", reference.state_dict())
+    variables = torch_weights.from_torch("resnet18", reference.state_dict())
     model = models.create("resnet18", dtype="bfloat16")
     x = jnp.ones((1, 32, 32, 3))
     full = models.create("resnet18").apply(variables, x, train=False)
@@ -87,19 +87,19 @@ def test_pth_file_is_read_with_weights_only(tmp_path):
     reference = torch_model("resnet18")
     path = tmp_path / "resnet18.pth"
     torch.save({"state_dict": reference.state_dict(), "epoch": 3}, path)
-    assert_same_outputs("resnet18", reference, pretrained.from_torch("resnet18", path))
+    assert_same_outputs("resnet18", reference, torch_weights.from_torch("resnet18", path))
 
     evil = tmp_path / "evil.pth"
     torch.save({"fc.weight": Payload()}, evil)
     with pytest.raises(pickle.UnpicklingError), warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        pretrained.load_state_dict(evil)
+        torch_weights.load_state_dict(evil)
     assert not seen  # Refused in one error: no torch advice beside it.
     with open(tmp_path / "evil4.pth", "wb") as f:  # Protocol 4: torch warns about it.
         pickle.dump({"fc.weight": Payload()}, f, protocol=4)
     with pytest.raises(pickle.UnpicklingError), warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        pretrained.load_state_dict(tmp_path / "evil4.pth")
+        torch_weights.load_state_dict(tmp_path / "evil4.pth")
     assert not seen
 
 
@@ -109,7 +109,7 @@ def test_safetensors_file(tmp_path):
     path = tmp_path / "resnet18.safetensors"
     safetensors_numpy.save_file(
         {k: np.ascontiguousarray(v.numpy()) for k, v in reference.state_dict().items()}, path)
-    assert_same_outputs("resnet18", reference, pretrained.from_torch("resnet18", str(path)))
+    assert_same_outputs("resnet18", reference, torch_weights.from_torch("resnet18", str(path)))
 
 
 def _state(name="resnet18"):
@@ -120,34 +120,34 @@ def test_missing_key_is_named():
     state = _state()
     del state["layer3.1.bn2.running_var"]
     with pytest.raises(ValueError, match=r"missing keys: layer3\.1\.bn2\.running_var"):
-        pretrained.from_torch("resnet18", state)
+        torch_weights.from_torch("resnet18", state)
 
 
 def test_shape_mismatch_is_named():
     state = _state()
     state["layer2.0.conv1.weight"] = np.zeros((128, 64, 5, 5), np.float32)
     with pytest.raises(ValueError, match=r"shape mismatch: layer2\.0\.conv1\.weight"):
-        pretrained.from_torch("resnet18", state)
+        torch_weights.from_torch("resnet18", state)
 
 
 def test_unexpected_key_is_named():
     state = _state()
     state["layer5.0.conv1.weight"] = np.zeros((1,), np.float32)
     with pytest.raises(ValueError, match=r"unexpected keys: layer5\.0\.conv1\.weight"):
-        pretrained.from_torch("resnet18", state)
+        torch_weights.from_torch("resnet18", state)
 
 
 def test_wrong_architecture_fails():
     with pytest.raises(ValueError, match="does not fit 'resnet34'"):
-        pretrained.from_torch("resnet34", _state("resnet18"))
+        torch_weights.from_torch("resnet34", _state("resnet18"))
 
 
 def test_key_mapping():
-    assert pretrained.torch_key(("layer2_0", "downsample", "conv", "kernel"), "params") == \
+    assert torch_weights.torch_key(("layer2_0", "downsample", "conv", "kernel"), "params") == \
         "layer2.0.downsample.0.weight"
-    assert pretrained.torch_key(("layer2_0", "downsample", "bn", "mean"), "batch_stats",
+    assert torch_weights.torch_key(("layer2_0", "downsample", "bn", "mean"), "batch_stats",
                                 avg_down=True) == "layer2.0.downsample.2.running_mean"
-    assert pretrained.torch_key(("bn1_1", "scale"), "params") == "conv1.4.weight"
-    assert pretrained.torch_key(("layer1_0", "se", "fc1", "bias"), "params") == \
+    assert torch_weights.torch_key(("bn1_1", "scale"), "params") == "conv1.4.weight"
+    assert torch_weights.torch_key(("layer1_0", "se", "fc1", "bias"), "params") == \
         "layer1.0.se.fc1.bias"
-    assert pretrained.torch_key(("fc", "kernel"), "params") == "fc.weight"
+    assert torch_weights.torch_key(("fc", "kernel"), "params") == "fc.weight"

@@ -5,7 +5,7 @@ r"""Train-step throughput of a model, as one JSON line.
         --data on-device --loop scan
 
 Times ``train.steps.train_step`` (the optimizer of ``recipe``: SGD, momentum 0.9,
-weight decay 5e-4; cross-entropy) as ``run.loop.Trainer`` compiles it: the state, data
+weight decay 5e-4; cross-entropy) as ``run.train_loop.Trainer`` compiles it: the state, data
 and key replicated over a 1-D ``data`` mesh, each batch split over it, the state
 donated. Reports images/s (median and 10th/90th percentile over the timed steps
 after warm-up), step time, compile time, memory, FLOPs per step (XLA's cost
@@ -244,8 +244,8 @@ def compile_step(args, p: Prepared, say) -> Compiled:
     import jax
     import jax.numpy as jnp
 
-    from resnet_flax.bench import epoch_scan
-    from resnet_flax.bench import flops as flops_of
+    from resnet_flax.speed import epoch_scan
+    from resnet_flax.speed import flops as flops_of
     from resnet_flax.train import parallel
 
     key = jax.random.key(args.seed + 1)
@@ -316,7 +316,7 @@ def run(args: argparse.Namespace, progress=None) -> dict:
         say("measuring this CPU's float32 matmul peak (for the MFU) ...")
     result = _result(args, p, c, times, warmup_s, loss)
     if args.profile:
-        from resnet_flax.bench import profiling
+        from resnet_flax.speed import profiling
 
         def one_call():
             c.state, out = c.call(c.state, *c.data, c.put_rows(batch_rows(args, p, 0)), c.key)
