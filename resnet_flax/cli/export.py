@@ -44,6 +44,11 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    with cli.stops_on_signals("export"):
+        return _export(args)
+
+
+def _export(args) -> int:
     setup.start()
     from resnet_flax import export
 

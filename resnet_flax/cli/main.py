@@ -104,12 +104,14 @@ def main(argv):
         if _WEIGHTS.value:
             from resnet_flax.run import evaluate_pretrained
 
-            evaluate_pretrained.console(evaluate_pretrained.evaluate_pretrained(
-                config, _WEIGHTS.value, _WORKDIR.value, _OUTPUT.value))
+            with cli.stops_on_signals("evaluation"):
+                evaluate_pretrained.console(evaluate_pretrained.evaluate_pretrained(
+                    config, _WEIGHTS.value, _WORKDIR.value, _OUTPUT.value))
         elif evaluating:
-            result = evaluate.evaluate_checkpoint(config, _WORKDIR.value, _CHECKPOINT.value,
-                                                  _OUTPUT.value)
-            evaluate.console(result, _WORKDIR.value, _OUTPUT.value)
+            with cli.stops_on_signals("evaluation"):
+                result = evaluate.evaluate_checkpoint(config, _WORKDIR.value,
+                                                      _CHECKPOINT.value, _OUTPUT.value)
+                evaluate.console(result, _WORKDIR.value, _OUTPUT.value)
         else:
             train_loop.train_and_evaluate(config, _WORKDIR.value)
     except preemption.Stopped as e:  # Asked to stop, and nothing lost: not an error.

@@ -191,12 +191,13 @@ def from_weights(args):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    setup.start()
-    read, classify_batch, names = (from_weights if args.weights else from_workdir)(args)
-    files, images, failed = read_all(args.images, read)
-    if images:
-        report(files, classify_batch(np.stack(images)), names, args.top_k, args.json)
-    elif not failed:
+    with cli.stops_on_signals("predict"):
+        setup.start()
+        read, classify_batch, names = (from_weights if args.weights else from_workdir)(args)
+        files, images, failed = read_all(args.images, read)
+        if images:
+            report(files, classify_batch(np.stack(images)), names, args.top_k, args.json)
+    if not images and not failed:
         cli.fail(f"no image files in {' '.join(args.images)} ({', '.join(IMAGE_SUFFIXES)})")
     return 1 if failed else 0
 
