@@ -46,6 +46,9 @@ _COORDINATOR = flags.DEFINE_string(
     "coordinator_address", None, "host:port of process 0, for a multi-process run.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", 1, "Processes in the run.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", 0, "This process's index in the run.")
+_PEER_TIMEOUT = flags.DEFINE_integer(
+    "peer_timeout", 20, "Seconds without a heartbeat after which a process of a "
+    "multi-process run counts as lost: the others stop with one line, exit status 75.")
 _MODE = flags.DEFINE_enum(
     "mode", "train", ["train", "eval"],
     "train: train, resuming from the latest checkpoint; eval: evaluate a checkpoint on the "
@@ -89,14 +92,15 @@ def main(argv):
     except ConfigError as e:
         _user_error(e)
     created = [] if evaluating else _check_workdir(_WORKDIR.value)
-    processes = setup.Processes(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    processes = setup.Processes(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+                                _PEER_TIMEOUT.value)
     joined = setup.start(_HOST_DEVICES.value, processes=processes, silence=not verbose)
     import jax  # After the set-up: JAX's backends read its flags when they start.
 
     if joined and _NUM_PROCESSES.value <= 1 and jax.process_index() == 0:
         print(f"multi-process run set up by {joined}", file=sys.stderr, flush=True)
     from resnet_flax.data.tfds_source import DatasetUnavailable
-    from resnet_flax.run import evaluate, preemption, train_loop
+    from resnet_flax.run import evaluate, preemption
     from resnet_flax.workdir.checkpoint import CheckpointError
     from resnet_flax.workdir.lock import WorkdirError
 
@@ -113,7 +117,7 @@ def main(argv):
                                                       _CHECKPOINT.value, _OUTPUT.value)
                 evaluate.console(result, _WORKDIR.value, _OUTPUT.value)
         else:
-            train_loop.train_and_evaluate(config, _WORKDIR.value)
+            _train(config)
     except preemption.Stopped as e:  # Asked to stop, and nothing lost: not an error.
         print(e, file=sys.stderr, flush=True)
         raise SystemExit(e.exit_status) from None
@@ -122,6 +126,19 @@ def main(argv):
             WorkdirError) as e:
         _remove_if_empty(created)  # A run that never started leaves no empty folder.
         _user_error(e)
+
+
+def _train(config) -> None:
+    """Trains; a lost peer process ends this one at once, in one line (``cluster``)."""
+    from resnet_flax.cli import cluster
+    from resnet_flax.run import train_loop
+
+    try:
+        train_loop.train_and_evaluate(config, _WORKDIR.value)
+    except Exception as e:  # noqa: BLE001 - only a lost peer is handled; the rest re-raised.
+        if cluster.peer_lost(e):
+            cluster.exit_peer_lost(e, _WORKDIR.value)
+        raise
 
 
 def _check_workdir(path: str) -> list[pathlib.Path]:

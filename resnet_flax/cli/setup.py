@@ -28,6 +28,7 @@ class Processes:
     coordinator_address: str | None = None
     num_processes: int = 1
     process_id: int = 0
+    peer_timeout: int = 20  # Seconds without a heartbeat before a process counts as lost.
 
 
 def start(host_device_count: int | None = None, cpu_convs: str = "eigen",
@@ -44,7 +45,7 @@ def start(host_device_count: int | None = None, cpu_convs: str = "eigen",
     joined = None
     if processes is not None:
         joined = cluster.join(processes.coordinator_address, processes.num_processes,
-                              processes.process_id)
+                              processes.process_id, peer_timeout=processes.peer_timeout)
     if quiet.verbose():
         print(f"set-up: XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r} compile cache="
               f"{cache_dir} processes={joined or 'one'}",
