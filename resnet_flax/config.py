@@ -99,7 +99,7 @@ def _model_fields(c: ml_collections.ConfigDict) -> None:
         "width_multiplier": opt(float),  # Scales the stem and every stage width.
         "se_reduction": opt(int),  # Squeeze-excitation reduction (16); 0 disables.
         "block_dropout": opt(float),  # Dropout between a block's convs (Wide ResNet).
-        "stem": opt(str),  # "imagenet" (7x7/2 + max-pool) | "cifar" (3x3/1) | "deep" (ResNet-C).
+        "stem": opt(str),  # "imagenet" (7x7/2 + max-pool) | "imagenet_s2d" | "cifar" | "deep".
         "stem_width": opt(int),  # Channels of the stem conv(s).
         "groups": opt(int),  # Bottleneck 3x3 groups (ResNeXt's cardinality).
         "base_width": opt(int),  # Bottleneck width per group at 64 planes (128: wide_resnet).

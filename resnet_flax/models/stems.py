@@ -11,9 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from resnet_flax.models import layers
+from resnet_flax.models.parts import part_settings
 
 Factory = Callable[..., Any]
 
@@ -26,6 +29,44 @@ def imagenet_stem(x: jnp.ndarray, width: int, *, conv: Factory, norm: Factory,
                   act: Callable, norm_last: bool = True) -> jnp.ndarray:
     """He et al. 2015: a 7x7/2 conv, norm-activation, and a 3x3/2 max-pool."""
     x = _finish(conv(width, 7, 2, name="conv1")(x), norm, act, norm_last)
+    return layers.max_pool_3x3_s2(x)
+
+
+class SpaceToDepthConv(nn.Module):
+    """torch's 7x7/2 convolution (padding 3) computed as a 4x4/1 convolution of the image
+    rearranged 2x2 pixels to channels (MLPerf's TPU stem): the same ``kernel`` parameter,
+    its taps regrouped, so weights and checkpoints are shared with the plain stem. The
+    sums run in another order: equal to float rounding. H and W must be even."""
+
+    features: int
+    kernel_init: Callable[..., Any] = layers.TORCH_CONV_INIT
+    use_bias: bool = False
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        n, h, w, c = x.shape
+        if h % 2 or w % 2:
+            raise ValueError(f"the space-to-depth stem needs an even image size, not {h}x{w}")
+        kernel = self.param("kernel", self.kernel_init, (7, 7, c, self.features), jnp.float32)
+        # Tap 2t + r - 1 of the 7x7 kernel is tap t of pixel phase r; tap -1 is zero.
+        k = jnp.pad(kernel, ((1, 0), (1, 0), (0, 0), (0, 0))).reshape(4, 2, 4, 2, c, -1)
+        k = k.transpose(0, 2, 1, 3, 4, 5).reshape(4, 4, 4 * c, self.features)
+        s = x.reshape(n, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 2, 4, 5)
+        y = jax.lax.conv_general_dilated(
+            s.reshape(n, h // 2, w // 2, 4 * c).astype(self.dtype), k.astype(self.dtype),
+            (1, 1), ((2, 1), (2, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        if self.use_bias:
+            y = y + self.param("bias", jax.nn.initializers.zeros, (self.features,), jnp.float32)
+        return y.astype(self.dtype)
+
+
+def imagenet_s2d_stem(x: jnp.ndarray, width: int, *, conv: Factory, norm: Factory,
+                      act: Callable, norm_last: bool = True) -> jnp.ndarray:
+    """``imagenet_stem`` with its 7x7/2 convolution as ``SpaceToDepthConv``."""
+    settings = {k: v for k, v in part_settings(conv).items()
+                if k in ("kernel_init", "use_bias", "dtype")}
+    x = _finish(SpaceToDepthConv(width, **settings, name="conv1")(x), norm, act, norm_last)
     return layers.max_pool_3x3_s2(x)
 
 
@@ -47,4 +88,5 @@ def cifar_stem(x: jnp.ndarray, width: int, *, conv: Factory, norm: Factory,
 
 
 # config.model_options.stem -> the function.
-STEMS: dict[str, Factory] = {"imagenet": imagenet_stem, "deep": deep_stem, "cifar": cifar_stem}
+STEMS: dict[str, Factory] = {"imagenet": imagenet_stem, "imagenet_s2d": imagenet_s2d_stem,
+                             "deep": deep_stem, "cifar": cifar_stem}

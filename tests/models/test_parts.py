@@ -104,3 +104,25 @@ def test_the_options_land_on_the_parts_that_own_them():
     assert model.shortcut is models.AvgDownShortcut and model.stem is models.deep_stem
     with pytest.raises(ValueError, match="'resnet20': stem='vit' is not one of"):
         models.create("resnet20", stem="vit")
+
+
+def test_the_space_to_depth_stem_is_the_7x7_stride_2_convolution_rewritten():
+    plain, s2d = models.create("resnet18"), models.create("resnet18", stem="imagenet_s2d")
+    x = jax.random.normal(jax.random.key(1), (2, 64, 64, 3))
+    variables = plain.init(jax.random.key(0), x, train=False)
+    assert names_and_shapes(s2d, x) == names_and_shapes(plain, x)  # Same weights, shared.
+
+    def stem_and_grad(model):
+        def loss(params):
+            out = model.apply({**variables, "params": params}, x, train=False,
+                              return_features=True)
+            return jnp.sum(out["stem"] ** 2), out["stem"]
+        (_, stem), grads = jax.value_and_grad(loss, has_aux=True)(variables["params"])
+        return stem, grads["conv1"]["kernel"]
+
+    (a, grad_a), (b, grad_b) = stem_and_grad(plain), stem_and_grad(s2d)
+    np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5 * float(jnp.abs(a).max()))
+    np.testing.assert_allclose(grad_b, grad_a, rtol=1e-4, atol=1e-4 * float(jnp.abs(
+        grad_a).max()))
+    with pytest.raises(ValueError, match="even image size, not 63x64"):
+        s2d.init(jax.random.key(0), jnp.zeros((1, 63, 64, 3)), train=False)
