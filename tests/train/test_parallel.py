@@ -131,10 +131,11 @@ def test_under_a_launcher_jax_distributed_reads_the_cluster_itself(monkeypatch):
     monkeypatch.setattr(jax.distributed, "initialize", lambda *a, **k: calls.append((a, k)))
     slurm = {**SRUN, "SLURM_NTASKS": "2"}
     assert cluster.join(None, 1, 0, env=slurm) == "SLURM (2 tasks)"
-    assert calls == [((), {"local_device_ids": None})]  # JAX reads the rest from SLURM.
+    # JAX reads the rest from SLURM; the heartbeat is the run's --peer_timeout.
+    assert calls == [((), {"local_device_ids": None, "heartbeat_timeout_seconds": 20})]
     assert cluster.join(None, 1, 0, env={}) is None
     cluster.join("10.0.0.1:1234", 2, 1, env=slurm)  # Flags win.
-    assert calls[-1] == (("10.0.0.1:1234", 2, 1), {})
+    assert calls[-1] == (("10.0.0.1:1234", 2, 1), {"heartbeat_timeout_seconds": 20})
 
 
 def test_a_batch_that_does_not_split_over_the_devices_is_a_config_error():
