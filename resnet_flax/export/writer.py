@@ -57,7 +57,10 @@ def _check(exportable: Exportable, written: dict[str, pathlib.Path]) -> dict[str
     if "onnx" in written:
         found["onnx"] = onnxruntime_logits(written["onnx"], images)
     if "weights" in written:
-        model, variables = pretrained.load(str(written["weights"]))
+        try:
+            _, variables = pretrained.load(str(written["weights"]))
+        except pretrained.PretrainedError as e:
+            raise ExportError(f"the weights folder does not read back: {e}") from None
         found["weights"] = np.asarray(jax.jit(exportable.logits)(variables, images))
     differences = {f: _relative(v, expected) for f, v in found.items()}
     worse = {f: d for f, d in differences.items() if not d <= TOLERANCE}

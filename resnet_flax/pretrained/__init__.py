@@ -113,10 +113,12 @@ def _known_architecture(name: str) -> bool:
 def _check_model(weights: Weights) -> None:
     from resnet_flax import models
 
-    if weights.model not in models.names():
+    try:
+        models.spec(weights.model)  # Any registered name, a plain_ twin, any wrn_.
+    except ValueError:
         raise PretrainedError(f"{weights.hub_id}: its architecture {weights.model!r} is not "
                               "one of this package's models (python -m resnet_flax.summary "
-                              "--zoo)")
+                              "--zoo)") from None
 
 
 def load(name: str, *, model: str | None = None, **overrides) -> Pretrained:

@@ -162,3 +162,18 @@ def test_a_model_the_onnx_converter_cannot_express_is_named():
     with pytest.raises(ExportError, match="no rule for JAX's 'cumsum'"):
         onnx_graph.convert(lambda x: jax.numpy.cumsum(x.astype("float32"), axis=1),
                            (4, 4, 1))
+
+
+def test_a_plain_twin_exports_and_reads_back(tmp_path):
+    from resnet_flax import export, models
+
+    model = models.create("plain_resnet20")
+    variables = jax.device_get(model.init(jax.random.key(0), np.zeros((1, 32, 32, 3)),
+                                          train=False))
+    exportable = export.Exportable(
+        "plain_resnet20", {}, model, variables,
+        lambda v, x: model.apply(v, x.astype("float32") / 255, train=False), (32, 32, 3),
+        (0.0,) * 3, (1.0,) * 3, tuple(str(i) for i in range(10)), "random init")
+    written = export.export(exportable, tmp_path / "plain", formats=("weights",))
+    loaded, _ = pretrained.load(str(written["weights"]))
+    assert loaded.shortcut is None
