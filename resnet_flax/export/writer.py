@@ -14,7 +14,7 @@ import jax
 import numpy as np
 
 from resnet_flax.export import FORMATS, TOLERANCE, hub_folder, stablehlo
-from resnet_flax.export.source import Exportable, ExportError
+from resnet_flax.export.source import Exportable, ExportError, example_images
 
 
 def _relative(a: np.ndarray, b: np.ndarray) -> float:
@@ -48,8 +48,7 @@ def _check(exportable: Exportable, written: dict[str, pathlib.Path]) -> dict[str
     """Each format's largest relative difference from the model on random images."""
     from resnet_flax import pretrained
 
-    images = np.random.default_rng(0).integers(
-        0, 256, (2, *exportable.input_shape), dtype=np.uint8)
+    images = example_images(exportable)
     expected = np.asarray(jax.jit(exportable.logits)(exportable.variables, images))
     found = {}
     if "stablehlo" in written:
