@@ -56,6 +56,9 @@ def _data_fields(c: ml_collections.ConfigDict) -> None:
     # by batch with Grain (data larger than device memory, images of any size).
     c.input = "device"
     c.input_workers = 4  # stream: Grain worker processes reading and cropping; 0: none.
+    # device: train steps run per dispatch, as one compiled loop (the host's per-step work
+    # bounds small nets on a GPU); any value trains bit for bit alike.
+    c.steps_per_dispatch = 1
     # stream: "inception": Inception's random-resized crop to crop_size (training) and the
     # centre crop of the image resized to crop_size / eval_crop_fraction (evaluation).
     c.crop = "none"
@@ -248,6 +251,11 @@ def _check_input(config: ml_collections.ConfigDict, fail) -> None:
     """The stream input's workers and crops."""
     if config.input_workers < 0:
         fail("input_workers", "must be >= 0 (0: read in the training process)")
+    if config.steps_per_dispatch < 1:
+        fail("steps_per_dispatch", "must be >= 1")
+    if config.steps_per_dispatch > 1 and config.input != "device":
+        fail("steps_per_dispatch", f"needs config.input='device' (input={config.input!r} "
+             "hands the step one host batch at a time); give 1")
     if config.crop_size <= 0:
         fail("crop_size", "must be positive")
     low, high = config.crop_scale

@@ -64,6 +64,19 @@ class Device:
         for indices in order[first:]:
             yield (*self._train, self.mode.put_rows(indices[self._rows]))
 
+    def train_chunks(self, epoch: int, lengths: list[int], width: int) -> Iterator[tuple]:
+        """The data of each chunk of the last ``sum(lengths)`` steps of ``epoch``, chunks
+        of ``lengths`` steps: (images, labels, indices (rows, width): a step a column,
+        the columns past the chunk's length zero). One shape for every chunk: one program."""
+        order = pipeline.train_batches(self.config.seed, epoch, self.num_train,
+                                       self.config.batch_size)
+        start = len(order) - sum(lengths)
+        for length in lengths:
+            columns = np.zeros((width, order.shape[1]), order.dtype)
+            columns[:length] = order[start:start + length]
+            start += length
+            yield (*self._train, self.mode.put_rows(columns.T[self._rows]))
+
     def eval_batches(self) -> Iterator[tuple]:
         """The data arguments of each eval step: every test example once (mask 0 pads)."""
         rows = self._eval_rows
@@ -74,6 +87,10 @@ class Device:
     def example_train_args(self) -> tuple:
         rows = self._rows.stop - self._rows.start
         return (*self._train, self.mode.put_rows(np.zeros(rows, np.int32)))
+
+    def example_chunk_args(self, width: int) -> tuple:
+        rows = self._rows.stop - self._rows.start
+        return (*self._train, self.mode.put_rows(np.zeros((rows, width), np.int32)))
 
     def example_eval_args(self) -> tuple:
         rows = self._eval_rows.stop - self._eval_rows.start

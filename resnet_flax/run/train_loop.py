@@ -11,6 +11,7 @@ import time
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import tqdm
 
 from resnet_flax.config import ConfigError, ranking_metric
@@ -18,7 +19,7 @@ from resnet_flax.data import datasets, pipeline, sources
 from resnet_flax.run import finetune, preemption
 from resnet_flax.run.build import build, seed_keys
 from resnet_flax.run.validate import validate
-from resnet_flax.train import callbacks, parallel, steps
+from resnet_flax.train import callbacks, chunks, parallel, steps
 from resnet_flax.train import state as state_lib
 from resnet_flax.workdir import checkpoint, lock, metrics, resume_guard
 
@@ -83,6 +84,14 @@ class Trainer:
                 state, batch(data), cfg, ema))
 
         self._train_step = self.mode.train_step(train)
+        self._train_chunk = None
+        if config.steps_per_dispatch > 1:
+            self._train_chunk = self.mode.train_step(chunks.chunk_of(steps.train_step, batch, cfg))
+            shapes = jax.eval_shape(self._train_step, self._state,
+                                    source.example_train_args(), self.step_key)[1]
+            # Where each chunk's running metric sums start: 0 + m is m, bit for bit.
+            self._zero_sums = self.mode.put_replicated(
+                jax.tree.map(lambda s: np.zeros((), s.dtype), shapes))
         # Metric prefix -> eval step. With an EMA, "test" is the EMA model and
         # "test_live" the weights being trained.
         self._eval_steps = {"test": evaluate(self.ema)}
@@ -107,6 +116,11 @@ class Trainer:
         start = time.perf_counter()
         self._train_step = self._train_step.lower(
             self._state, self.source.example_train_args(), self.step_key).compile()
+        if self._train_chunk is not None:
+            width = self.config.steps_per_dispatch
+            self._train_chunk = self._train_chunk.lower(
+                self._state, self._zero_sums, self.source.example_chunk_args(width),
+                self.mode.put_replicated(np.int32(width)), self.step_key).compile()
         for prefix, step in self._eval_steps.items():
             self._eval_steps[prefix] = step.lower(
                 self._state, self.source.example_eval_args()).compile()
@@ -127,6 +141,8 @@ class Trainer:
 
     def train_steps(self, epoch: int, first: int, on_step=None):
         """Runs steps ``first``.. of ``epoch``; returns the summed step metrics."""
+        if self._train_chunk is not None:
+            return self._train_chunks(epoch, first, on_step)
         sums = None
         bar = progress_bar(self.source.train_batches(epoch, first), epoch,
                            self.config.num_epochs, first, self.steps_per_epoch,
@@ -139,10 +155,34 @@ class Trainer:
         return sums
 
 
+    def _train_chunks(self, epoch: int, first: int, on_step=None):
+        """``train_steps`` as chunks of ``config.steps_per_dispatch`` steps, each one
+        dispatch; a chunk ends at a checkpoint's step too, so ``on_step`` (called after
+        each chunk) saves where the step-by-step loop would."""
+        c, per_epoch = self.config, self.steps_per_epoch
+        lengths = chunks.lengths(epoch * per_epoch + first, (epoch + 1) * per_epoch,
+                                c.steps_per_dispatch, c.checkpoint_every_steps)
+        bar = progress_bar(None, epoch, c.num_epochs, first, per_epoch,
+                           enabled=c.progress_bar and jax.process_index() == 0)
+        sums, step = self._zero_sums, epoch * per_epoch + first
+        data_of = self.source.train_chunks(epoch, lengths, c.steps_per_dispatch)
+        for length, data in zip(lengths, data_of):
+            self._state, sums = self._train_chunk(
+                self._state, sums, data, self.mode.put_replicated(np.int32(length)),
+                self.step_key)
+            step += length
+            bar.update(length)
+            if on_step is not None:
+                on_step(step, self.mode.canonical(sums))
+        bar.close()
+        return self.mode.canonical(sums)
+
+
 def progress_bar(batches, epoch: int, num_epochs: int, first: int, total: int,
                  enabled: bool = True):
-    """``batches`` with the epoch's progress bar on stderr. Its finished line stays, with
-    the epoch's time and speed, above the epoch's summary line (``metrics.console``):
+    """``batches`` (or None: updated by hand) with the epoch's progress bar on stderr.
+    Its finished line stays, with the epoch's time and speed, above the epoch's summary
+    line (``metrics.console``):
 
         epoch 1/6 train: 100%|##########| 469/469 [02:10<00:00,  3.60step/s]
         epoch 1/6: train_loss=... test_accuracy=... learning_rate=...

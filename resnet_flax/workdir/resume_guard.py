@@ -25,7 +25,8 @@ MAY_CHANGE = frozenset({
     "num_epochs", "eval_batch_size", "data_dir", "allow_download", "progress_bar",
     "checkpoint_every_steps", "keep_checkpoints", "best_metric", "allow_config_change",
     "parallelism",  # jit and pmap train alike (tests/test_parallel.py).
-    "input", "input_workers"})  # So do the two inputs (tests/test_stream.py).
+    "input", "input_workers",  # So do the two inputs (tests/test_stream.py).
+    "steps_per_dispatch"})  # Bit for bit (tests/train/test_dispatch.py).
 CONFIG_FILE = "config.json"
 CHANGES_FILE = "config_changes.jsonl"
 
