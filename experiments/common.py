@@ -28,3 +28,23 @@ def he_cifar(dataset: str, epochs: int, subset: int = 0):
 def paper_epochs(iterations: int = 64_000, batch: int = 128, train_size: int = 50_000) -> int:
     """The paper's 64k iterations in epochs of a 50k-image training set (164)."""
     return round(iterations * batch / train_size)
+
+
+# A gpu scale's runs checkpoint every this many steps: two epochs of the full 60,000
+# images at batch 128, so that whole-epoch chunks of steps (below) are not cut.
+GPU_CHECKPOINT_STEPS = 936
+
+
+def gpu_scale(epochs: int, arms: list[str] | None = None, bfloat16: bool = True,
+              **overrides) -> dict:
+    """A ``gpu`` scale: the whole training set for ``epochs`` epochs, lr divided by 10
+    at 50% and 75%, an epoch's steps per dispatch (a ResNet-20 step is about a
+    millisecond of GPU work: the host's dispatch would bound it), bfloat16 activations
+    unless the finding is about numerics."""
+    scale = {"num_epochs": epochs, "lr_boundaries_epochs": (epochs // 2, epochs * 3 // 4),
+             "train_subset": 0, "steps_per_dispatch": 1000,
+             "checkpoint_every_steps": GPU_CHECKPOINT_STEPS,
+             **({"model_options.dtype": "bfloat16"} if bfloat16 else {}), **overrides}
+    if arms is not None:
+        scale["arms"] = arms
+    return scale

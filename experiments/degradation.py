@@ -1,6 +1,7 @@
 """Degradation: deeper plain nets train worse; deeper ResNets do not."""
 
-from experiments.common import he_cifar, paper_epochs
+from experiments.claims import Ahead
+from experiments.common import gpu_scale, he_cifar, paper_epochs
 
 TITLE = "Degradation: plain nets against ResNets by depth"
 SOURCE = "He et al. 2015, Deep Residual Learning, fig. 6 (CIFAR-10)"
@@ -13,8 +14,17 @@ SCALES = {
     # 5000 training images (a fixed draw), 6 epochs, depths 20 and 56.
     "quick": {"num_epochs": 6, "lr_boundaries_epochs": (4, 5), "train_subset": 5000,
               "arms": ["plain20", "plain56", "resnet20", "resnet56"]},
+    # The four nets of depth 20 and 56 on the whole training set: the paper's curves part
+    # within its first few thousand iterations, and 20 epochs are 9,360.
+    "gpu": gpu_scale(20, arms=["plain20", "plain56", "resnet20", "resnet56"]),
     "paper": {"num_epochs": paper_epochs(), "train_subset": 0},
 }
+CLAIMS = [
+    Ahead("the deeper plain net trains worse", "plain20", "plain56", "final_train_error"),
+    Ahead("the deeper ResNet trains better", "resnet56", "resnet20", "final_train_error"),
+    Ahead("at depth 56 the ResNet trains better than its plain twin", "resnet56", "plain56",
+          "final_train_error"),
+]
 
 
 def base(dataset, scale):

@@ -1,6 +1,7 @@
 """The seed tutorial's Adam recipe against SGD with a step schedule and with cosine."""
 
-from experiments.common import he_cifar
+from experiments.claims import Ahead
+from experiments.common import gpu_scale, he_cifar
 
 TITLE = "Optimizer: Adam + plateau/early stopping against SGD (step, cosine)"
 SOURCE = ("The Keras seed tutorial (Adam, batch 64, EarlyStopping, ReduceLROnPlateau) "
@@ -17,8 +18,14 @@ ARMS = {
 }
 SCALES = {
     "quick": {"num_epochs": 6, "lr_boundaries_epochs": (4, 5), "train_subset": 5000},
+    # The whole training set for 20 epochs: where the optimizers' generalisation parts.
+    "gpu": gpu_scale(20),
     "paper": {"num_epochs": 30, "lr_boundaries_epochs": (15, 22), "train_subset": 0},
 }
+CLAIMS = [
+    Ahead("SGD with steps generalises better than Adam", "sgd_step", "adam_plateau"),
+    Ahead("cosine beats steps", "sgd_cosine", "sgd_step"),
+]
 
 
 def base(dataset, scale):

@@ -1,6 +1,7 @@
 """Post-activation (v1) against pre-activation (v2) residual units."""
 
-from experiments.common import he_cifar, paper_epochs
+from experiments.claims import Ahead
+from experiments.common import gpu_scale, he_cifar, paper_epochs
 
 TITLE = "Pre-activation: v1 against v2 residual units"
 SOURCE = "He et al. 2016, Identity Mappings in Deep Residual Networks, table 3"
@@ -12,8 +13,16 @@ ARMS = {**{f"v1_resnet{d}": {"model": f"resnet{d}"} for d in (56, 110)},
 SCALES = {
     "quick": {"num_epochs": 6, "lr_boundaries_epochs": (4, 5), "train_subset": 5000,
               "arms": ["v1_resnet56", "v2_resnet56"]},
+    # Both depths: the finding is that the gap grows with depth, so 110 must run.
+    "gpu": gpu_scale(10),
     "paper": {"num_epochs": paper_epochs(), "train_subset": 0},
 }
+CLAIMS = [
+    Ahead("v2 generalises better at depth 56", "v2_resnet56", "v1_resnet56"),
+    Ahead("v2 generalises better at depth 110", "v2_resnet110", "v1_resnet110"),
+    Ahead("v2 trains more easily at depth 110", "v2_resnet110", "v1_resnet110",
+          "final_train_loss"),
+]
 
 
 def base(dataset, scale):

@@ -10,6 +10,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from experiments import claims
 from experiments.grid import Run
 from experiments.runner import RECORD
 from resnet_flax.config import model_overrides
@@ -18,7 +19,7 @@ from resnet_flax.models import summary
 from resnet_flax.workdir import plots
 
 COLUMNS = ("final_test_error", "final_test_accuracy", "best_test_accuracy",
-           "final_train_loss", "final_train_error", "wall_seconds")
+           "final_train_loss", "final_train_error", "first_train_loss", "wall_seconds")
 
 
 def _rows(run: Run) -> list[dict]:
@@ -28,19 +29,27 @@ def _rows(run: Run) -> list[dict]:
     return [r for r in map(json.loads, path.read_text().splitlines()) if "epoch" in r]
 
 
+def finished(run: Run) -> bool:
+    """Whether ``run`` trained its whole schedule (or diverged: a finding too)."""
+    path = run.workdir / RECORD
+    record = json.loads(path.read_text()) if path.exists() else {}
+    return bool(record.get("finished")) and record.get("num_epochs") == run.config.num_epochs
+
+
 def run_figures(run: Run) -> dict | None:
-    """One finished run's final and best figures (None while it has no epoch)."""
+    """A finished run's final and best figures (None for one unfinished or without an
+    epoch: a table counts whole runs only)."""
     rows = _rows(run)
-    if not rows:
+    if not rows or not finished(run):
         return None
     last = rows[-1]
-    record = run.workdir / RECORD
-    wall = json.loads(record.read_text())["wall_seconds"] if record.exists() else float("nan")
+    wall = json.loads((run.workdir / RECORD).read_text())["wall_seconds"]
     return {"final_test_error": 1 - last["test_accuracy"],
             "final_test_accuracy": last["test_accuracy"],
             "best_test_accuracy": max(r["test_accuracy"] for r in rows),
             "final_train_loss": last["train_loss"],
-            "final_train_error": 1 - last["train_accuracy"], "wall_seconds": wall}
+            "final_train_error": 1 - last["train_accuracy"],
+            "first_train_loss": rows[0]["train_loss"], "wall_seconds": wall}
 
 
 def size_of(run: Run) -> tuple[int, int]:
@@ -79,11 +88,20 @@ def _pm(row: dict, column: str, percent: bool = True) -> str:
     return f"{scale * mean:.{digits}f} +- {scale * std:.{digits}f}"
 
 
-def markdown(module, rows: list[dict], command: str, figure: str) -> str:
+def markdown(module, rows: list[dict], command: str, figure: str, scale: str,
+             pending: int) -> str:
     head = ("| arm | model | seeds | test error % | best test acc % | train error % | "
             "train loss | params | MACs | wall s |")
+    done = sum(r["seeds"] for r in rows)
+    state = (f"{done} runs finished, {pending} not yet: the table and the verdicts count "
+             "the finished ones." if pending else f"All {done} runs finished.")
     lines = [f"# {module.TITLE}", "", f"{module.SOURCE}. Published finding: {module.FINDING}",
-             "", f"Command: `{command}`", "", head, "|" + "---|" * 10]
+             "", f"Scale: `{scale}`. {state}", "", f"Command: `{command}`", "",
+             "## What shows", "", *(f"- {line}" for line in
+                                    claims.verdicts(getattr(module, "CLAIMS", ()), rows)),
+             "", "A finding shows when the arms are in its order by more than their seeds' "
+             "standard deviations added; one seed cannot tell.", "", "## Table", "", head,
+             "|" + "---|" * 10]
     for r in rows:
         lines.append(
             f"| {r['arm']} | {r['model']} | {r['seeds']} | {_pm(r, 'final_test_error')} | "
@@ -96,9 +114,12 @@ def markdown(module, rows: list[dict], command: str, figure: str) -> str:
     return "\n".join(lines)
 
 
-def write(module, runs: list[Run], workdir: pathlib.Path, command: str) -> list[dict]:
-    """Writes results.csv, results.md and the figure; returns the table."""
+def write(module, runs: list[Run], workdir: pathlib.Path, command: str,
+          scale: str) -> list[dict]:
+    """Writes results.csv, results.md and the figure from the finished runs; returns the
+    table."""
     rows = table(runs)
+    pending = sum(not finished(run) for run in runs)
     with open(workdir / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -111,8 +132,9 @@ def write(module, runs: list[Run], workdir: pathlib.Path, command: str) -> list[
         curves = {run.arm: [] for run in runs}
         for run in runs:
             rows_of_run = _rows(run)  # Read once: a run's metrics.jsonl can be long.
-            if rows_of_run:
+            if rows_of_run and finished(run):
                 curves[run.arm].append(rows_of_run)
         plots.experiment_curves(curves, workdir / figure, module.TITLE)
-    (workdir / "results.md").write_text(markdown(module, rows, command, figure))
+    (workdir / "results.md").write_text(markdown(module, rows, command, figure, scale,
+                                                 pending))
     return rows

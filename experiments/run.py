@@ -1,17 +1,22 @@
-r"""Runs one ablation experiment end to end: every arm x seed, then its table and figure.
+r"""Runs ablation experiments end to end: every arm x seed, then each one's table and figure.
 
     python -m experiments.run degradation --dataset fashion_mnist --scale quick --seeds 3 \
         --workdir runs/exp/degradation
+    python -m experiments.run all --scale gpu --jobs 4 --workdir runs/exp
     python -m experiments.run --list
     python -m experiments.run degradation --list-arms
     python -m experiments.run degradation --seeds 3 --launch slurm --sbatch="--gpus=1"
 
-``--arms a,b`` trains and reports only those arms. Running the same command again skips
-finished runs, resumes an interrupted one from its checkpoint, and sets aside (never
-deletes) and reruns a run whose arm changed. Writes ``results.csv``, ``results.md`` and
-``curves.png`` (``scatter.png`` for depth_width) in the workdir, and each run's usual
-outputs in ``<workdir>/<arm>/seed_<s>/``. ``--launch slurm`` submits the runs as one
-SLURM job array and the report as a job after it (``experiments/slurm.py``).
+``all`` runs every experiment, each in ``<workdir>/<name>``. ``--arms a,b`` trains and
+reports only those arms. ``--jobs N`` trains N runs at once, each in its own process
+(``experiments/pack.py``: on one GPU, each a share of its memory). Running the same
+command again skips finished runs, resumes an interrupted one from its checkpoint, and
+sets aside (never deletes) and reruns a run whose arm changed. Writes ``results.csv``,
+``results.md`` (with what of the published finding shows) and ``curves.png``
+(``scatter.png`` for depth_width) in the workdir from the runs finished so far, also
+when a signal stops the grid, and each run's usual outputs in
+``<workdir>/<arm>/seed_<s>/``. ``--launch slurm`` submits the runs as one SLURM job
+array and the report as a job after it (``experiments/slurm.py``).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import pathlib
 import shlex
 import sys
 
-from experiments import grid, report, runner, slurm
+from experiments import grid, pack, report, runner, slurm
 from resnet_flax import cli
 from resnet_flax.cli import setup
 
@@ -29,7 +34,7 @@ from resnet_flax.cli import setup
 def parse_args(argv=None) -> argparse.Namespace:
     parser = cli.ArgumentParser(prog="python -m experiments.run", description=__doc__.split(
         "\n")[0])
-    parser.add_argument("name", nargs="?", help="the experiment (see --list)")
+    parser.add_argument("name", nargs="?", help="the experiment (see --list), or all")
     parser.add_argument("--list", action="store_true", help="list the experiments and exit")
     parser.add_argument("--list-arms", action="store_true",
                         help="list the experiment's arms (each with its config overrides and "
@@ -42,8 +47,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="TFDS data dir (default: TFDS's, $TFDS_DATA_DIR or "
                              "~/tensorflow_datasets)")
     parser.add_argument("--scale", default="quick",
-                        help="quick (a 2-core CPU) or paper (the published schedule, for a "
-                             "GPU) (default: %(default)s)")
+                        help="quick (a 2-core CPU), gpu (the whole training set, each "
+                             "experiment's 3 seeds in minutes of one GPU) or paper (the "
+                             "published schedule) (default: %(default)s)")
     parser.add_argument("--seeds", type=int, default=3, metavar="N",
                         help="runs per arm, seeds 0..N-1; they differ only in config.seed "
                              "(default: %(default)s)")
@@ -51,7 +57,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="train and report only these arms (default: every arm of the "
                              "scale); a later run without it skips their finished runs")
     parser.add_argument("--workdir", help="where the runs and the results go (default: "
-                                          "runs/exp/<name>)")
+                                          "runs/exp/<name>; with all, runs/exp, each "
+                                          "experiment in a folder of its name)")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="train N runs at once, each in a process of its own (on one "
+                             "GPU: a 1/N share of its memory each) (default: %(default)s)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override for every run, after the experiment's "
                              "(repeatable; e.g. --set num_epochs=2)")
@@ -66,6 +76,18 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="train only the I-th run of the grid (from 0) and write no "
                              "report: what each task of --launch slurm's array runs")
     args = parser.parse_args(argv)
+    _check(parser, args)
+    args.overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--set {item}: give KEY=VALUE")
+        args.overrides[key] = _literal(value)
+    return args
+
+
+def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuses (``parser.error``) options that do not go together."""
     if args.task is not None and args.launch == "slurm":
         parser.error("--task runs one run here; it does not go with --launch slurm")
     if args.sbatch and args.launch != "slurm":
@@ -76,13 +98,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                         else ""))
     if args.seeds < 1:
         parser.error(f"--seeds {args.seeds}: give at least 1")
-    args.overrides = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            parser.error(f"--set {item}: give KEY=VALUE")
-        args.overrides[key] = _literal(value)
-    return args
+    if args.jobs < 1:
+        parser.error(f"--jobs {args.jobs}: give at least 1")
+    if args.name == "all" and (args.task is not None or args.launch == "slurm"
+                               or args.list_arms):
+        parser.error("all goes with local runs only: name one experiment for --task, "
+                     "--launch slurm or --list-arms")
+    if args.jobs > 1 and (args.task is not None or args.launch == "slurm"):
+        parser.error("--jobs trains here: it does not go with --task or --launch slurm")
 
 
 def _literal(text: str):
@@ -122,8 +145,9 @@ def main(argv=None) -> int:
         except ValueError as e:
             cli.fail(str(e))
         return 0
-    module, workdir, runs = _grid(args)
+    grids = _grids(args)
     if args.launch == "slurm":
+        (module, workdir, runs), = grids
         try:
             array, after = slurm.submit(args, runs, workdir, args.sbatch)
         except slurm.LaunchError as e:
@@ -133,24 +157,37 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 0
     if args.task is not None:
+        (_, _, runs), = grids
         if not 0 <= args.task < len(runs):
             cli.fail(f"--task {args.task}: the grid has runs 0 to {len(runs) - 1}")
         return _train([runs[args.task]])
-    status = _train(runs)
-    if status:
-        return status
-    workdir.mkdir(parents=True, exist_ok=True)
+    if args.jobs > 1:
+        status = pack.run_all(args, [pack.Task(module.__name__.rsplit(".", 1)[-1], i, run,
+                                               workdir)
+                                     for module, workdir, runs in grids
+                                     for i, run in enumerate(runs)], args.jobs)
+    else:
+        status = _train([run for _, _, runs in grids for run in runs])
     command = "python -m experiments.run " + shlex.join(sys.argv[1:] if argv is None else argv)
-    report.write(module, runs, workdir, command)
-    print(f"wrote {workdir}/results.md, results.csv and its figure", file=sys.stderr)
-    return 0
+    for module, workdir, runs in grids:  # From what finished, also after a stop.
+        workdir.mkdir(parents=True, exist_ok=True)
+        report.write(module, runs, workdir, command, args.scale)
+        print(f"wrote {workdir}/results.md, results.csv and its figure", file=sys.stderr)
+    return status
 
 
-def _grid(args: argparse.Namespace):
-    """(module, workdir, runs) of the command line, every run's config validated."""
+def _grids(args: argparse.Namespace) -> list[tuple]:
+    """(module, workdir, runs) of each experiment the command line names."""
+    if args.name != "all":
+        return [_grid(args, args.name, pathlib.Path(args.workdir or f"runs/exp/{args.name}"))]
+    root = pathlib.Path(args.workdir or "runs/exp")
+    return [_grid(args, name, root / name) for name in grid.EXPERIMENTS]
+
+
+def _grid(args: argparse.Namespace, name: str, workdir: pathlib.Path):
+    """(module, workdir, runs) of experiment ``name``, every run's config validated."""
     try:
-        module = grid.load(args.name)
-        workdir = pathlib.Path(args.workdir or f"runs/exp/{args.name}")
+        module = grid.load(name)
         extra = {**({"data_dir": args.data_dir} if args.data_dir else {}), **args.overrides}
         only = tuple(a.strip() for a in args.arms.split(",") if a.strip())
         runs = grid.expand(module, args.dataset, args.scale, args.seeds, workdir, extra, only)

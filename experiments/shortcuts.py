@@ -1,7 +1,8 @@
 """Shortcut options A (zero-padding), B (projections where the shape changes) and C
 (projections everywhere)."""
 
-from experiments.common import he_cifar, paper_epochs
+from experiments.claims import Ahead, Close
+from experiments.common import gpu_scale, he_cifar, paper_epochs
 
 TITLE = "Shortcuts: options A, B and C"
 SOURCE = "He et al. 2015, table 3 (ImageNet; here on the CIFAR nets)"
@@ -11,8 +12,17 @@ ARMS = {f"resnet{d}_{o}": {"model": f"resnet{d}", "model_options.shortcut": o}
 SCALES = {
     "quick": {"num_epochs": 6, "lr_boundaries_epochs": (4, 5), "train_subset": 5000,
               "arms": ["resnet20_A", "resnet20_B", "resnet20_C"]},
+    # ResNet-20 only, long enough to near convergence: the finding is about final
+    # error, and its differences are small, so seeds matter more than depth.
+    "gpu": gpu_scale(40, arms=["resnet20_A", "resnet20_B", "resnet20_C"]),
     "paper": {"num_epochs": paper_epochs(), "train_subset": 0},
 }
+CLAIMS = [
+    Ahead("B is better than A", "resnet20_B", "resnet20_A"),
+    Ahead("C is better than B", "resnet20_C", "resnet20_B"),
+    Ahead("B is better than A at depth 56", "resnet56_B", "resnet56_A"),
+    Close("A and C are within half a point", "resnet20_A", "resnet20_C", 0.005),
+]
 
 
 def base(dataset, scale):

@@ -16,26 +16,13 @@ import pathlib
 import shlex
 import shutil
 import subprocess
-import sys
 
 from experiments.grid import Run
+from experiments.pack import command
 
 
 class LaunchError(Exception):
     """The jobs could not be submitted; the message says why."""
-
-
-def command(args: argparse.Namespace, workdir: pathlib.Path) -> list[str]:
-    """The local ``python -m experiments.run`` command of ``args`` (no launch options)."""
-    out = [sys.executable, "-m", "experiments.run", args.name, "--dataset", args.dataset,
-           "--scale", args.scale, "--seeds", str(args.seeds), "--workdir", str(workdir)]
-    if args.data_dir:
-        out += ["--data_dir", str(pathlib.Path(args.data_dir).expanduser().resolve())]
-    if args.arms:
-        out += ["--arms", args.arms]
-    for item in args.set:
-        out += ["--set", item]
-    return out
 
 
 def _sbatch(options: list) -> str:
@@ -62,7 +49,7 @@ def submit(args: argparse.Namespace, runs: list[Run], workdir: pathlib.Path,
         raise LaunchError(f"--sbatch {sbatch_options!r}: {e}") from None
     folder = workdir.resolve() / "slurm"
     folder.mkdir(parents=True, exist_ok=True)
-    local = shlex.join(command(args, workdir.resolve()))
+    local = shlex.join(command(args, args.name, workdir.resolve()))
     (folder / "array.sh").write_text(
         f"#!/bin/bash\nexec {local} --task \"$SLURM_ARRAY_TASK_ID\"\n")
     (folder / "report.sh").write_text(f"#!/bin/bash\nexec {local}\n")

@@ -156,10 +156,11 @@ def check(command: Command, tmp_path: pathlib.Path, monkeypatch, main_flags) -> 
         if not args.name:
             return
         only = tuple(a for a in args.arms.split(",") if a)
-        runs = grid.expand(grid.load(args.name), args.dataset, args.scale, args.seeds,
-                           tmp_path, args.overrides, only)
-        for r in runs:
-            validate(r.config)
+        for name in grid.EXPERIMENTS if args.name == "all" else (args.name,):
+            runs = grid.expand(grid.load(name), args.dataset, args.scale, args.seeds,
+                               tmp_path, args.overrides, only)
+            for r in runs:
+                validate(r.config)
     else:
         pytest.fail(f"no such command: python -m {command.module} (commands: "
                     f"{', '.join(COMMANDS)})")

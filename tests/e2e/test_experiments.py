@@ -2,10 +2,16 @@
 dataset, and a rerun skips finished runs and sets aside changed ones."""
 
 import csv
+import dataclasses
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
+from conftest import REPO
 
-from experiments import grid, run
+from experiments import claims, grid, run
 from resnet_flax.run.validate import validate
 
 TINY = ["--set", "num_epochs=1", "--set", "batch_size=16", "--set", "eval_batch_size=8",
@@ -13,10 +19,12 @@ TINY = ["--set", "num_epochs=1", "--set", "batch_size=16", "--set", "eval_batch_
 
 
 @pytest.mark.parametrize("name", grid.EXPERIMENTS)
-@pytest.mark.parametrize("scale", ["quick", "paper"])
+@pytest.mark.parametrize("scale", ["quick", "gpu", "paper"])
 def test_every_arm_of_every_scale_is_a_valid_config(name, scale, tmp_path):
     module = grid.load(name)
-    assert module.TITLE and module.SOURCE and module.FINDING
+    assert module.TITLE and module.SOURCE and module.FINDING and module.CLAIMS
+    for claim in module.CLAIMS:  # Each names arms of the experiment.
+        assert set(dataclasses.astuple(claim)[1:3]) <= set(module.ARMS), claim
     runs = grid.expand(module, "fashion_mnist", scale, 2, tmp_path)
     assert {r.seed for r in runs} == {0, 1}
     for r in runs:
@@ -107,7 +115,7 @@ def test_help_shows_defaults_and_list_arms_prints_an_experiments_arms(capsys):
     help_text = " ".join(capsys.readouterr().out.split())  # Unwrapped.
     for expected in ("--dataset DATASET the dataset every run trains on",
                      "(default: fashion_mnist)", "--seeds N runs per arm", "(default: 3)",
-                     "(default: quick)", "(default: runs/exp/<name>)", "--list-arms"):
+                     "(default: quick)", "(default: runs/exp/<name>;", "--list-arms"):
         assert expected in help_text, expected
     assert run.main(["degradation", "--list-arms"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -115,8 +123,73 @@ def test_help_shows_defaults_and_list_arms_prints_an_experiments_arms(capsys):
     assert lines[0] == f"degradation: {module.TITLE}"
     assert lines[1].split() == ["arm", "scales", "config", "overrides"]
     assert [line.split()[0] for line in lines[2:]] == list(module.ARMS)
-    assert lines[2].split() == ["plain20", "quick,", "paper", "model='plain_resnet20'"]
+    assert lines[2].split() == ["plain20", "quick,", "gpu,", "paper", "model='plain_resnet20'"]
     assert lines[3].split() == ["plain32", "paper", "model='plain_resnet32'"]
     with pytest.raises(SystemExit):
         run.main(["--list-arms"])
     assert "give an experiment name" in capsys.readouterr().err
+
+
+def test_all_names_each_experiment_in_a_folder_of_its_name(tmp_path):
+    grids = run._grids(run.parse_args(["all", "--scale", "gpu", "--workdir", str(tmp_path)]))
+    assert [workdir for _, workdir, _ in grids] == [tmp_path / n for n in grid.EXPERIMENTS]
+    for module, _, runs in grids:
+        assert {r.config.train_subset for r in runs} == {0}  # The whole training set.
+        assert len(runs) == 3 * len(grid.arms(module, "gpu"))
+    for bad in (["all", "--task", "0"], ["all", "--launch", "slurm"], ["shortcuts", "--jobs",
+                                                                          "2", "--task", "1"]):
+        with pytest.raises(SystemExit):
+            run.parse_args(bad)
+
+
+def _row(arm, mean, std, seeds=3):
+    return {"arm": arm, "seeds": seeds, "final_test_error_mean": mean,
+            "final_test_error_std": std}
+
+
+def test_a_claim_shows_only_when_its_gap_passes_the_seeds_spread():
+    ahead = claims.Ahead("a beats b", "a", "b")
+    assert claims.verdicts([ahead], [_row("a", 0.10, 0.01), _row("b", 0.13, 0.01)]) == [
+        "**Shows:** a beats b (test error, a 10.00 +- 1.00% against b 13.00 +- 1.00%)."]
+    within = claims.verdicts([ahead], [_row("a", 0.10, 0.02), _row("b", 0.13, 0.02)])[0]
+    assert within.startswith("**In the predicted order, within the seeds' spread:**")
+    one_seed = claims.verdicts([ahead], [_row("a", 0.10, 0.0, 1), _row("b", 0.13, 0.0, 1)])
+    assert one_seed[0].startswith("**In the predicted order, within")
+    assert claims.verdicts([ahead], [_row("a", 0.14, 0.0), _row("b", 0.13, 0.0)])[0] == (
+        "**Does not show:** a beats b (test error, a 14.00 +- 0.00% against b 13.00 +- "
+        "0.00%).")
+    assert claims.verdicts([ahead], [_row("a", 0.1, 0.0), _row("b", 0, 0, seeds=0)]) == [
+        "**Not measured here:** a beats b (no finished run of b at this scale)."]
+    close = claims.Close("a is b's", "a", "b", within=0.01)
+    assert claims.verdicts([close], [_row("a", 0.10, 0), _row("b", 0.105, 0)])[0].startswith(
+        "**Shows:**")
+    assert claims.verdicts([close], [_row("a", 0.10, 0), _row("b", 0.125, 0)])[0].startswith(
+        "**Does not show:**")
+
+
+@pytest.mark.slow
+def test_packed_runs_stop_on_a_signal_and_the_same_command_finishes_them(tiny_data_dir,
+                                                                          tmp_path):
+    """Two runs at a time in their own processes; SIGTERM while they train: each saves
+    and stops, no new one starts, the exit status is 143 and the report counts what
+    finished. The same command resumes the stopped runs and trains the rest."""
+    args = [sys.executable, "-m", "experiments.run", "shortcuts", "--data_dir",
+            str(tiny_data_dir), "--seeds", "1", "--workdir", str(tmp_path), "--jobs", "2",
+            *TINY, "--set", "num_epochs=20", "--set", "batch_size=8"]
+    proc = subprocess.Popen(args, cwd=REPO, stderr=subprocess.PIPE, text=True)
+    logs = [tmp_path / "logs" / f"resnet20_{o}_seed_0.log" for o in "AB"]
+    deadline = time.monotonic() + 300
+    while not all(p.exists() and "epoch 1/20" in p.read_text() for p in logs):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=300)[1]
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert err.count("stopped by SIGTERM; the same command resumes it") == 2, err
+    assert "resnet20_C seed 0: started" not in err
+    assert "0 runs finished, 3 not yet" in (tmp_path / "results.md").read_text()
+    resumed = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    for o in "AB":
+        assert "resuming in" in (tmp_path / "logs" / f"resnet20_{o}_seed_0.log").read_text()
+    assert "All 3 runs finished." in (tmp_path / "results.md").read_text()
