@@ -12,8 +12,8 @@ start after S seconds are listed as skipped, for a second call with ``--rows``. 
 (``--list``, in priority order): the train-step benchmark of ResNet-50/18/34/101
 (bfloat16, batch 256; ResNet-50 under jit and pmap) and of the CIFAR ResNet-20/56/18
 (batch 512) on synthetic data,
-each beside PyTorch's eager AMP step of the same model on the same device when torch
-sees one;
+each beside PyTorch's AMP step of the same model on the same device, eager and under
+``torch.compile``, when torch sees one;
 ``configs/fashion_mnist_fast.py`` in bfloat16 (time to 94%) and
 ``configs/fashion_mnist.py`` (the tutorial recipe) on the carried Fashion-MNIST; and
 the profile of two train steps as the top ops by device time.
@@ -27,7 +27,6 @@ This driver needs only the standard library.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib.metadata
 import json
 import os
@@ -47,73 +46,10 @@ from gpu_report import (
     train_figures,
     train_text,
 )
+from gpu_rows import ROWS, Row
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CARRY = REPO / ".gpu_carry"
-BENCH = ["-m", "resnet_flax.benchmark", "--no-compile-cache"]
-TRAIN_FLAGS = ["--config.allow_download=False", "--config.progress_bar=False"]
-SMOKE_BENCH = ["--batch", "4", "--steps", "2", "--warmup", "1"]
-SMOKE_TRAIN = ["--config.num_epochs=1", "--config.batch_size=8", "--config.eval_batch_size=8",
-               "--config.checkpoint_every_steps=4", "--config.model_options.width_multiplier=0.25"]
-R50_ANCHOR = ("NVIDIA's PyTorch ResNet-50 AMP: ~2,500 img/s on one A100; MLPerf-class "
-              "systems: ~7,000 img/s per H100")
-
-
-@dataclasses.dataclass(frozen=True)
-class Row:
-    name: str
-    kind: str  # "bench" | "train" | "profile"
-    what: str
-    args: tuple[str, ...]  # After the interpreter.
-    smoke_args: tuple[str, ...] = ()  # Appended with --smoke.
-    torch_model: str | None = None  # benchmarks/torch_reference.py's name for the anchor.
-    anchor: str = ""
-    target: str = ""
-
-
-def _bench(name, model, batch, torch_model, anchor="", target="", stem=None, size=None,
-           parallelism="jit"):
-    stem_args = ("--stem", stem) if stem else ()
-    return Row(name, "bench", f"{model}{' (' + stem + ' stem)' if stem else ''}, bfloat16, "
-               f"synthetic data, {parallelism}: train step",
-               (*BENCH, "--model", model, *stem_args, "--dtype", "bfloat16", "--batch",
-                str(batch), "--steps", "30", "--warmup", "5", "--parallelism", parallelism),
-               (*SMOKE_BENCH, *(("--image-size", str(size)) if size else ())),
-               torch_model, anchor, target)
-
-
-# In priority order: a --budget that runs out leaves the least needed rows for a second call.
-ROWS = (
-    _bench("resnet50", "resnet50", 256, "torchvision.resnet50", R50_ANCHOR,
-           ">= 3,500 img/s on one H100", size=32),
-    _bench("resnet50_pmap", "resnet50", 256, None, "the jit row above", size=32,
-           parallelism="pmap"),
-    Row("fm_fast", "train", "configs/fashion_mnist_fast.py, bfloat16: time to 94% test accuracy",
-        ("-m", "resnet_flax.main", "--config", "configs/fashion_mnist_fast.py",
-         "--config.model_options.dtype=bfloat16", *TRAIN_FLAGS), tuple(SMOKE_TRAIN),
-        anchor="2-core CPU, float32: 94% after 2,180 s of training (94.10% at 20 epochs)",
-        target="<= 10 s of training to 94%"),
-    Row("profile_resnet50", "profile", "ResNet-50 train step, bfloat16: top ops",
-        (*BENCH, "--model", "resnet50", "--dtype", "bfloat16", "--batch", "256", "--steps",
-         "10", "--warmup", "3", "--profile-steps", "3"), (*SMOKE_BENCH, "--image-size", "32")),
-    Row("profile_fm_fast", "profile", "fashion_mnist_fast's step (width 0.5, bfloat16, "
-        "on-device data, crops and flips): top ops",
-        (*BENCH, "--model", "fashion_mnist_resnet", "--width-multiplier", "0.5", "--dtype",
-         "bfloat16", "--batch", "512", "--data", "on-device", "--dataset-size", "60000",
-         "--steps", "30", "--warmup", "5", "--profile-steps", "10"),
-        (*SMOKE_BENCH, "--dataset-size", "16")),
-    Row("fm_tutorial", "train", "configs/fashion_mnist.py (Adam, batch 64, 10 epochs, full "
-        "width): final test accuracy and wall time",
-        ("-m", "resnet_flax.main", "--config", "configs/fashion_mnist.py", *TRAIN_FLAGS),
-        tuple(SMOKE_TRAIN), anchor="its half-width CPU variant: 92.22% in 6 epochs"),
-    _bench("resnet18", "resnet18", 256, "torchvision.resnet18", size=32),
-    _bench("resnet34", "resnet34", 256, "torchvision.resnet34", size=32),
-    _bench("resnet101", "resnet101", 256, "torchvision.resnet101", size=32),
-    _bench("cifar_resnet20", "resnet20", 512, "resnet20"),
-    _bench("cifar_resnet56", "resnet56", 512, "resnet56"),
-    _bench("cifar_resnet18", "resnet18", 512, "resnet18", stem="cifar"),
-)
-
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bash benchmarks/gpu_suite.sh",
@@ -258,24 +194,35 @@ def _json_line(out: str) -> dict:
     return json.loads(lines[-1])
 
 
-def torch_anchor(row: Row, args, env: dict, torch_device: str | None, log) -> str:
-    """PyTorch's eager AMP step of the same model on the same device, as text."""
+# The PyTorch anchors of a bench row: eager, and torch.compile (the best PyTorch step).
+TORCH_MODES = {"eager": (), "torch.compile": ("--compile",)}
+
+
+def torch_anchor(row: Row, args, env: dict, torch_device: str | None, log) -> tuple[str, dict]:
+    """PyTorch's AMP step of the same model on the same device, eager and compiled:
+    (text, {mode: images/s})."""
     if not row.torch_model:
-        return ""
+        return "", {}
     if torch_device is None:
-        return "PyTorch anchor skipped: torch/torchvision not importable"
+        return "PyTorch anchor skipped: torch/torchvision not importable", {}
     merged = merge_args(row.args, row.smoke_args if args.smoke else ())
     sizes = [x for i, flag in enumerate(merged[:-1])
              if flag in ("--batch", "--steps", "--warmup", "--image-size")
              for x in (flag, merged[i + 1])]
-    argv = [sys.executable, "benchmarks/torch_reference.py", "--model", row.torch_model,
-            "--device", torch_device, "--dtype", "bfloat16", *sizes]
-    code, out, err, _ = run_command(argv, env, args.row_timeout, log)
-    if code:
-        return f"PyTorch anchor failed: {_last_line(err)}"
-    r = _json_line(out)
-    return (f"PyTorch {r['versions']['torch']} eager AMP channels_last, same device: "
-            f"{r['images_per_sec']:,.0f} img/s ({shlex.join(['python', *argv[1:]])})")
+    texts, speeds = [], {}
+    for mode, flags in TORCH_MODES.items():
+        argv = [sys.executable, "benchmarks/torch_reference.py", "--model", row.torch_model,
+                "--device", torch_device, "--dtype", "bfloat16", *sizes, *flags]
+        code, out, err, _ = run_command(argv, env, args.row_timeout, log)
+        if code:
+            texts.append(f"PyTorch {mode} failed: {_last_line(err)}")
+            continue
+        r = _json_line(out)
+        speeds[mode] = r["images_per_sec"]
+        texts.append(f"PyTorch {r['versions']['torch']} {mode} AMP channels_last, same "
+                     f"device: {r['images_per_sec']:,.0f} img/s "
+                     f"({shlex.join(['python', *argv[1:]])})")
+    return "; ".join(texts), speeds
 
 
 def _last_line(text: str) -> str:
@@ -302,8 +249,12 @@ def run_row(row: Row, args, env: dict, data_dir: pathlib.Path, torch_device, log
     if row.kind == "bench":
         figures = bench_figures(_json_line(out))
         text = bench_text(figures)
-        anchor = torch_anchor(row, args, env, torch_device, log)
+        anchor, torch_speeds = torch_anchor(row, args, env, torch_device, log)
         record["anchor"] = "; ".join(a for a in (anchor, row.anchor) if a)
+        # Ours over each PyTorch step: against torch.compile, the best PyTorch has.
+        figures["vs_torch"] = {mode: figures["images_per_sec"] / speed
+                               for mode, speed in torch_speeds.items()}
+        text = bench_text(figures)
     elif row.kind == "train":
         figures = train_figures(scratch, seconds)
         text = train_text(figures)

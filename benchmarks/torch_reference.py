@@ -16,6 +16,9 @@ prints one JSON line shaped like ``python -m resnet_flax.benchmark``'s. Models:
 (bfloat16 compute, float32 weights, the usual AMP recipe) with
 ``cudnn.benchmark`` on, synchronising after each step.
 
+``--compile`` runs the model under ``torch.compile`` (Inductor; its compilation falls in
+the warm-up steps): the stronger anchor beside eager.
+
 The step is eager PyTorch with ``channels_last`` tensors (torch's fastest CPU
 layout for convs): forward, cross-entropy, backward, SGD with momentum 0.9 and
 weight decay 5e-4, on a fixed batch already on the device (the compute-bound
@@ -130,7 +133,7 @@ def make_step(model, lr=0.1, momentum=0.9, weight_decay=5e-4):
 
 def run(model_name: str, batch: int, steps: int, warmup: int, channels_last: bool = True,
         threads: int | None = None, device: str = "cpu", dtype: str = "float32",
-        image_size: int | None = None) -> dict:
+        image_size: int | None = None, compiled: bool = False) -> dict:
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -143,7 +146,9 @@ def run(model_name: str, batch: int, steps: int, warmup: int, channels_last: boo
     model = model.to(device=device, memory_format=fmt)
     x = torch.randn(batch, 3, size, size, device=device).to(memory_format=fmt)
     y = torch.randint(0, classes, (batch,), device=device)
-    step = make_step(model)
+    # torch.compile (Inductor) of the model: forward and backward fused, the optimizer
+    # eager. The warm-up steps include its compilation.
+    step = make_step(torch.compile(model) if compiled else model)
     if dtype != "float32":
         autocast = torch.autocast(device.split(":")[0], dtype=getattr(torch, dtype))
         step = autocast(step)
@@ -163,6 +168,7 @@ def run(model_name: str, batch: int, steps: int, warmup: int, channels_last: boo
         "framework": "torch", "model": model_name, "batch": batch, "steps": steps,
         "dtype": dtype, "device": device, "input_shape": [size, size, 3],
         "layout": "channels_last" if channels_last else "nchw",
+        "mode": "torch.compile" if compiled else "eager",
         "images_per_sec": statistics.median(ips),
         "images_per_sec_p10": q(0.1), "images_per_sec_p90": q(0.9),
         "step_ms": 1e3 * statistics.median(times), "warmup_s": warmup_s,
@@ -189,9 +195,12 @@ def main(argv=None):
                    help="autocast compute dtype (weights stay float32)")
     p.add_argument("--image-size", type=int, default=None,
                    help="input height = width (default 224 for torchvision.*, else 32)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model (Inductor), compiled in the warm-up steps")
     a = p.parse_args(argv)
-    print(json.dumps(run(a.model, a.batch, a.steps, a.warmup, not a.nchw, a.threads, a.device,
-                         a.dtype, a.image_size)), flush=True)
+    warmup = max(a.warmup, 2) if a.compile else a.warmup  # Forward, then backward, compile.
+    print(json.dumps(run(a.model, a.batch, a.steps, warmup, not a.nchw, a.threads, a.device,
+                         a.dtype, a.image_size, a.compile)), flush=True)
 
 
 if __name__ == "__main__":

@@ -25,8 +25,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         prog="python -m resnet_flax.benchmark", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="resnet20", help="a registered model name")
-    p.add_argument("--stem", default=None, choices=("imagenet", "deep", "cifar"),
-                   help="override the model's stem (resnet18 --stem cifar: the CIFAR ResNet-18)")
+    p.add_argument("--stem", default=None, choices=("imagenet", "imagenet_s2d", "deep", "cifar"),
+                   help="override the model's stem (resnet18 --stem cifar: the CIFAR ResNet-18; "
+                        "imagenet_s2d: the 7x7/2 conv rewritten on space-to-depth input)")
+    p.add_argument("--input-channels", type=int, default=None,
+                   help="channels of the synthetic input (4: RGB padded to 4, as MLPerf's "
+                        "NHWC ResNet-50; default: the model's)")
     p.add_argument("--image-size", type=int, default=None,
                    help="input height = width (default: the model's; 32 with --stem cifar)")
     p.add_argument("--num-classes", type=int, default=None,

@@ -175,6 +175,8 @@ def _model_shape(args) -> tuple[tuple[int, int, int], int, dict]:
             h, w, c, classes = 32, 32, 3, 10
     if args.image_size:
         h = w = args.image_size
+    if args.input_channels:
+        c = args.input_channels
     if args.width_multiplier:
         overrides["width_multiplier"] = args.width_multiplier
     return (h, w, c), args.num_classes or classes, overrides
