@@ -256,8 +256,13 @@ def _resume(config, workdir: pathlib.Path):
     trainer.state = ckpt.restore_latest(trainer.state)
     start = int(trainer.state.step)
     trainer.source.resume(ckpt.restored_position, start)
+    devices = trainer.mesh.devices.size
+    moved = resume_guard.device_change(workdir, devices) if start else {}
+    warning = resume_guard.ghost_statistics_warning(config, workdir, moved)
     if lead:  # The config as run, once it has been checked, built and restored.
-        resume_guard.record(config, workdir, changed, start)
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
+        resume_guard.record(config, workdir, {**changed, **moved}, start, devices)
     return trainer, ckpt, start
 
 

@@ -29,6 +29,7 @@ MAY_CHANGE = frozenset({
     "steps_per_dispatch"})  # Bit for bit (tests/train/test_dispatch.py).
 CONFIG_FILE = "config.json"
 CHANGES_FILE = "config_changes.jsonl"
+DEVICES_FILE = "devices.json"  # How many devices the run last trained on.
 
 
 def _flat(tree: dict, prefix: str = "") -> dict:
@@ -126,9 +127,36 @@ def check(config, workdir: pathlib.Path) -> dict[str, tuple]:
     return found.changed
 
 
-def record(config, workdir: pathlib.Path, changed: dict[str, tuple], step: int) -> None:
-    """Writes ``config.json`` and, for a resumed run, what changed at ``step``."""
+def device_change(workdir: pathlib.Path, devices: int) -> dict[str, tuple]:
+    """``{"devices": (before, now)}`` when the run last trained on another device count
+    (empty otherwise: the same count, or a new run)."""
+    path = pathlib.Path(workdir) / DEVICES_FILE
+    try:
+        before = json.loads(path.read_text())["devices"]
+    except (OSError, ValueError, KeyError, TypeError):  # None yet (or torn: write anew).
+        return {}
+    return {"devices": (before, devices)} if before != devices else {}
+
+
+def ghost_statistics_warning(config, workdir, change: dict[str, tuple]) -> str | None:
+    """The ``warning:`` line for a resume on another device count where the math depends
+    on it by design: per-device BatchNorm statistics (``sync_batch_stats=False``)."""
+    if not change or config.sync_batch_stats:
+        return None
+    before, now = change["devices"]
+    return (f"warning: {workdir} trained on {before} devices with per-device BatchNorm "
+            f"statistics (config.sync_batch_stats=False) and resumes on {now}: each "
+            f"device's statistics now span {config.batch_size // now} examples, not "
+            f"{config.batch_size // before}, so the run goes on as a different one")
+
+
+def record(config, workdir: pathlib.Path, changed: dict[str, tuple], step: int,
+           devices: int | None = None) -> None:
+    """Writes ``config.json`` (and the device count) and, for a resumed run, what
+    changed at ``step``."""
     workdir = pathlib.Path(workdir)
+    if devices is not None:
+        (workdir / DEVICES_FILE).write_text(json.dumps({"devices": devices}) + "\n")
     if changed:
         entry = {"step": step, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
                  "changes": {k: {"from": a, "to": b} for k, (a, b) in changed.items()}}
