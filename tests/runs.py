@@ -38,6 +38,8 @@ from resnet_flax.workdir import checkpoint, metrics
 from resnet_flax import cli
 from resnet_flax.cli import main
 kill_at = int(os.environ.get("KILL_AT_STEP", -1))
+if os.environ.get("KILL_PROCID", os.environ.get("SLURM_PROCID")) != os.environ.get("SLURM_PROCID"):
+    kill_at = -1  # Under srun, only task KILL_PROCID dies.
 kill_after = int(os.environ.get("KILL_AFTER_EPOCH", -1))
 save, console = checkpoint.Checkpointer.save, metrics.console
 def save_or_die(self, state, *args, **kwargs):

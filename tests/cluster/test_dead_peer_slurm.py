@@ -1,0 +1,47 @@
+"""Under a real SLURM: an ``srun`` task SIGKILLed mid-run ends the other task within
+seconds, in one line and with the "try again" status 75, and the same ``srun`` resumes."""
+
+import sys
+
+import pytest
+from conftest import tiny_overrides
+from runs import _MAIN, CONFIG
+from slurm_jobs import slurm_cluster  # noqa: F401  (the `slurm` fixture)
+
+pytestmark = pytest.mark.slow
+
+# Each task's exit status to a file of its own: srun reports only the worst one.
+TASK = 'python -c "$RF_MAIN" "$@"; echo $? > "$RF_STATUS/status_$SLURM_PROCID"'
+
+
+def _srun(slurm, workdir, data_dir, out, **env):
+    args = ["--config", CONFIG, "--workdir", str(workdir),
+            *tiny_overrides(data_dir, num_epochs=6), "--peer_timeout=10"]
+    return slurm.run("srun", "-n", "2", "--kill-on-bad-exit=0", "-e", f"{out}/task_%t.err",
+                     "bash", "-c", TASK, "_", *args, check=False, timeout=600,
+                     env={"XLA_FLAGS": "--xla_force_host_platform_device_count=1",
+                          "JAX_PLATFORMS": "cpu", "RF_MAIN": _MAIN, "RF_STATUS": str(out),
+                          "PATH": f"{sys.exec_prefix}/bin:/usr/bin:/bin", **env})
+
+
+def test_a_task_killed_under_srun_ends_the_other_at_once_and_srun_resumes(
+        slurm, tiny_data_dir, tmp_path):
+    workdir, first, again = tmp_path / "run", tmp_path / "first", tmp_path / "again"
+    first.mkdir()
+    again.mkdir()
+    _srun(slurm, workdir, tiny_data_dir, first, KILL_AT_STEP="8", KILL_PROCID="1")
+    statuses = {i: (first / f"status_{i}") for i in (0, 1)}
+    assert statuses[1].read_text().strip() == "137"  # SIGKILLed as it saved step 8.
+    assert statuses[0].read_text().strip() == "75"
+    assert statuses[0].stat().st_mtime - statuses[1].stat().st_mtime < 15
+    err = (first / "task_0.err").read_text()
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "lost a peer process" in lines[0], err[-2000:]
+    assert "last checkpoint: step 4 in" in lines[0] and "Traceback" not in err
+    assert sorted(p.name for p in (workdir / "checkpoints").iterdir()
+                  if p.name.isdigit()) == ["4"]
+
+    _srun(slurm, workdir, tiny_data_dir, again)
+    assert [(again / f"status_{i}").read_text().strip() for i in (0, 1)] == ["0", "0"]
+    resumed = (again / "task_0.err").read_text()
+    assert "resuming" in resumed and "from step 4" in resumed, resumed[-2000:]
