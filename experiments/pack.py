@@ -6,7 +6,9 @@ runs share it: each child process is the ordinary one-run command (``--task I``)
 seed (every arm's seed 0 first), so that an interrupted grid has the most arms to
 compare. A signal to this process (SIGTERM, SIGINT, SIGUSR1) goes to every running
 child, which saves and stops as a lone run does; no new run starts, and the same command
-resumes. Each run's output goes to ``<experiment workdir>/logs/<arm>_seed_<s>.log``.
+resumes. A run that fails on a mistake (exit status 2: a dataset not built, say) has its
+one ``error:`` line printed, and no further run starts. Each run's output goes to
+``<experiment workdir>/logs/<arm>_seed_<s>.log``.
 """
 
 from __future__ import annotations
@@ -80,8 +82,9 @@ def run_all(args: argparse.Namespace, tasks: list[Task], jobs: int) -> int:
     children, queue, status = _Children(), seed_by_seed(tasks), 0
     previous = {s: signal.signal(s, children.forward) for s in preemption.SIGNALS}
     try:
-        while children.running or (queue and children.signum is None):
-            while queue and len(children.running) < jobs and children.signum is None:
+        while children.running or (queue and children.signum is None and status != 2):
+            while (queue and len(children.running) < jobs and children.signum is None
+                   and status != 2):  # 2: a mistake every run would make; start no more.
                 task = queue.pop(0)
                 task.log.parent.mkdir(parents=True, exist_ok=True)
                 with open(task.log, "a") as log:  # The child keeps its own copy open.
@@ -95,7 +98,7 @@ def run_all(args: argparse.Namespace, tasks: list[Task], jobs: int) -> int:
             time.sleep(0.2)
             for child in [c for c in children.running if c.poll() is not None]:
                 task = children.running.pop(child)
-                ended = _reported(task, child.returncode)
+                ended = _reported(task, child.returncode, repeat=status == 2)
                 status = status or ended
     finally:
         for signum, handler in previous.items():
@@ -103,8 +106,9 @@ def run_all(args: argparse.Namespace, tasks: list[Task], jobs: int) -> int:
     return status
 
 
-def _reported(task: Task, returncode: int) -> int:
-    """Says how a child ended; its status, unless it finished (0)."""
+def _reported(task: Task, returncode: int, repeat: bool = False) -> int:
+    """Says how a child ended; its status, unless it finished (0). ``repeat``: a mistake
+    was already printed (the runs in flight fail on it too)."""
     where = f"{task.name} {task.run.arm} seed {task.run.seed}"
     if returncode == 0:
         print(f"{where}: finished", file=sys.stderr, flush=True)
@@ -117,6 +121,11 @@ def _reported(task: Task, returncode: int) -> int:
         print(f"{where}: stopped by {signal.Signals(returncode - 128).name}; the same "
               "command resumes it", file=sys.stderr, flush=True)
         return returncode
-    print(f"{where}: failed with exit status {returncode}; its log: {task.log}",
+    if repeat and returncode == 2:
+        print(f"{where}: stopped on the same mistake", file=sys.stderr, flush=True)
+        return returncode
+    errors = [line for line in task.log.read_text().splitlines() if line.startswith("error:")]
+    print(errors[-1] if returncode == 2 and errors else
+          f"{where}: failed with exit status {returncode}; its log: {task.log}",
           file=sys.stderr, flush=True)
     return returncode

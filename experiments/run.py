@@ -168,6 +168,8 @@ def main(argv=None) -> int:
                                      for i, run in enumerate(runs)], args.jobs)
     else:
         status = _train([run for _, _, runs in grids for run in runs])
+    if status == 2:  # A mistake (its line printed): nothing to report.
+        return status
     command = "python -m experiments.run " + shlex.join(sys.argv[1:] if argv is None else argv)
     for module, workdir, runs in grids:  # From what finished, also after a stop.
         workdir.mkdir(parents=True, exist_ok=True)

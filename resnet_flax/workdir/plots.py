@@ -129,7 +129,8 @@ def experiment_curves(runs: dict[str, list[list[dict]]], path: pathlib.Path,
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
     axes[0].set_title("train error: over each epoch's batches, as trained", fontsize=9)
-    axes[1].legend(fontsize=8, ncol=2)
+    if runs and any(runs.values()):  # No finished run yet: an empty figure, no legend.
+        axes[1].legend(fontsize=8, ncol=2)
     fig.suptitle(title + " (mean over seeds; band: min-max)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

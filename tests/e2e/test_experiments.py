@@ -193,3 +193,16 @@ def test_packed_runs_stop_on_a_signal_and_the_same_command_finishes_them(tiny_da
     for o in "AB":
         assert "resuming in" in (tmp_path / "logs" / f"resnet20_{o}_seed_0.log").read_text()
     assert "All 3 runs finished." in (tmp_path / "results.md").read_text()
+
+
+@pytest.mark.slow
+def test_packed_runs_stop_starting_on_a_mistake_every_run_would_make(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.run", "shortcuts", "--data_dir",
+         str(tmp_path / "no_data"), "--seeds", "2", "--workdir", str(tmp_path / "exp"),
+         "--jobs", "2", *TINY], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "TFDS dataset 'fashion_mnist' is not prepared" in errors[0]
+    assert proc.stderr.count(": started") == 2  # The two in flight; none after.
+    assert not (tmp_path / "exp" / "results.md").exists()
