@@ -154,7 +154,6 @@ class Trainer:
                 on_step(epoch * self.steps_per_epoch + i + 1, sums)
         return sums
 
-
     def _train_chunks(self, epoch: int, first: int, on_step=None):
         """``train_steps`` as chunks of ``config.steps_per_dispatch`` steps, each one
         dispatch; a chunk ends at a checkpoint's step too, so ``on_step`` (called after
