@@ -59,8 +59,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--budget", type=float, default=450.0,
                    help="seconds of training before the runs are told to save and stop")
-    p.add_argument("--grace", type=float, default=60.0,
-                   help="seconds they have to save, stop and report")
+    p.add_argument("--grace", type=float, default=90.0,
+                   help="seconds they have to save, stop and report (a run told to stop "
+                        "while compiling stops after its first chunk of steps)")
     p.add_argument("--smoke", action="store_true", help="toy sizes, to prove it on a CPU")
     return p.parse_args(argv)
 
@@ -89,7 +90,8 @@ def run_for(command: list[str], env: dict, budget: float, grace: float, log) -> 
         proc.send_signal(signal.SIGTERM)
     try:
         return proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired:  # Its runs too: each is a session of its own.
+        subprocess.run(["pkill", "-KILL", "-P", str(proc.pid)], check=False)
         proc.kill()
         return proc.wait()
 

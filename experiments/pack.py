@@ -103,7 +103,15 @@ def run_all(args: argparse.Namespace, tasks: list[Task], jobs: int) -> int:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    return status
+    return final_status(status, children.signum, len(queue))
+
+
+def final_status(status: int, signum: int | None, left: int) -> int:
+    """The grid's exit status: a run's failure or stop first; else, where a signal left
+    runs unstarted, 128 + its number (the same command trains them); else 0."""
+    if status or signum is None or not left:
+        return status
+    return 128 + signum
 
 
 def _reported(task: Task, returncode: int, repeat: bool = False) -> int:

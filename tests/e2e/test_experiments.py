@@ -142,6 +142,17 @@ def test_all_names_each_experiment_in_a_folder_of_its_name(tmp_path):
             run.parse_args(bad)
 
 
+def test_a_signal_that_leaves_runs_unstarted_is_the_grids_exit_status():
+    from experiments import pack
+
+    term = int(signal.SIGTERM)
+    assert pack.final_status(0, term, left=3) == 128 + term  # The runs in flight finished.
+    assert pack.final_status(0, term, left=0) == 0  # Every run had started and finished.
+    assert pack.final_status(128 + term, term, left=3) == 128 + term
+    assert pack.final_status(2, None, left=5) == 2
+    assert pack.final_status(0, None, left=0) == 0
+
+
 def _row(arm, mean, std, seeds=3):
     return {"arm": arm, "seeds": seeds, "final_test_error_mean": mean,
             "final_test_error_std": std}
