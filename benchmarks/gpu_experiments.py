@@ -32,7 +32,7 @@ import subprocess
 import sys
 import time
 
-from gpu_suite import device_info, ensure_packages, row_env
+from gpu_suite import ensure_packages, machine_header, row_env
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SMOKE_SETS = ("num_epochs=1", "batch_size=16", "eval_batch_size=8",
@@ -139,12 +139,9 @@ def main(argv=None) -> int:
         status = run_for(command, env, args.budget, args.grace, log)
         seconds = time.perf_counter() - tic
     counts = copy_back(workdir, out / "exp")
-    summary = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "smoke": args.smoke,
-               "command": shlex.join(["bash", "benchmarks/gpu_experiments.sh",
-                                      *(argv if argv is not None else sys.argv[1:])]),
+    summary = {**machine_header("gpu_experiments.sh", argv, args.smoke, env, installed),
                "experiments_command": shlex.join(command), "exit_status": status,
-               "seconds": round(seconds, 1), "device": device_info(env),
-               "installed": installed, **counts}
+               "seconds": round(seconds, 1), **counts}
     (out / "gpu_experiments.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(f"[gpu_experiments] exit {status} after {seconds:.0f} s: {counts['finished']} runs "
           f"finished, {counts['unfinished']} in flight; wrote {out}", flush=True)

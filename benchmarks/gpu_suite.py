@@ -168,6 +168,14 @@ def device_info(env: dict) -> dict:
     return info
 
 
+def machine_header(script: str, argv, smoke: bool, env: dict, installed: list[str]) -> dict:
+    """What every GPU-machine driver's report starts with: date, the command as typed
+    (``bash benchmarks/<script> ...``), the device and the wheels it installed."""
+    command = ["bash", f"benchmarks/{script}", *(argv if argv is not None else sys.argv[1:])]
+    return {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "smoke": smoke,
+            "command": shlex.join(command), "device": device_info(env), "installed": installed}
+
+
 def run_command(argv: list[str], env: dict, timeout: float, log) -> tuple[int, str, str, float]:
     """(exit status, stdout, stderr, seconds); both streams also go to the log."""
     log(f"$ {shlex.join(argv)}")
@@ -300,9 +308,7 @@ def main(argv=None) -> int:
     installed = ensure_packages(carry / "wheels", site, log)
     env = row_env(site, args.smoke)
     data_dir = pathlib.Path(args.data_dir) if args.data_dir else carry / "tfds"
-    header = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "smoke": args.smoke,
-              "command": shlex.join(["bash", "benchmarks/gpu_suite.sh", *(argv or sys.argv[1:])]),
-              "device": device_info(env), "installed": installed}
+    header = machine_header("gpu_suite.sh", argv, args.smoke, env, installed)
     torch_device = torch_device_for(env)
     records = []
     deadline = time.monotonic() + args.budget if args.budget else float("inf")

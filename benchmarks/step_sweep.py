@@ -28,7 +28,14 @@ import shlex
 import sys
 import time
 
-from gpu_suite import _json_line, _last_line, device_info, ensure_packages, row_env, run_command
+from gpu_suite import (
+    _json_line,
+    _last_line,
+    ensure_packages,
+    machine_header,
+    row_env,
+    run_command,
+)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 BASE = ("-m", "resnet_flax.benchmark", "--no-compile-cache", "--model", "resnet50",
@@ -140,10 +147,7 @@ def main(argv=None) -> int:
 
     installed = ensure_packages(pathlib.Path(args.carry) / "wheels", pathlib.Path(args.site), log)
     env = row_env(pathlib.Path(args.site), args.smoke)
-    header = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "smoke": args.smoke,
-              "command": shlex.join(["bash", "benchmarks/step_sweep.sh",
-                                     *(argv if argv is not None else sys.argv[1:])]),
-              "device": device_info(env), "installed": installed}
+    header = machine_header("step_sweep.sh", argv, args.smoke, env, installed)
     deadline = time.monotonic() + args.budget if args.budget else float("inf")
     records = []
     for variant in chosen:

@@ -12,7 +12,7 @@ import numpy as np
 
 from experiments import claims
 from experiments.grid import Run
-from experiments.runner import RECORD
+from experiments.runner import RECORD, finished
 from resnet_flax.config import model_overrides
 from resnet_flax.data import datasets
 from resnet_flax.models import summary
@@ -27,13 +27,6 @@ def _rows(run: Run) -> list[dict]:
     if not path.exists():
         return []
     return [r for r in map(json.loads, path.read_text().splitlines()) if "epoch" in r]
-
-
-def finished(run: Run) -> bool:
-    """Whether ``run`` trained its whole schedule (or diverged: a finding too)."""
-    path = run.workdir / RECORD
-    record = json.loads(path.read_text()) if path.exists() else {}
-    return bool(record.get("finished")) and record.get("num_epochs") == run.config.num_epochs
 
 
 def run_figures(run: Run) -> dict | None:

@@ -19,6 +19,12 @@ def _record(run: Run) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def finished(run: Run) -> bool:
+    """Whether ``run`` trained its whole schedule (or diverged: a finding too)."""
+    record = _record(run)
+    return bool(record.get("finished")) and record.get("num_epochs") == run.config.num_epochs
+
+
 def status(run: Run) -> str:
     """``done``, ``resume`` (same config, unfinished), ``changed`` or ``new``."""
     found = resume_guard.compare(run.config, run.workdir)
@@ -26,9 +32,7 @@ def status(run: Run) -> str:
         return "new"
     if found.refused:  # Whatever allow_config_change says: the arm is another run now.
         return "changed"
-    record = _record(run)
-    finished = record.get("finished") and record.get("num_epochs") == run.config.num_epochs
-    return "done" if finished else "resume"
+    return "done" if finished(run) else "resume"
 
 
 def _set_aside(workdir: pathlib.Path) -> pathlib.Path:
