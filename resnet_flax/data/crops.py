@@ -11,7 +11,9 @@ pixels) and decode it as the crop needs: Pillow's image is resized straight to t
 output, with no copies between, and for training a JPEG is decoded at 1/2, 1/4 or 1/8
 scale (libjpeg's DCT scaling, ``Image.draft``) when the crop box stays at least ``size``
 pixels at that scale. The box is the same draw either way; only the pixels differ a
-little from a full decode (docs/data.md). Evaluation always decodes in full.
+little from a full decode (docs/data.md). A training crop decodes a JPEG only down to
+the box's last rows (``jpeg.shortened``), which changes no pixel. Evaluation always
+decodes in full.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from resnet_flax.data import images
+from resnet_flax.data import images, jpeg
 
 INCEPTION_SCALE = (0.08, 1.0)
 INCEPTION_RATIO = (3 / 4, 4 / 3)
@@ -92,15 +94,37 @@ def centre_crop(image: np.ndarray, size: int, fraction: float = EVAL_FRACTION) -
     return resized[top:top + size, left:left + size]
 
 
-def _reduced(image: Image.Image, box: tuple[int, int, int, int], size: int):
-    """Lets a JPEG decode at the smallest DCT scale that keeps ``box`` (top, left, h, w)
-    at least ``size`` pixels a side; returns the box in the decoded image's pixels."""
+def _dct_scale(box: tuple[int, int, int, int], size: int) -> int:
+    """The DCT scale (1, 2, 4 or 8) a JPEG may be decoded at for ``box`` (top, left, h,
+    w): the largest that keeps the box at least ``size`` pixels a side."""
+    shorter = min(box[2], box[3])
+    if shorter < 2 * size:
+        return 1
+    return next(s for s in (8, 4, 2) if shorter // size >= s)
+
+
+def _vertical_first(height: int, width: int, size: int) -> bool:
+    """Whether Pillow (13 on) resizes a ``height`` x ``width`` image to ``size`` x ``size``
+    vertical pass first, which it picks by the whole image's shape (Resample.c)."""
+    return height - size > 0 and height - size > 2 * (width - size)
+
+
+def _open_for_box(data: bytes, found: jpeg.Frame | None, box, size: int, reduce: bool):
+    """``data`` opened to decode no more than ``box`` (top, left, h, w) needs: at a
+    reduced DCT scale where it allows (``reduce``), and a JPEG only down to the box's
+    last row and the filter's reach below it (``jpeg.shortened``), where the resize then
+    reads the same pixels as from a full decode (``found``: its frame header). Returns
+    (image, box in its pixels)."""
     top, left, h, w = box
-    width, height = image.size
-    if image.format == "JPEG" and min(h, w) >= 2 * size:
-        image.draft(image.mode, (math.ceil(width * size / w), math.ceil(height * size / h)))
-    fx, fy = image.size[0] / width, image.size[1] / height
-    return left * fx, top * fy, (left + w) * fx, (top + h) * fy
+    scale = _dct_scale(box, size) if reduce and found else 1
+    full = (-(-found.height // scale), -(-found.width // scale)) if found else None
+    if found and not _vertical_first(*full, size):
+        data = jpeg.shortened(data, found, top + h + math.ceil(max(h / size, scale)) + 1)
+    image = images.open_bytes(data)
+    if scale > 1:  # Pillow's draft picks exactly ``scale`` for this request.
+        image.draft(image.mode, (image.width // scale, image.height // scale))
+    fy, fx = (full[0] / found.height, full[1] / found.width) if found else (1, 1)
+    return image, (left * fx, top * fy, (left + w) * fx, (top + h) * fy)
 
 
 def train_view(rng: np.random.Generator, data, channels: int, size: int,
@@ -110,12 +134,16 @@ def train_view(rng: np.random.Generator, data, channels: int, size: int,
     (``reduce``: at a reduced DCT scale where the box allows); uint8 (size, size, C)."""
     if isinstance(data, np.ndarray):
         return random_resized_crop(rng, images.decode(data, channels), size, scale, ratio)
-    with images.open_bytes(data) as image:
-        box = inception_box(rng, image.height, image.width, scale, ratio)
-        source = _reduced(image, box, size) if reduce else (
-            box[1], box[0], box[1] + box[3], box[0] + box[2])
-        image = images.convert(image, channels)
-        out = image.resize((size, size), Image.BILINEAR, box=source)
+    found = jpeg.frame(data)
+    if found:
+        height, width = found.height, found.width
+    else:
+        with images.open_bytes(data) as header:
+            height, width = header.height, header.width
+    box = inception_box(rng, height, width, scale, ratio)
+    image, source = _open_for_box(data, found, box, size, reduce)
+    with image:
+        out = images.convert(image, channels).resize((size, size), Image.BILINEAR, box=source)
     return np.asarray(out, np.uint8).reshape(size, size, channels)
 
 
