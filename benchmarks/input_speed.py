@@ -19,7 +19,10 @@ view (``train``: Inception's random-resized crop to --size with torchvision's dr
   built ``array_record``, ``input_workers=0``: its reader threads), one epoch of batches
   of --batch put on the device (its read-ahead ends with the epoch);
 - ``stream <store>``: the same from a pre-resized store (``--stores raw:256``: raw
-  pixels, shorter side 256; ``jpeg:256``: quality-90 JPEG), train view only.
+  pixels, shorter side 256; ``jpeg:256``: quality-90 JPEG), train view only; a raw
+  store twice, its crops resized by PIL on the host and, ``, boxes``, only cut on the
+  host for the step to resize (``config.crop_resize=device``), with a row for that
+  resize alone on this machine's device.
 
 ``--step MODEL`` adds the train step alone (a batch already on the device) and input +
 step as training runs them. Rounds are interleaved (every row once per round, after a
@@ -45,7 +48,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from resnet_flax.config import default_config  # noqa: E402
-from resnet_flax.data import crops, datasets, folders, sources, stream  # noqa: E402
+from resnet_flax.data import canvas, crops, datasets, folders, sources, stream  # noqa: E402
 from resnet_flax.run import train_loop  # noqa: E402
 
 CLASSES = 10
@@ -144,11 +147,13 @@ def loop_views(paths: list[str], view: str, size: int, seed: int = 0) -> int:
     return len(paths)
 
 
-def trainer_for(name: str, data_dir: pathlib.Path, args, step: bool = False) -> train_loop.Trainer:
+def trainer_for(name: str, data_dir: pathlib.Path, args, step: bool = False,
+                crop_resize: str = "auto") -> train_loop.Trainer:
     """The stream input of training on ``name`` (``step``: with its compiled step, on
     --step-batches batches an epoch)."""
     c = default_config()
     c.update(dataset=name, data_dir=str(data_dir), allow_download=False, input="stream",
+             crop_resize=crop_resize,
              crop="inception", crop_size=args.size, random_flip=True,
              model=args.step or "resnet18", normalization="imagenet", batch_size=args.batch,
              eval_batch_size=args.batch, progress_bar=False,
@@ -183,6 +188,19 @@ def time_stream(trainer, view: str, epoch: int) -> float:
         for batch in trainer.source.eval_batches():
             count += int(jax.block_until_ready(batch)[2].sum())
     return count / (time.perf_counter() - tic)
+
+
+def time_resize_in_step(trainer, batches: int = 4) -> float:
+    """images/s of the step's resize of a raw store's crop boxes (``data/canvas.py``), on
+    this machine's device, one batch after another."""
+    boxes = next(epoch_batches(trainer, 0))
+    resize = jax.jit(canvas.resized, static_argnums=1)
+    jax.block_until_ready(resize(boxes, trainer.config.crop_size))
+    tic = time.perf_counter()
+    for _ in range(batches):
+        out = resize(boxes, trainer.config.crop_size)
+    jax.block_until_ready(out)
+    return batches * boxes.shape[0] / (time.perf_counter() - tic)
 
 
 def time_loop(pool, paths: list[str], view: str, size: int, workers: int, seed: int) -> float:
@@ -235,8 +253,14 @@ def rows_for(args, data_dir: pathlib.Path) -> dict:
             kind, shorter = store.split(":")
             stored = built(folder, data_dir / store.replace(":", ""),
                            folders.Store(kind, int(shorter)))
-            other = trainer_for(stored, data_dir / store.replace(":", ""), args)
-            rows[label, f"train stream {store}"] = lambda r, t=other: time_stream(t, "train", r)
+            where = data_dir / store.replace(":", "")
+            for resize in ("host", "device") if kind == "raw" else ("host",):
+                other = trainer_for(stored, where, args, crop_resize=resize)
+                row = f"train stream {store}" + (", boxes" if resize == "device" else "")
+                rows[label, row] = lambda r, t=other: time_stream(t, "train", r)
+            if kind == "raw":
+                rows[label, f"{store} boxes resized in the step"] = \
+                    lambda r, t=other: time_resize_in_step(t)
         if args.step:
             stepped = trainer_for(name, data_dir / "original", args, step=True)
             rows[label, "step alone"] = lambda r, t=stepped: time_step(t, args.step_batches)

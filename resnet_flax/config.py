@@ -23,6 +23,7 @@ class ConfigError(ValueError):
 # and plots; other libraries' names), so an override by that name can point to the field.
 FIELD_ALIASES = {"learning_rate": "lr", "epochs": "num_epochs", "batch": "batch_size",
                  "wd": "weight_decay", "label_smooth": "label_smoothing"}
+CROP_RESIZES = ("auto", "device", "host")
 
 
 def field_names(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
@@ -66,6 +67,9 @@ def _data_fields(c: ml_collections.ConfigDict) -> None:
     c.crop_scale = (0.08, 1.0)  # Share of the image area the training crop covers.
     c.crop_ratio = (3 / 4, 4 / 3)  # Its aspect ratio range (log-uniform).
     c.eval_crop_fraction = 0.875  # 224 of 256.
+    # Where a pre-resized raw store's training crops are resized: "device" (in the step;
+    # the host only copies each box), "host" (PIL), "auto": the device unless it is a CPU.
+    c.crop_resize = "auto"
     c.crop_padding = 0  # Pad-and-random-crop margin in pixels; 0 disables.
     c.random_flip = False  # Random horizontal flips.
     c.input_size = 0  # > 0: resize images (bilinear, on the device) to this square size.
@@ -266,6 +270,8 @@ def _check_input(config: ml_collections.ConfigDict, fail) -> None:
         fail("crop_ratio", "must be (low, high) with 0 < low <= high")
     if not 0.0 < config.eval_crop_fraction <= 1.0:
         fail("eval_crop_fraction", "must be in (0, 1]")
+    if config.crop_resize not in CROP_RESIZES:
+        fail("crop_resize", f"must be one of {CROP_RESIZES}")
 
 
 def _check_finetuning(config: ml_collections.ConfigDict, fail) -> None:

@@ -33,6 +33,8 @@ class DatasetSpec:
     train_split: str = "train"
     test_split: str = "test"
     manual_only: bool = False
+    # A pre-resized raw store's shorter side (its images are pixels); 0 for other stores.
+    raw_store_side: int = 0
 
     @property
     def fixed_size(self) -> bool:
@@ -131,9 +133,11 @@ def folder_record(name: str, data_dir: str | None) -> dict:
 
 def _folder_spec(name: str, data_dir: str | None) -> DatasetSpec:
     record = folder_record(name, data_dir)
+    store = record.get("store", {"kind": "original"})
     return DatasetSpec(name, tuple(record["image_shape"]), len(record["classes"]),
                        tuple(record["mean"]), tuple(record["std"]), (),
-                       f"the image folder {record['source']}")
+                       f"the image folder {record['source']}",
+                       raw_store_side=store.get("shorter", 0) if store["kind"] == "raw" else 0)
 
 
 def get(name: str, data_dir: str | None = None) -> DatasetSpec:

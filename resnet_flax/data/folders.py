@@ -21,6 +21,7 @@ resized to ``--shorter`` (quality-90 JPEG, or raw uint8 pixels that need no deco
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import importlib.util
@@ -228,11 +229,39 @@ def _write(pool, scans: dict, classes: list, channels: int, store: Store,
         for i, (scan, payload) in enumerate(zip(split_scans, pool.imap(stored, tasks, 16))):
             yield i, {"image": payload, "label": scan.label}
 
-    with quiet.offline_build():
+    records = _uncompressed_records() if store.kind == "raw" else contextlib.nullcontext()
+    with quiet.offline_build(), records:
         tfds.dataset_builders.store_as_tfds_dataset(
             "folder", "1.0.0", _features(classes, channels, store),
             {split: examples(s) for split, s in scans.items()},
             data_dir=str(folder), file_format="array_record", disable_shuffling=True)
+
+
+@contextlib.contextmanager
+def _uncompressed_records():
+    """Within the block, TFDS writes ``array_record`` files uncompressed. It compresses
+    with zstd, which halves the read rate of raw pixels (barely smaller for it); the
+    files' own options say how to read them, so any reader reads either."""
+    from tensorflow_datasets.core import file_adapters
+
+    module = file_adapters.array_record_module
+    if not hasattr(module, "ArrayRecordWriter"):  # Another TFDS layout: its own writer.
+        yield
+        return
+
+    class Uncompressed:
+        def __getattr__(self, name):
+            return getattr(module, name)
+
+        @staticmethod
+        def ArrayRecordWriter(path, options="", *args, **kwargs):  # noqa: N802 (its name)
+            return module.ArrayRecordWriter(path, f"{options},uncompressed", *args, **kwargs)
+
+    file_adapters.array_record_module = Uncompressed()
+    try:
+        yield
+    finally:
+        file_adapters.array_record_module = module
 
 
 def final_size(size: tuple[int, int], shorter: int) -> tuple[int, int]:

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from resnet_flax.data import datasets, pipeline, tfds_source
+from resnet_flax.data import canvas, datasets, pipeline, tfds_source
 
 # Batches put on the devices ahead of the step that takes them.
 _DEVICE_PREFETCH = 2
@@ -129,9 +129,14 @@ class Stream:
         self._examples = (pipeline.subset_indices(total, config.train_subset)
                           if 0 < config.train_subset < total else np.arange(total))
         self.num_train, self.num_test = len(self._examples), len(self._test_source)
+        side = canvas.run_side(config)
         self.crop = stream.Crop(config.crop, config.crop_size, tuple(config.crop_scale),
-                                tuple(config.crop_ratio), config.eval_crop_fraction)
+                                tuple(config.crop_ratio), config.eval_crop_fraction,
+                                canvas=side)
         self.image_shape = image_shape(config)
+        # A training batch's images: the crops, or the boxes the step resizes to them.
+        self.train_image_shape = (side + 1, side, self.image_shape[-1]) if side else \
+            self.image_shape
         self._position = self._resumed = self._live = self._host = None
         self._offset = self._next_step = 0
 
@@ -198,7 +203,7 @@ class Stream:
 
     def example_train_args(self) -> tuple:
         rows = self._rows.stop - self._rows.start
-        return self.mode.put_rows((np.zeros((rows, *self.image_shape), np.uint8),
+        return self.mode.put_rows((np.zeros((rows, *self.train_image_shape), np.uint8),
                                    np.zeros(rows, np.int32)))
 
     def example_eval_args(self) -> tuple:

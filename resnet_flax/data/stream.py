@@ -28,7 +28,7 @@ import grain
 import numpy as np
 
 from resnet_flax import quiet
-from resnet_flax.data import crops, images, pipeline, tfds_source
+from resnet_flax.data import canvas, crops, images, pipeline, tfds_source
 
 # Host batches Grain prepares ahead of the step, per worker.
 _WORKER_BUFFER = 2
@@ -48,6 +48,9 @@ class Crop:
     eval_fraction: float = crops.EVAL_FRACTION
     # Training crops decode a JPEG at a reduced DCT scale where the box allows.
     reduce: bool = True
+    # > 0: a raw store's training crops go out as boxes on canvases of this side, for
+    # the step to resize (``data/canvas.py``).
+    canvas: int = 0
 
 
 class _InWorker:
@@ -136,11 +139,17 @@ class _ReadTrain(_InWorker):
             return {"image": np.stack([images.decode(d, self.channels) for d in stored]),
                     "label": labels}
         c = self.crop
-        batch = np.empty((len(stored), c.size, c.size, self.channels), np.uint8)
+        shape = (c.canvas + 1, c.canvas) if c.canvas else (c.size, c.size)
+        batch = np.empty((len(stored), *shape, self.channels), np.uint8)
         for row, (data, position) in enumerate(zip(stored, positions)):
             rng = np.random.default_rng([self.seed, epoch, int(position)])
-            batch[row] = crops.train_view(rng, data, self.channels, c.size, c.scale, c.ratio,
-                                          c.reduce)
+            if c.canvas:
+                pixels = images.decode(data, self.channels)
+                box = crops.inception_box(rng, *pixels.shape[:2], c.scale, c.ratio)
+                canvas.place(batch[row], pixels, box, c.size)
+            else:
+                batch[row] = crops.train_view(rng, data, self.channels, c.size, c.scale,
+                                              c.ratio, c.reduce)
         return {"image": batch, "label": labels}
 
 

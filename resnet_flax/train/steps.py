@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from resnet_flax.data import augment, datasets, mixing
+from resnet_flax.data import augment, canvas, datasets, mixing
 from resnet_flax.train import parallel
 from resnet_flax.train.state import TrainState
 
@@ -47,6 +47,9 @@ class StepConfig:
     input_size: int = 0
     input_channels: int = 0
     grad_accum_steps: int = 1
+    # > 0: the train batch's images are crop boxes on canvases (``data/canvas.py``), each
+    # resized to this size first.
+    canvas_crop: int = 0
     # The pmap axis (set by parallel.PmapMode): each device computes its rows of the batch
     # and reduces gradients, BatchNorm statistics and metric sums over the axis.
     axis_name: str | None = None
@@ -67,7 +70,7 @@ def model_input_shape(image_shape: tuple[int, int, int], input_size: int = 0,
     return (input_size or h, input_size or w, input_channels or c)
 
 
-_DERIVED = ("num_classes", "mean", "std", "axis_name")  # Not config fields.
+_DERIVED = ("num_classes", "mean", "std", "axis_name", "canvas_crop")  # Not config fields.
 
 
 def step_config(config, axis_name: str | None = None) -> StepConfig:
@@ -80,7 +83,8 @@ def step_config(config, axis_name: str | None = None) -> StepConfig:
     return StepConfig(num_classes=spec.num_classes,
                       mean=datasets.IMAGENET_MEAN if imagenet else spec.mean,
                       std=datasets.IMAGENET_STD if imagenet else spec.std,
-                      axis_name=axis_name, **named)
+                      axis_name=axis_name,
+                      canvas_crop=config.crop_size if canvas.run_side(config) else 0, **named)
 
 
 def _static(value):
@@ -195,9 +199,12 @@ def loss_and_grads(state: TrainState, x: jnp.ndarray, targets: jnp.ndarray,
 
 def augmented_batch(key: jax.Array, images: jnp.ndarray,
                     cfg: StepConfig) -> tuple[jnp.ndarray, mixing.Mix | None]:
-    """Resize for the model (``to_model_input``), crop and flip (uint8), normalise, then
+    """Crop boxes resized (a raw store's, ``canvas_crop``), resize for the model
+    (``to_model_input``), crop and flip (uint8), normalise, then
     Cutout, Random Erasing and Mixup/CutMix, which work on normalised images. Each
     draws from its own stream of ``key``. The ``Mix`` is None when nothing is mixed."""
+    if cfg.canvas_crop:
+        images = canvas.resized(images, cfg.canvas_crop)
     x = augment.to_model_input(images, cfg.input_size, cfg.input_channels)
     x = augment.augment(key, x, cfg.crop_padding, cfg.random_flip)
     x = augment.normalize(x, cfg.mean, cfg.std)

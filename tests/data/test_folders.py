@@ -167,6 +167,11 @@ def test_a_pre_resized_store_keeps_the_shorter_side_and_decodes_to_its_pixels(tm
         pixels = images.decode(source[i]["image"], 3)
         assert min(pixels.shape[:2]) == 20 and pixels.dtype == np.uint8
     assert isinstance(source[0]["image"], np.ndarray if kind == "raw" else bytes)
+    from array_record.python import array_record_module
+
+    files = datasets.folder_tfds_dir(name, str(tmp_path / "d")).glob("*train.array_record*")
+    options = array_record_module.ArrayRecordReader(str(next(files))).writer_options_string()
+    assert ("uncompressed" in options) == (kind == "raw")  # Raw pixels read at twice the rate.
 
 
 def _fail_line(capsys, argv) -> str:

@@ -190,11 +190,11 @@ def test_the_step_settings_are_the_config_fields_of_their_names():
     config = default_config()
     config.cutout_size, config.random_erasing_ratio = 8, [0.5, 2.0]  # A list, as JSON gives.
     cfg = steps.step_config(config, axis_name="data")
-    derived = {"num_classes", "mean", "std", "axis_name"}
+    derived = {"num_classes", "mean", "std", "axis_name", "canvas_crop"}
     for field in dataclasses.fields(steps.StepConfig):
         if field.name not in derived:
             assert field.name in config, field.name
             assert getattr(cfg, field.name) == steps._static(config[field.name])
     assert cfg.cutout_size == 8 and cfg.random_erasing_ratio == (0.5, 2.0)
-    assert cfg.axis_name == "data" and cfg.num_classes == 10
+    assert cfg.axis_name == "data" and cfg.num_classes == 10 and cfg.canvas_crop == 0
     hash(cfg)  # Static: jit keys its compiled programs on it.
