@@ -110,21 +110,21 @@ def _vertical_first(height: int, width: int, size: int) -> bool:
 
 
 def _open_for_box(data: bytes, found: jpeg.Frame | None, box, size: int, reduce: bool):
-    """``data`` opened to decode no more than ``box`` (top, left, h, w) needs: at a
-    reduced DCT scale where it allows (``reduce``), and a JPEG only down to the box's
-    last row and the filter's reach below it (``jpeg.shortened``), where the resize then
-    reads the same pixels as from a full decode (``found``: its frame header). Returns
-    (image, box in its pixels)."""
+    """``data`` opened to decode no more than ``box`` (top, left, h, w) needs: a JPEG at a
+    reduced DCT scale where it allows (``reduce``), and only down to the box's last row
+    and the filter's reach below it (``jpeg.decode``), where the resize then reads the
+    same pixels as from a full decode (``found``: its frame header, or None for another
+    kind of file). Returns (image, box in its pixels)."""
     top, left, h, w = box
-    scale = _dct_scale(box, size) if reduce and found else 1
-    full = (-(-found.height // scale), -(-found.width // scale)) if found else None
-    if found and not _vertical_first(*full, size):
-        data = jpeg.shortened(data, found, top + h + math.ceil(max(h / size, scale)) + 1)
-    image = images.open_bytes(data)
-    if scale > 1:  # Pillow's draft picks exactly ``scale`` for this request.
-        image.draft(image.mode, (image.width // scale, image.height // scale))
-    fy, fx = (full[0] / found.height, full[1] / found.width) if found else (1, 1)
-    return image, (left * fx, top * fy, (left + w) * fx, (top + h) * fy)
+    if found is None:
+        return images.open_bytes(data), (left, top, left + w, top + h)
+    scale = _dct_scale(box, size) if reduce else 1
+    full = (-(-found.height // scale), -(-found.width // scale))
+    rows = found.height if _vertical_first(*full, size) else \
+        top + h + math.ceil(max(h / size, scale)) + 1
+    fy, fx = full[0] / found.height, full[1] / found.width
+    return (jpeg.decode(data, found, rows, scale),
+            (left * fx, top * fy, (left + w) * fx, (top + h) * fy))
 
 
 def train_view(rng: np.random.Generator, data, channels: int, size: int,
@@ -144,17 +144,18 @@ def train_view(rng: np.random.Generator, data, channels: int, size: int,
     image, source = _open_for_box(data, found, box, size, reduce)
     with image:
         out = images.convert(image, channels).resize((size, size), Image.BILINEAR, box=source)
-    return np.asarray(out, np.uint8).reshape(size, size, channels)
+    return np.frombuffer(out.tobytes(), np.uint8).reshape(size, size, channels)
 
 
 def eval_view(data, channels: int, size: int, fraction: float = EVAL_FRACTION) -> np.ndarray:
     """``centre_crop`` of a stored example, from a full decode (torchvision's pixels)."""
     if isinstance(data, np.ndarray):
         return centre_crop(images.decode(data, channels), size, fraction)
-    with images.open_bytes(data) as image:
+    found = jpeg.frame(data)
+    with jpeg.decode(data, found, found.height) if found else images.open_bytes(data) as image:
         image = images.convert(image, channels)
         h, w = resize_shorter(image.height, image.width, int(round(size / fraction)))
         resized = image.resize((w, h), Image.BILINEAR)
     top, left = int(round((h - size) / 2)), int(round((w - size) / 2))
-    out = np.asarray(resized.crop((left, top, left + size, top + size)), np.uint8)
-    return out.reshape(size, size, channels)
+    out = resized.crop((left, top, left + size, top + size)).tobytes()
+    return np.frombuffer(out, np.uint8).reshape(size, size, channels)

@@ -8,13 +8,18 @@ last MCU row of the shorter image can differ (chroma upsampling reads the row be
 so ``shortened`` keeps one MCU row more than asked.
 
 Used only on a stream that ends with its EOI marker: a truncated file is decoded in
-full, so it fails as it always did.
+full, so it fails as it always did. ``decode`` hands the bytes straight to Pillow's
+libjpeg decoder (``Image.frombytes``), with the mode Pillow itself gives the file, which
+spares ``Image.open``'s reading of the file in chunks.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import struct
+
+from PIL import Image
 
 # Sequential and progressive frames, Huffman or arithmetic coded: each scan's MCU rows
 # run top to bottom. Lossless and hierarchical frames are decoded in full.
@@ -25,17 +30,20 @@ _END = b"\xff\xd9"
 
 @dataclasses.dataclass(frozen=True)
 class Frame:
-    """A JPEG's frame header: where its height is written, the size, the MCU height."""
+    """A JPEG's frame header: where its height is written, the size, the MCU height,
+    and Pillow's mode for it ("L" or "RGB")."""
 
     height_at: int
     height: int
     width: int
     mcu_height: int
+    mode: str
 
 
 def frame(data: bytes) -> Frame | None:
-    """The frame header of a JPEG that may be decoded shortened; None for anything else
-    (another format, a lossless or hierarchical JPEG, a damaged header)."""
+    """The frame header of an 8-bit grey or colour JPEG, which may be decoded shortened;
+    None for anything else (another format, CMYK, lossless or hierarchical JPEGs, a
+    damaged header): Pillow opens those as it always has."""
     if data[:2] != b"\xff\xd8":
         return None
     at = 2
@@ -58,12 +66,29 @@ def _parse_frame(data: bytes, at: int) -> Frame | None:
     if at + 10 > len(data):
         return None
     height, width = struct.unpack_from(">HH", data, at + 5)
-    components = data[at + 9]
+    precision, components = data[at + 4], data[at + 9]
     factors = data[at + 10:at + 10 + 3 * components]
-    if not height or not width or not components or len(factors) < 3 * components:
+    if (not height or not width or precision != 8 or components not in (1, 3)
+            or len(factors) < 3 * components):
         return None  # A height given later (DNL), or a cut header: decoded in full.
     vertical = max(factors[3 * k + 1] & 0x0F for k in range(components))
-    return Frame(at + 5, height, width, 8 * max(vertical, 1))
+    return Frame(at + 5, height, width, 8 * max(vertical, 1), "L" if components == 1 else "RGB")
+
+
+def decode(data: bytes, found: Frame, rows: int, scale: int = 1) -> Image.Image:
+    """The JPEG ``data`` (its frame header ``found``) decoded down to at least ``rows``
+    (``shortened``), at 1/``scale`` (1, 2, 4, 8: libjpeg's DCT scaling, which Pillow
+    calls draft). A stream that does not end with EOI goes through ``Image.open``."""
+    short = shortened(data, found, rows)
+    if not short.endswith(_END):
+        image = Image.open(io.BytesIO(data))
+        if scale > 1:  # Pillow's draft picks exactly ``scale`` for this request.
+            image.draft(image.mode, (image.width // scale, image.height // scale))
+        return image
+    height = found.height if short is data else struct.unpack_from(">H", short,
+                                                                   found.height_at)[0]
+    size = (-(-found.width // scale), -(-height // scale))
+    return Image.frombytes(found.mode, size, short, "jpeg", found.mode, "", scale, 0)
 
 
 def shortened(data: bytes, found: Frame, rows: int) -> bytes:

@@ -25,7 +25,11 @@ def jpeg_bytes(h: int, w: int, mode: str = "RGB", seed: int = 0, **save) -> byte
 
 
 def full_decode_view(monkeypatch, seed, data, channels, size, reduce):
-    """The crop as it was before: the whole image decoded."""
+    """The crop from the whole image: decoded by ``Image.open`` (full scale), or with
+    the same DCT scale, not shortened."""
+    if not reduce:
+        full = images.decode(data, channels)
+        return crops.random_resized_crop(np.random.default_rng(seed), full, size)
     with monkeypatch.context() as m:
         m.setattr(jpeg, "shortened", lambda data, found, rows: data)
         return crops.train_view(np.random.default_rng(seed), data, channels, size,
@@ -62,6 +66,20 @@ def test_the_frame_header_gives_the_size_and_mcu_height_and_shortening_cuts_rows
         assert image.size == (150, 48)
         np.testing.assert_array_equal(np.asarray(image)[:32], images.decode(data, 3)[:32])
     assert jpeg.shortened(data, wide, 90) is data  # Nothing to save.
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+@pytest.mark.parametrize("scale", [1, 2, 4, 8])
+def test_the_decoder_called_directly_gives_image_opens_pixels(mode, scale):
+    data = jpeg_bytes(203, 301, mode, progressive=scale == 2)
+    found = jpeg.frame(data)
+    with images.open_bytes(data) as image:
+        if scale > 1:
+            image.draft(mode, (301 // scale, 203 // scale))
+        expected = np.asarray(image)
+    with jpeg.decode(data, found, found.height, scale) as image:
+        assert image.mode == mode
+        np.testing.assert_array_equal(np.asarray(image), expected)
 
 
 def test_a_truncated_jpeg_is_decoded_in_full_and_fails_as_before():
