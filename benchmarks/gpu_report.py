@@ -13,6 +13,7 @@ from resnet_flax.speed import profiling  # noqa: E402  (only the standard librar
 
 # Row -> (figure, comparison, threshold): checked in full runs only.
 TARGETS = {"resnet50": ("images_per_sec", ">=", 7200.0),
+           "resnet50_jpeg": ("share_of_step", ">=", 0.9),
            "fm_fast": ("train_seconds_to_94", "<=", 3.0)}
 
 
@@ -60,6 +61,24 @@ def train_text(f: dict) -> str:
             f"epochs (best {100 * f['best_test_accuracy']:.2f}%); training "
             f"{f['train_seconds']:.1f} s, compile {f['compile_seconds'] or 0:.1f} s, "
             f"{f['images_per_sec_median']:,.0f} img/s, wall {f['wall_seconds']:.0f} s")
+
+
+def input_figures(out: str) -> dict:
+    """``benchmarks/input_speed.py``'s rows (its JSON lines) as {row: images/s}, and the
+    share of the step-alone speed that training from the JPEGs keeps."""
+    rows = {r["row"]: r["img_s"] for r in map(json.loads, (
+        ln for ln in out.splitlines() if ln.startswith("{")))}
+    if "input+step" not in rows or "step alone" not in rows:
+        raise ValueError("no input+step and step alone rows in the output")
+    return {"images_per_sec": rows, "share_of_step": rows["input+step"] / rows["step alone"]}
+
+
+def input_text(f: dict) -> str:
+    rows = f["images_per_sec"]
+    return (f"from JPEGs **{rows['input+step']:,.0f} img/s**, "
+            f"{100 * f['share_of_step']:.0f}% of the step alone ({rows['step alone']:,.0f}); "
+            f"the input alone {rows['train stream']:,.0f} img/s (a plain PIL loop on every "
+            f"core {rows['train loop']:,.0f})")
 
 
 def profile_text(f: dict) -> str:

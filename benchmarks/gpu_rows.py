@@ -16,7 +16,7 @@ R50_ANCHOR = ("NVIDIA's PyTorch ResNet-50 AMP: ~2,500 img/s on one A100; MLPerf-
 @dataclasses.dataclass(frozen=True)
 class Row:
     name: str
-    kind: str  # "bench" | "train" | "profile"
+    kind: str  # "bench" | "train" | "profile" | "input"
     what: str
     args: tuple[str, ...]  # After the interpreter.
     smoke_args: tuple[str, ...] = ()  # Appended with --smoke.
@@ -50,6 +50,16 @@ ROWS = (
         anchor="one step per dispatch: the fm_fast_per_step row; 2-core CPU, float32: 94% "
                "after 2,180 s of training (94.10% at 20 epochs)",
         target="<= 3 s of training to 94%"),
+    Row("resnet50_jpeg", "input", "ResNet-50, bfloat16, batch 64, trained from ImageNet-like "
+        "JPEGs that 12 worker processes read, decode and crop to 224 on the machine's cores, "
+        "against the same step on a batch already on the device",
+        ("benchmarks/input_speed.py", "--cores", "all", "--step", "resnet50", "--dtype",
+         "bfloat16", "--batch", "64", "--step-batches", "4", "--workers", "12", "--rounds",
+         "5"),
+        ("--step", "resnet18", "--size", "32", "--batch", "4", "--step-batches", "2",
+         "--workers", "1", "--rounds", "1"),
+        anchor="NVIDIA's MLPerf v4.0 ResNet-50: ~7,950 real-JPEG img/s per H200 (DALI, "
+               "decoding on the GPU)", target=">= 90% of the step alone"),
     Row("profile_resnet50", "profile", "ResNet-50 train step, bfloat16: top ops",
         (*BENCH, "--model", "resnet50", "--dtype", "bfloat16", "--batch", "256", "--steps",
          "10", "--warmup", "3", "--profile-steps", "3"), (*SMOKE_BENCH, "--image-size", "32")),

@@ -15,6 +15,7 @@ import importlib.util
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -100,8 +101,14 @@ def test_every_rows_command_line_is_valid(monkeypatch):
 
     monkeypatch.chdir(REPO)  # The rows name their config files from the repo root.
     suite = _load("gpu_suite")
+    input_speed = _load("input_speed")
     for row in suite.ROWS:
         for argv in (list(row.args), suite.merge_args(row.args, row.smoke_args)):
+            if argv[0] == "benchmarks/input_speed.py":
+                args = input_speed.parse_args(argv[1:])
+                assert row.kind == "input" and args.step and args.workers, row.name
+                models.spec(args.step)
+                continue
             module, flags = argv[1], argv[2:]
             if module == "resnet_flax.benchmark":
                 args = benchmark.parse_args(flags)  # SystemExit on a bad flag.
@@ -207,7 +214,7 @@ def _clean_env(**extra) -> dict:
 
 
 # One row of each kind; see the module docstring.
-SMOKED_ROWS = ("fm_fast", "profile_fm_fast", "cifar_resnet18")
+SMOKED_ROWS = ("fm_fast", "resnet50_jpeg", "profile_fm_fast", "cifar_resnet18")
 
 
 @pytest.mark.slow
@@ -220,7 +227,8 @@ def test_suite_runs_a_row_of_each_kind_in_a_bare_venv(tiny_data_dir, tmp_path):
     carry = tmp_path / "carry"
     made = subprocess.run(
         ["bash", "benchmarks/gpu_carry.sh", "--target-python", str(python), "--tfds-dir",
-         str(tiny_data_dir), "--out", str(carry)], cwd=REPO, capture_output=True, text=True,
+         str(tiny_data_dir), "--out", str(carry), "--input-images", "20", "--input-dir",
+         str(tmp_path / "jpegs")], cwd=REPO, capture_output=True, text=True,
         env=_clean_env(PYTHON=sys.executable))
     assert made.returncode == 0, made.stderr[-2000:]
     manifest = json.loads((carry / "manifest.json").read_text())
@@ -228,6 +236,8 @@ def test_suite_runs_a_row_of_each_kind_in_a_bare_venv(tiny_data_dir, tmp_path):
     assert {"tensorflow-datasets", "ml-collections", "array-record"} <= carried
     assert not {"jax", "flax", "tensorflow", "tensorflow-cpu", "pyarrow"} & carried
     assert (carry / "tfds" / "fashion_mnist" / "3.0.1" / "dataset_info.json").is_file()
+    assert manifest["input_speed"]["images"] == 20
+    shutil.rmtree(tmp_path / "jpegs")  # The GPU machine has only what is carried.
 
     out = tmp_path / "out"
     run = subprocess.run(
@@ -254,6 +264,9 @@ def test_suite_runs_a_row_of_each_kind_in_a_bare_venv(tiny_data_dir, tmp_path):
     assert f["epochs"] == 1 and 0 <= f["final_test_accuracy"] <= 1
     assert f["train_seconds"] > 0 and f["compile_seconds"] > 0
     assert rows["profile_fm_fast"]["figures"]["top"][0]["ms_per_step"] > 0
+    f = rows["resnet50_jpeg"]["figures"]
+    assert f["images_per_sec"]["input+step"] > 0 and f["images_per_sec"]["train loop"] > 0
+    assert f["share_of_step"] > 0
     table = (out / "gpu_suite.md").read_text()
     assert all(f"| {name} |" in table for name in rows)
     assert "## profile_fm_fast" in table and "jax 0.10" in table
