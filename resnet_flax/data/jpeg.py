@@ -21,9 +21,11 @@ import struct
 
 from PIL import Image
 
-# Sequential and progressive frames, Huffman or arithmetic coded: each scan's MCU rows
-# run top to bottom. Lossless and hierarchical frames are decoded in full.
-_FRAMES = {0xC0, 0xC1, 0xC2, 0xC9, 0xCA}
+# Baseline, extended and progressive Huffman-coded frames (what cameras and encoders
+# write): each scan's MCU rows run top to bottom. Arithmetic-coded, lossless and
+# hierarchical frames (rare; none tested) are decoded in full.
+_FRAMES = {0xC0, 0xC1, 0xC2}
+_OTHER_FRAMES = {0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 _START_OF_SCAN = 0xDA
 _END = b"\xff\xd9"
 
@@ -54,7 +56,7 @@ def frame(data: bytes) -> Frame | None:
         if marker == 0xFF:  # A fill byte before the marker.
             at += 1
             continue
-        if marker == _START_OF_SCAN or 0xC3 <= marker <= 0xCF and marker not in _FRAMES:
+        if marker == _START_OF_SCAN or marker in _OTHER_FRAMES:
             return None
         if marker in _FRAMES:
             return _parse_frame(data, at)

@@ -82,6 +82,28 @@ def test_the_decoder_called_directly_gives_image_opens_pixels(mode, scale):
         np.testing.assert_array_equal(np.asarray(image), expected)
 
 
+def segments(data: bytes) -> list[bytes]:
+    """A JPEG's header segments up to its first scan, and the rest."""
+    out, at = [], 2
+    while data[at + 1] != 0xDA:
+        end = at + 2 + int.from_bytes(data[at + 2:at + 4], "big")
+        out.append(data[at:end])
+        at = end
+    return out + [data[at:]]
+
+
+def test_huffman_tables_before_the_frame_header_still_allow_a_shortened_decode():
+    data = jpeg_bytes(300, 200)
+    parts = segments(data)
+    tables = [p for p in parts if p[1] == 0xC4]
+    moved = b"\xff\xd8" + b"".join(tables + [p for p in parts if p[1] != 0xC4])
+    found = jpeg.frame(moved)
+    assert found is not None and moved.index(b"\xff\xc4") < found.height_at
+    with jpeg.decode(moved, found, 40) as image:
+        assert image.height < 300
+        np.testing.assert_array_equal(np.asarray(image)[:40], images.decode(data, 3)[:40])
+
+
 def test_a_truncated_jpeg_is_decoded_in_full_and_fails_as_before():
     data = jpeg_bytes(400, 300)
     cut = data[: len(data) // 2]
