@@ -97,10 +97,10 @@ def _pass(lines: jnp.ndarray, first: jnp.ndarray, weight: jnp.ndarray) -> jnp.nd
     """One pass along axis 0 of ``lines`` (L, ..., C) int32: output i is the weighted sum
     of lines ``first[i]`` on, rounded to uint8 levels as PIL's fixed point rounds it (the
     weights sum to one, so the sum stays within int32)."""
-    index = jnp.minimum(first[:, None] + jnp.arange(weight.shape[1]), lines.shape[0] - 1)
-    picked = lines[index]  # (size, taps, ..., C)
-    weight = weight.reshape(weight.shape + (1,) * (lines.ndim - 1))
-    total = (picked * weight).sum(1) + jnp.int32(_ONE // 2)
+    total = jnp.int32(_ONE // 2)
+    for tap in range(weight.shape[1]):  # A tap at a time: no (size, taps, ...) gather.
+        index = jnp.minimum(first + tap, lines.shape[0] - 1)
+        total = total + lines[index] * weight[:, tap].reshape((-1,) + (1,) * (lines.ndim - 1))
     return jnp.clip(total >> _BITS, 0, 255)
 
 
