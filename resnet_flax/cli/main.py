@@ -21,6 +21,7 @@ status 2) before anything is written; ``--verbosity=1`` shows the traceback. A r
 cannot start (its dataset is missing, say) removes the workdir it created, if still empty.
 """
 
+import errno
 import pathlib
 import sys
 
@@ -128,13 +129,26 @@ def main(argv):
         _user_error(e)
 
 
+# What the storage says when it refuses a run's file (a checkpoint's refusal is its own).
+_STORAGE_REFUSALS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
 def _train(config) -> None:
-    """Trains; a lost peer process ends this one at once, in one line (``cluster``)."""
+    """Trains; a lost peer process ends this one at once, in one line (``cluster``), and
+    so does storage that refuses a run's file (a full disk on a rerun's first write)."""
     from resnet_flax.cli import cluster
     from resnet_flax.run import train_loop
+    from resnet_flax.workdir.lock import WorkdirError
 
     try:
         train_loop.train_and_evaluate(config, _WORKDIR.value)
+    except OSError as e:
+        if e.errno not in _STORAGE_REFUSALS:
+            raise
+        remedy = "give another --workdir" if e.errno == errno.EROFS else \
+            "free space or give another --workdir"
+        raise WorkdirError(f"cannot write {e.filename or _WORKDIR.value}: {e.strerror}; "
+                           f"{remedy}, then run the same command to resume") from e
     except Exception as e:  # noqa: BLE001 - only a lost peer is handled; the rest re-raised.
         if cluster.peer_lost(e):
             cluster.exit_peer_lost(e, _WORKDIR.value)

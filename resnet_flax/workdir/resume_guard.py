@@ -156,7 +156,7 @@ def record(config, workdir: pathlib.Path, changed: dict[str, tuple], step: int,
     changed at ``step``."""
     workdir = pathlib.Path(workdir)
     if devices is not None:
-        (workdir / DEVICES_FILE).write_text(json.dumps({"devices": devices}) + "\n")
+        _write_whole(workdir / DEVICES_FILE, json.dumps({"devices": devices}) + "\n")
     if changed:
         entry = {"step": step, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
                  "changes": {k: {"from": a, "to": b} for k, (a, b) in changed.items()}}
@@ -165,7 +165,15 @@ def record(config, workdir: pathlib.Path, changed: dict[str, tuple], step: int,
             metrics.set_aside_torn(changes, "")
         with open(changes, "a") as f:
             f.write(json.dumps(entry) + "\n")
-    # Whole or not at all: a torn config.json would stop every resume.
-    tmp = workdir / (CONFIG_FILE + ".tmp")
-    tmp.write_text(config.to_json_best_effort(indent=2) + "\n")
-    os.replace(tmp, workdir / CONFIG_FILE)
+    _write_whole(workdir / CONFIG_FILE, config.to_json_best_effort(indent=2) + "\n")
+
+
+def _write_whole(path: pathlib.Path, text: str) -> None:
+    """``text`` into ``path`` whole or not at all (a torn config.json would stop every
+    resume); nothing at all when it holds ``text`` already, so a resume with the same
+    command writes no file before training (on a full disk, too)."""
+    if path.is_file() and path.read_text() == text:
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

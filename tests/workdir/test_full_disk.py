@@ -85,3 +85,24 @@ def test_a_read_only_workdir_refuses_training_and_still_evaluates(tiny_data_dir,
     assert written.returncode == 0 and written.stderr == "", written.stderr[-3000:]
     assert f"wrote {elsewhere / 'step_8.json'}" in written.stdout
     assert json.loads((elsewhere / "step_8.json").read_text())["examples"] == 23
+
+
+@pytest.mark.slow
+def test_a_run_file_the_storage_refuses_after_the_checks_is_one_line(tiny_data_dir, tmp_path):
+    """The TensorBoard folder alone read-only (a bind mount): the run passes the workdir
+    checks and writes its config, then the event file is refused."""
+    workdir = tmp_path / "run"
+    events = workdir / "tensorboard"
+    events.mkdir(parents=True)
+    made = subprocess.run(["mount", "--bind", str(events), str(events)], capture_output=True)
+    if made.returncode:
+        pytest.skip("cannot bind-mount here")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(events)], check=True)
+        proc = run_main(workdir, *tiny_overrides(tiny_data_dir, num_epochs=1))
+    finally:
+        subprocess.run(["umount", str(events)], check=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-3000:]
+    assert proc.stderr.startswith("error: cannot write ") and proc.stderr.endswith(
+        "Read-only file system; give another --workdir, then run the same command to "
+        "resume\n")
