@@ -60,6 +60,12 @@ ROWS = (
          "--workers", "1", "--rounds", "1"),
         anchor="NVIDIA's MLPerf v4.0 ResNet-50: ~7,950 real-JPEG img/s per H200 (DALI, "
                "decoding on the GPU)", target=">= 90% of the step alone"),
+    Row("crop_resize", "bench", "a raw:256 store's crop boxes resized to 224 in the step "
+        "(data/canvas.py), batch 256: what config.crop_resize=auto puts on a GPU",
+        ("benchmarks/crop_resize.py", "--batch", "256"),
+        ("--batch", "4", "--size", "32", "--shorter", "40", "--steps", "3", "--warmup", "1"),
+        anchor="PIL's resize of the same boxes on one host core (in the JSON); the step's "
+               "on one CPU core: 739 img/s (BENCHMARKS.md#input-speed)"),
     Row("profile_resnet50", "profile", "ResNet-50 train step, bfloat16: top ops",
         (*BENCH, "--model", "resnet50", "--dtype", "bfloat16", "--batch", "256", "--steps",
          "10", "--warmup", "3", "--profile-steps", "3"), (*SMOKE_BENCH, "--image-size", "32")),

@@ -104,6 +104,9 @@ def test_every_rows_command_line_is_valid(monkeypatch):
     input_speed = _load("input_speed")
     for row in suite.ROWS:
         for argv in (list(row.args), suite.merge_args(row.args, row.smoke_args)):
+            if argv[0] == "benchmarks/crop_resize.py":
+                assert row.kind == "bench" and _load("crop_resize").parse_args(argv[1:])
+                continue
             if argv[0] == "benchmarks/input_speed.py":
                 args = input_speed.parse_args(argv[1:])
                 assert row.kind == "input" and args.step and args.workers, row.name
@@ -214,7 +217,7 @@ def _clean_env(**extra) -> dict:
 
 
 # One row of each kind; see the module docstring.
-SMOKED_ROWS = ("fm_fast", "resnet50_jpeg", "profile_fm_fast", "cifar_resnet18")
+SMOKED_ROWS = ("fm_fast", "resnet50_jpeg", "crop_resize", "profile_fm_fast", "cifar_resnet18")
 
 
 @pytest.mark.slow
@@ -264,6 +267,7 @@ def test_suite_runs_a_row_of_each_kind_in_a_bare_venv(tiny_data_dir, tmp_path):
     assert f["epochs"] == 1 and 0 <= f["final_test_accuracy"] <= 1
     assert f["train_seconds"] > 0 and f["compile_seconds"] > 0
     assert rows["profile_fm_fast"]["figures"]["top"][0]["ms_per_step"] > 0
+    assert rows["crop_resize"]["figures"]["images_per_sec"] > 0
     f = rows["resnet50_jpeg"]["figures"]
     assert f["images_per_sec"]["input+step"] > 0 and f["images_per_sec"]["train loop"] > 0
     assert f["share_of_step"] > 0
