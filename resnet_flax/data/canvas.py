@@ -4,7 +4,8 @@ A pre-resized ``raw`` store needs no decoding, so its host work was reading the 
 and PIL's resize of the crop box to the output size. Here the host only copies the box
 (and the few pixels around it the filter reads) onto a fixed canvas, and the step
 resizes every canvas of the batch at once (``resized``), with PIL's bilinear filter
-(``Resample.c``) in float32: within one level of 255 of PIL's 8-bit fixed point.
+(``Resample.c``) and its integer arithmetic, the weights computed in float32 (PIL: double):
+within 2 levels of 255 of PIL's pixels.
 
 A canvas is ``(side + 1, side, C)`` uint8: the region's pixels at its top-left, and in
 its last row the region's height and width, the box's top and left in the region, and

@@ -16,10 +16,11 @@ spares ``Image.open``'s reading of the file in chunks.
 from __future__ import annotations
 
 import dataclasses
-import io
 import struct
 
 from PIL import Image
+
+from resnet_flax.data import images
 
 # Baseline, extended and progressive Huffman-coded frames (what cameras and encoders
 # write): each scan's MCU rows run top to bottom. Arithmetic-coded, lossless and
@@ -83,7 +84,7 @@ def decode(data: bytes, found: Frame, rows: int, scale: int = 1) -> Image.Image:
     calls draft). A stream that does not end with EOI goes through ``Image.open``."""
     short = shortened(data, found, rows)
     if not short.endswith(_END):
-        image = Image.open(io.BytesIO(data))
+        image = images.open_bytes(data)
         if scale > 1:  # Pillow's draft picks exactly ``scale`` for this request.
             image.draft(image.mode, (image.width // scale, image.height // scale))
         return image

@@ -156,15 +156,16 @@ def set_aside_torn(path: pathlib.Path, consequence: str) -> list[str]:
         aside = path.with_name(path.name + ".torn")
         with open(aside, "a", encoding="utf-8") as f:
             f.write("".join(ln if ln.endswith("\n") else ln + "\n" for ln in torn))
-        _replace(path, kept)
+        write_whole(path, "".join(kept))
         print(f"warning: {path} had a torn row (a short write); set aside in {aside}"
               f"{consequence}", file=sys.stderr, flush=True)
     return kept
 
 
-def _replace(path: pathlib.Path, lines: list[str]) -> None:
+def write_whole(path: pathlib.Path, text: str) -> None:
+    """``text`` into ``path`` whole or not at all: a temporary file, then a rename."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(lines), encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -174,7 +175,7 @@ def _drop_rows_after(path: pathlib.Path, step: int) -> None:
     lines = set_aside_torn(path, ", its epoch is trained again")
     kept = [ln for ln in lines if _row(ln).get("step", 0) <= step]
     if len(kept) != len(lines):
-        _replace(path, kept)
+        write_whole(path, "".join(kept))
 
 
 def console(epoch: int, num_epochs: int, scalars: dict[str, float]) -> None:

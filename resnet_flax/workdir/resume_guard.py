@@ -12,7 +12,6 @@ change; ``record`` writes the new ``config.json`` and appends each change to
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import time
 from typing import NamedTuple
@@ -172,8 +171,6 @@ def _write_whole(path: pathlib.Path, text: str) -> None:
     """``text`` into ``path`` whole or not at all (a torn config.json would stop every
     resume); nothing at all when it holds ``text`` already, so a resume with the same
     command writes no file before training (on a full disk, too)."""
-    if path.is_file() and path.read_text() == text:
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
         return
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    metrics.write_whole(path, text)
