@@ -109,15 +109,13 @@ def _vertical_first(height: int, width: int, size: int) -> bool:
     return height - size > 0 and height - size > 2 * (width - size)
 
 
-def _open_for_box(data: bytes, found: jpeg.Frame | None, box, size: int, reduce: bool):
-    """``data`` opened to decode no more than ``box`` (top, left, h, w) needs: a JPEG at a
-    reduced DCT scale where it allows (``reduce``), and only down to the box's last row
-    and the filter's reach below it (``jpeg.decode``), where the resize then reads the
-    same pixels as from a full decode (``found``: its frame header, or None for another
-    kind of file). Returns (image, box in its pixels)."""
+def _jpeg_for_box(data: bytes, found: jpeg.Frame, box, size: int, reduce: bool):
+    """The JPEG ``data`` (frame header ``found``) opened to decode no more than ``box``
+    (top, left, h, w) needs: at a reduced DCT scale where it allows (``reduce``), and
+    only down to the box's last row and the filter's reach below it (``jpeg.decode``),
+    where the resize then reads the same pixels as from a full decode. Returns (image,
+    box in its pixels)."""
     top, left, h, w = box
-    if found is None:
-        return images.open_bytes(data), (left, top, left + w, top + h)
     scale = _dct_scale(box, size) if reduce else 1
     full = (-(-found.height // scale), -(-found.width // scale))
     rows = found.height if _vertical_first(*full, size) else \
@@ -125,6 +123,13 @@ def _open_for_box(data: bytes, found: jpeg.Frame | None, box, size: int, reduce:
     fy, fx = full[0] / found.height, full[1] / found.width
     return (jpeg.decode(data, found, rows, scale),
             (left * fx, top * fy, (left + w) * fx, (top + h) * fy))
+
+
+def _view(image: Image.Image, channels: int, size: int, source) -> np.ndarray:
+    """``image``'s box ``source`` (left, top, right, bottom) resized to ``size``, uint8."""
+    with image:
+        out = images.convert(image, channels).resize((size, size), Image.BILINEAR, box=source)
+    return np.frombuffer(out.tobytes(), np.uint8).reshape(size, size, channels)
 
 
 def train_view(rng: np.random.Generator, data, channels: int, size: int,
@@ -135,16 +140,13 @@ def train_view(rng: np.random.Generator, data, channels: int, size: int,
     if isinstance(data, np.ndarray):
         return random_resized_crop(rng, images.decode(data, channels), size, scale, ratio)
     found = jpeg.frame(data)
-    if found:
-        height, width = found.height, found.width
-    else:
-        with images.open_bytes(data) as header:
-            height, width = header.height, header.width
-    box = inception_box(rng, height, width, scale, ratio)
-    image, source = _open_for_box(data, found, box, size, reduce)
-    with image:
-        out = images.convert(image, channels).resize((size, size), Image.BILINEAR, box=source)
-    return np.frombuffer(out.tobytes(), np.uint8).reshape(size, size, channels)
+    if found is None:  # Another format, or a JPEG Pillow decodes its own way: whole.
+        image = images.open_bytes(data)
+        top, left, h, w = inception_box(rng, image.height, image.width, scale, ratio)
+        return _view(image, channels, size, (left, top, left + w, top + h))
+    box = inception_box(rng, found.height, found.width, scale, ratio)
+    image, source = _jpeg_for_box(data, found, box, size, reduce)
+    return _view(image, channels, size, source)
 
 
 def eval_view(data, channels: int, size: int, fraction: float = EVAL_FRACTION) -> np.ndarray:
