@@ -10,7 +10,8 @@ JPEG quality 90, ~110 KB each, 10 classes; it is built as a folder dataset (once
 TensorFlow) under --data_dir, and so is --folder. For each folder, each core count
 (``1``: this process and its threads pinned to one core; ``all``: every core) and each
 view (``train``: Inception's random-resized crop to --size with torchvision's draw;
-``eval``: resize to size/0.875 and the centre --size), the images/s of
+``eval``: resize to size/0.875 and the centre --size), both over the training
+images, the images/s of
 
 - ``loop``: the plain reference: PIL opens each file, decodes it in full, crops and
   resizes (bilinear) to the same box, into an array; on ``all`` cores, one process per
@@ -178,15 +179,22 @@ def epoch_batches(trainer, epoch: int):
     return (batch["image"] for batch, _ in sources._ahead(host, source.mode.put_rows))
 
 
+def eval_batches(trainer):
+    """Evaluation's stream of batches (its dataset, reading threads and device
+    read-ahead) over the training images: four times the validation split's batches,
+    so a round is not mostly the start of its threads and the wait for its last batch."""
+    source, c = trainer.source, trainer.config
+    dataset = stream.eval_dataset(source._train_source, len(source._examples),
+                                  c.eval_batch_size, source._eval_rows, source.crop)
+    host = stream.batches(dataset, 0)
+    return (batch["image"] for batch, _ in sources._ahead(host, source.mode.put_rows))
+
+
 def time_stream(trainer, view: str, epoch: int) -> float:
     """images/s of one epoch of ``view`` batches, put on the device."""
     tic, count = time.perf_counter(), 0
-    if view == "train":
-        for images in epoch_batches(trainer, epoch):
-            count += jax.block_until_ready(images).shape[0]
-    else:
-        for batch in trainer.source.eval_batches():
-            count += int(jax.block_until_ready(batch)[2].sum())
+    for images in epoch_batches(trainer, epoch) if view == "train" else eval_batches(trainer):
+        count += jax.block_until_ready(images).shape[0]
     return count / (time.perf_counter() - tic)
 
 
@@ -245,8 +253,8 @@ def rows_for(args, data_dir: pathlib.Path) -> dict:
         name = built(folder, data_dir / "original", folders.Store())
         files = split_files(name, data_dir / "original")
         trainer = trainer_for(name, data_dir / "original", args)
-        for view, split in (("train", "train"), ("eval", "test")):
-            rows[label, f"{view} loop"] = lambda r, p=files[split], v=view: time_loop(
+        for view in ("train", "eval"):  # Both over the training images (eval_batches).
+            rows[label, f"{view} loop"] = lambda r, p=files["train"], v=view: time_loop(
                 pool, p, v, args.size, workers, r)
             rows[label, f"{view} stream"] = lambda r, t=trainer, v=view: time_stream(t, v, r)
         for store in filter(None, args.stores.split(",")):

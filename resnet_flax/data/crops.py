@@ -12,14 +12,16 @@ output, with no copies between, and for training a JPEG is decoded at 1/2, 1/4 o
 scale (libjpeg's DCT scaling, ``Image.draft``) when the crop box stays at least ``size``
 pixels at that scale. The box is the same draw either way; only the pixels differ a
 little from a full decode (docs/data.md). A training crop decodes a JPEG only down to
-the box's last rows (``jpeg.shortened``), which changes no pixel. Evaluation always
-decodes in full.
+the box's last rows (``jpeg.shortened``), which changes no pixel. Evaluation gives
+torchvision's pixels exactly: its resize computes only the crop along the shorter side
+where PIL's arithmetic is then the same (``_centre_plan``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -88,10 +90,63 @@ def resize_shorter(height: int, width: int, shorter: int) -> tuple[int, int]:
 def centre_crop(image: np.ndarray, size: int, fraction: float = EVAL_FRACTION) -> np.ndarray:
     """The evaluation view: shorter side resized to ``round(size / fraction)``, then the
     centre ``size`` x ``size`` (``Resize(256)`` + ``CenterCrop(224)`` at 0.875)."""
-    h, w = resize_shorter(image.shape[0], image.shape[1], int(round(size / fraction)))
-    resized = _resized(image, (h, w), (0, 0, image.shape[0], image.shape[1]))
+    grey = image.ndim == 3 and image.shape[-1] == 1
+    plan = _centre_plan(image.shape[0], image.shape[1], size, fraction)
+    out = _centred(Image.fromarray(image[..., 0] if grey else image), plan, size)
+    return out.reshape(size, size, *image.shape[2:])
+
+
+class _CentrePlan(NamedTuple):
+    """How PIL computes a centre crop: resize the source ``box`` to ``out`` (W, H), take
+    ``size`` x ``size`` at ``corner`` (left, top); the source is decoded for ``rows``."""
+
+    out: tuple[int, int]
+    box: tuple[float, float, float, float]
+    corner: tuple[int, int]
+    rows: int
+
+
+def _centre_plan(height: int, width: int, size: int, fraction: float,
+                 found: jpeg.Frame | None = None) -> _CentrePlan:
+    """torchvision's resize-then-centre-crop of a ``height`` x ``width`` image, with the
+    resize computing only the crop's pixels along the shorter side, where that gives the
+    same pixels: the resized shorter side a power of two makes PIL's box edges, scale and
+    filter centres the same binary fractions as in the whole resize, and its two passes
+    must run in the same order. A JPEG (``found``) landscape image is then decoded only
+    down to the crop's last rows. The whole resize otherwise."""
+    h, w = resize_shorter(height, width, int(round(size / fraction)))
     top, left = int(round((h - size) / 2)), int(round((w - size) / 2))
-    return resized[top:top + size, left:left + size]
+    whole = _CentrePlan((w, h), (0, 0, width, height), (left, top), height)
+    if min(h, w) & (min(h, w) - 1) or size > min(h, w):
+        return whole
+    order = _vertical_first(height, width, h, w)
+    if height > width:
+        x0, x1 = left * width / w, (left + size) * width / w
+        part = _CentrePlan((size, h), (x0, 0, x1, height), (0, top), height)
+        same = _vertical_first(height, width, h, size) == order
+        return part if same and _in_float32(x0, x1, x1 - x0) else whole
+    y0, y1 = top * height / h, (top + size) * height / h
+    if not _in_float32(y0, y1, y1 - y0):
+        return whole
+    needed = min(height, math.ceil(y1 + max(height / h, 1.0)) + 1)
+    for rows in (needed, height):  # Shortened, if that keeps the order; else whole.
+        decoded = jpeg.decoded_height(found, rows) if found else height
+        if _vertical_first(decoded, width, size, w) == order:
+            return _CentrePlan((w, size), (0, y0, width, y1), (left, 0), rows)
+    return whole
+
+
+def _in_float32(*values: float) -> bool:
+    """Whether PIL, which takes a box as 32-bit floats, gets exactly these values."""
+    return all(float(np.float32(v)) == v for v in values)
+
+
+def _centred(image: Image.Image, plan: _CentrePlan, size: int) -> np.ndarray:
+    """``image`` resized and centre-cropped by ``plan``, as uint8 (size, size[, C])."""
+    resized = image.resize(plan.out, Image.BILINEAR, box=plan.box)
+    left, top = plan.corner
+    out = resized.crop((left, top, left + size, top + size))
+    return np.frombuffer(out.tobytes(), np.uint8).reshape(size, size, len(out.getbands()))
 
 
 def _dct_scale(box: tuple[int, int, int, int], size: int) -> int:
@@ -103,10 +158,12 @@ def _dct_scale(box: tuple[int, int, int, int], size: int) -> int:
     return next(s for s in (8, 4, 2) if shorter // size >= s)
 
 
-def _vertical_first(height: int, width: int, size: int) -> bool:
-    """Whether Pillow (13 on) resizes a ``height`` x ``width`` image to ``size`` x ``size``
-    vertical pass first, which it picks by the whole image's shape (Resample.c)."""
-    return height - size > 0 and height - size > 2 * (width - size)
+def _vertical_first(height: int, width: int, out_height: int, out_width: int) -> bool:
+    """Whether Pillow (13 on) resizes a ``height`` x ``width`` image to ``out_height`` x
+    ``out_width`` vertical pass first, which it picks by the whole image's shape
+    (Resample.c)."""
+    grow = height - out_height
+    return grow > 0 and grow > 2 * (width - out_width)
 
 
 def _jpeg_for_box(data: bytes, found: jpeg.Frame, box, size: int, reduce: bool):
@@ -118,7 +175,7 @@ def _jpeg_for_box(data: bytes, found: jpeg.Frame, box, size: int, reduce: bool):
     top, left, h, w = box
     scale = _dct_scale(box, size) if reduce else 1
     full = (-(-found.height // scale), -(-found.width // scale))
-    rows = found.height if _vertical_first(*full, size) else \
+    rows = found.height if _vertical_first(*full, size, size) else \
         top + h + math.ceil(max(h / size, scale)) + 1
     fy, fx = full[0] / found.height, full[1] / found.width
     return (jpeg.decode(data, found, rows, scale),
@@ -150,14 +207,15 @@ def train_view(rng: np.random.Generator, data, channels: int, size: int,
 
 
 def eval_view(data, channels: int, size: int, fraction: float = EVAL_FRACTION) -> np.ndarray:
-    """``centre_crop`` of a stored example, from a full decode (torchvision's pixels)."""
+    """``centre_crop`` of a stored example: torchvision's pixels, decoding only the rows
+    the crop needs; uint8 (size, size, C)."""
     if isinstance(data, np.ndarray):
         return centre_crop(images.decode(data, channels), size, fraction)
     found = jpeg.frame(data)
-    with jpeg.decode(data, found, found.height) if found else images.open_bytes(data) as image:
-        image = images.convert(image, channels)
-        h, w = resize_shorter(image.height, image.width, int(round(size / fraction)))
-        resized = image.resize((w, h), Image.BILINEAR)
-    top, left = int(round((h - size) / 2)), int(round((w - size) / 2))
-    out = resized.crop((left, top, left + size, top + size)).tobytes()
-    return np.frombuffer(out, np.uint8).reshape(size, size, channels)
+    if found is None:
+        with images.open_bytes(data) as image:
+            plan = _centre_plan(image.height, image.width, size, fraction)
+            return _centred(images.convert(image, channels), plan, size)
+    plan = _centre_plan(found.height, found.width, size, fraction, found)
+    with jpeg.decode(data, found, plan.rows) as image:
+        return _centred(images.convert(image, channels), plan, size)

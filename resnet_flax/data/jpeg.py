@@ -98,10 +98,16 @@ def shortened(data: bytes, found: Frame, rows: int) -> bytes:
     """``data`` stating a height of ``rows`` rounded up to whole MCU rows, plus one: its
     decode is the first rows of the whole image's, pixel for pixel. ``data`` itself when
     that is no shorter, or when the stream does not end with EOI."""
-    mcu = found.mcu_height
-    height = (-(-rows // mcu) + 1) * mcu
+    height = decoded_height(found, rows)
     if height >= found.height or not data.endswith(_END):
         return data
     copy = bytearray(data)
     struct.pack_into(">H", copy, found.height_at, height)
     return bytes(copy)
+
+
+def decoded_height(found: Frame, rows: int) -> int:
+    """The height ``decode`` gives for ``rows`` (a stream that ends with EOI): whole MCU
+    rows, one more than ``rows`` needs, or the image's own height if that is less."""
+    mcu = found.mcu_height
+    return min((-(-rows // mcu) + 1) * mcu, found.height)

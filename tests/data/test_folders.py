@@ -233,26 +233,6 @@ def test_training_crops_draw_torchvisions_box_and_decode_reduced_only_where_it_f
         assert diff.mean() < 4, seed  # DCT scaling: a little softer, the same view.
 
 
-def torchvision_eval_view(image: Image.Image, size=224, resize=256) -> np.ndarray:
-    """A port of torchvision's ``Resize(256)`` + ``CenterCrop(224)`` on a PIL image."""
-    w, h = image.size
-    short, long = (w, h) if w <= h else (h, w)
-    new_short, new_long = resize, int(resize * long / short)
-    new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
-    image = image.resize((new_w, new_h), Image.BILINEAR)
-    top, left = int(round((new_h - size) / 2.0)), int(round((new_w - size) / 2.0))
-    return np.asarray(image.crop((left, top, left + size, top + size)))
-
-
-@pytest.mark.parametrize("shape", [(375, 500), (500, 333), (256, 256), (300, 301)])
-def test_the_evaluation_view_is_torchvisions_resize_and_centre_crop(shape):
-    data = _jpeg_bytes(*shape)
-    with images.open_bytes(data) as image:
-        expected = torchvision_eval_view(image.convert("RGB"))
-    np.testing.assert_array_equal(crops.eval_view(data, 3, 224), expected)
-    np.testing.assert_array_equal(crops.centre_crop(images.decode(data, 3), 224), expected)
-
-
 def test_the_record_says_what_was_built(built):
     name, root, data_dir = built
     record = json.loads((datasets.folder_store(name, str(data_dir)) / "folder.json")
