@@ -218,4 +218,6 @@ def eval_view(data, channels: int, size: int, fraction: float = EVAL_FRACTION) -
             return _centred(images.convert(image, channels), plan, size)
     plan = _centre_plan(found.height, found.width, size, fraction, found)
     with jpeg.decode(data, found, plan.rows) as image:
+        if image.height == found.height:  # Whole after all (bytes after EOI): its plan.
+            plan = _centre_plan(found.height, found.width, size, fraction)
         return _centred(images.convert(image, channels), plan, size)

@@ -95,3 +95,12 @@ def test_only_the_crop_is_resized_along_the_shorter_side_and_decoded_down_to_it(
     # vertical first; 241 to 256, horizontal): the whole resize.
     assert crops._centre_plan(375, 500, 160, 0.875).out == (244, 183)
     assert crops._centre_plan(241, 243, 224, 0.875).out == (258, 256)
+
+
+@pytest.mark.parametrize("shape", [(225, 240), (225, 252)])
+def test_a_jpeg_decoded_whole_for_bytes_after_its_end_keeps_torchvisions_pixels(shape):
+    # Shortened, these would resize in Pillow's order for the whole image; decoded whole
+    # (a stream that does not end with EOI), the same box would flip the order.
+    data = encoded(*shape, mode="L") + b"bytes after the end marker"
+    np.testing.assert_array_equal(crops.eval_view(data, 1, 224),
+                                  expected_view(data, 1, 224, 0.875))
