@@ -194,6 +194,9 @@ def test_packed_runs_stop_on_a_signal_and_the_same_command_finishes_them(tiny_da
     while not all(p.exists() and "epoch 1/20" in p.read_text() for p in logs):
         assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.5)
+    # On a loaded machine one run can end all 20 epochs before the other ends its first,
+    # and the third starts then, before the signal: allowed. None may start after it.
+    third_before = (tmp_path / "logs" / "resnet20_C_seed_0.log").exists()
     proc.send_signal(signal.SIGTERM)
     err = proc.communicate(timeout=300)[1]
     assert proc.returncode == 128 + signal.SIGTERM, err
@@ -202,7 +205,7 @@ def test_packed_runs_stop_on_a_signal_and_the_same_command_finishes_them(tiny_da
     stopped = [o for o in "AB" if f"resnet20_{o} seed 0: stopped by SIGTERM; the same "
                "command resumes it" in err]
     assert stopped, err
-    assert "resnet20_C seed 0: started" not in err
+    assert third_before or "resnet20_C seed 0: started" not in err
     assert " not yet: " in (tmp_path / "results.md").read_text()
     resumed = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
