@@ -65,7 +65,7 @@ ROWS = (
         ("benchmarks/crop_resize.py", "--batch", "256"),
         ("--batch", "4", "--size", "32", "--shorter", "40", "--steps", "3", "--warmup", "1"),
         anchor="PIL's resize of the same boxes on one host core (in the JSON); the step's "
-               "on one CPU core: 739 img/s (BENCHMARKS.md#input-speed)"),
+               "on one CPU core: ~700 img/s (BENCHMARKS.md#input-speed)"),
     Row("profile_resnet50", "profile", "ResNet-50 train step, bfloat16: top ops",
         (*BENCH, "--model", "resnet50", "--dtype", "bfloat16", "--batch", "256", "--steps",
          "10", "--warmup", "3", "--profile-steps", "3"), (*SMOKE_BENCH, "--image-size", "32")),

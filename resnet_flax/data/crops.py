@@ -93,7 +93,7 @@ def centre_crop(image: np.ndarray, size: int, fraction: float = EVAL_FRACTION) -
     grey = image.ndim == 3 and image.shape[-1] == 1
     plan = _centre_plan(image.shape[0], image.shape[1], size, fraction)
     out = _centred(Image.fromarray(image[..., 0] if grey else image), plan, size)
-    return out.reshape(size, size, *image.shape[2:])
+    return images.pixels(out, len(out.getbands())).reshape(size, size, *image.shape[2:])
 
 
 class _CentrePlan(NamedTuple):
@@ -141,12 +141,11 @@ def _in_float32(*values: float) -> bool:
     return all(float(np.float32(v)) == v for v in values)
 
 
-def _centred(image: Image.Image, plan: _CentrePlan, size: int) -> np.ndarray:
-    """``image`` resized and centre-cropped by ``plan``, as uint8 (size, size[, C])."""
-    resized = image.resize(plan.out, Image.BILINEAR, box=plan.box)
+def _centred(image: Image.Image, plan: _CentrePlan, size: int) -> Image.Image:
+    """``image`` resized and centre-cropped by ``plan``."""
     left, top = plan.corner
-    out = resized.crop((left, top, left + size, top + size))
-    return np.frombuffer(out.tobytes(), np.uint8).reshape(size, size, len(out.getbands()))
+    return image.resize(plan.out, Image.BILINEAR, box=plan.box).crop(
+        (left, top, left + size, top + size))
 
 
 def _dct_scale(box: tuple[int, int, int, int], size: int) -> int:
@@ -186,7 +185,7 @@ def _view(image: Image.Image, channels: int, size: int, source) -> np.ndarray:
     """``image``'s box ``source`` (left, top, right, bottom) resized to ``size``, uint8."""
     with image:
         out = images.convert(image, channels).resize((size, size), Image.BILINEAR, box=source)
-    return np.frombuffer(out.tobytes(), np.uint8).reshape(size, size, channels)
+    return images.pixels(out, channels)
 
 
 def train_view(rng: np.random.Generator, data, channels: int, size: int,
@@ -215,9 +214,9 @@ def eval_view(data, channels: int, size: int, fraction: float = EVAL_FRACTION) -
     if found is None:
         with images.open_bytes(data) as image:
             plan = _centre_plan(image.height, image.width, size, fraction)
-            return _centred(images.convert(image, channels), plan, size)
+            return images.pixels(_centred(images.convert(image, channels), plan, size), channels)
     plan = _centre_plan(found.height, found.width, size, fraction, found)
     with jpeg.decode(data, found, plan.rows) as image:
         if image.height == found.height:  # Whole after all (bytes after EOI): its plan.
             plan = _centre_plan(found.height, found.width, size, fraction)
-        return _centred(images.convert(image, channels), plan, size)
+        return images.pixels(_centred(images.convert(image, channels), plan, size), channels)

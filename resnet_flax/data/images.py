@@ -54,8 +54,8 @@ def convert(image: Image.Image, channels: int) -> Image.Image:
 
 def pixels(image: Image.Image, channels: int) -> np.ndarray:
     """``image`` as a uint8 (H, W, ``channels``) array, by the rule above."""
-    image = convert(image, channels)
-    return np.asarray(image, np.uint8).reshape(image.height, image.width, channels)
+    image = convert(image, channels)  # tobytes: one copy, quicker than the array interface.
+    return np.frombuffer(image.tobytes(), np.uint8).reshape(image.height, image.width, channels)
 
 
 def open_bytes(data: bytes) -> Image.Image:
