@@ -184,7 +184,7 @@ def eval_batches(trainer):
     read-ahead) over the training images: four times the validation split's batches,
     so a round is not mostly the start of its threads and the wait for its last batch."""
     source, c = trainer.source, trainer.config
-    dataset = stream.eval_dataset(source._train_source, len(source._examples),
+    dataset = stream.eval_dataset(source._train_source, source._examples,
                                   c.eval_batch_size, source._eval_rows, source.crop)
     host = stream.batches(dataset, 0)
     return (batch["image"] for batch, _ in sources._ahead(host, source.mode.put_rows))

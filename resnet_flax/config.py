@@ -52,6 +52,9 @@ def _data_fields(c: ml_collections.ConfigDict) -> None:
     c.data_dir = ""  # TFDS data dir; "" means TFDS's default ($TFDS_DATA_DIR).
     c.allow_download = True  # Only tried when the download host answers.
     c.train_subset = 0  # > 0: train on this many examples (a fixed draw); 0: all of them.
+    # > 0: evaluate on this many test examples (a fixed draw; short ablations whose every
+    # epoch's evaluation would cost as much as its training); 0: all of them.
+    c.test_subset = 0
     # The input path (resnet_flax/data/sources.py): "device" holds each split whole in
     # device memory (small datasets: fastest); "stream" reads the array_record files batch
     # by batch with Grain (data larger than device memory, images of any size).
@@ -224,6 +227,8 @@ def check_values(config: ml_collections.ConfigDict) -> None:
         fail("crop_padding", "must be >= 0")
     if config.train_subset < 0:
         fail("train_subset", "must be >= 0 (0: the whole training split)")
+    if config.test_subset < 0:
+        fail("test_subset", "must be >= 0 (0: the whole test split)")
     _check_augmentation(config, fail)
     _check_input(config, fail)
     _check_finetuning(config, fail)

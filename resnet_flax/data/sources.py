@@ -128,7 +128,10 @@ class Stream:
         total = len(self._train_source)
         self._examples = (pipeline.subset_indices(total, config.train_subset)
                           if 0 < config.train_subset < total else np.arange(total))
-        self.num_train, self.num_test = len(self._examples), len(self._test_source)
+        tests = len(self._test_source)
+        self._test_examples = (pipeline.subset_indices(tests, config.test_subset)
+                               if 0 < config.test_subset < tests else np.arange(tests))
+        self.num_train, self.num_test = len(self._examples), len(self._test_examples)
         side = canvas.run_side(config)
         self.crop = stream.Crop(config.crop, config.crop_size, tuple(config.crop_scale),
                                 tuple(config.crop_ratio), config.eval_crop_fraction,
@@ -191,8 +194,8 @@ class Stream:
 
     def eval_batches(self) -> Iterator[tuple]:
         dataset = self._pipelines.eval_dataset(
-            self._test_source, self.num_test, self.config.eval_batch_size, self._eval_rows,
-            self.crop)
+            self._test_source, self._test_examples, self.config.eval_batch_size,
+            self._eval_rows, self.crop)
         batches = _ahead(self._pipelines.batches(dataset, self.config.input_workers),
                          self.mode.put_rows)
         try:
@@ -247,8 +250,8 @@ def open_source(config) -> Device | Stream:
 
 
 def load_splits(config) -> tuple[pipeline.Split, pipeline.Split]:
-    """The train (or ``train_subset`` of it) and test splits of ``config.dataset`` as
-    in-memory arrays (the device path's data)."""
+    """The train and test splits (or ``train_subset`` and ``test_subset`` of them) of
+    ``config.dataset`` as in-memory arrays (the device path's data)."""
     spec = datasets.get(config.dataset, config.data_dir or None)
     load = functools.partial(tfds_source.load_split, config.dataset,
                              data_dir=config.data_dir or None,
@@ -256,4 +259,7 @@ def load_splits(config) -> tuple[pipeline.Split, pipeline.Split]:
     train = pipeline.Split(*load(spec.train_split))
     if config.train_subset and config.train_subset < len(train):
         train = train.subset(config.train_subset)
-    return train, pipeline.Split(*load(spec.test_split))
+    test = pipeline.Split(*load(spec.test_split))
+    if config.test_subset and config.test_subset < len(test):
+        test = test.subset(config.test_subset)
+    return train, test

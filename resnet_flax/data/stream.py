@@ -184,11 +184,12 @@ def train_dataset(source, examples: np.ndarray, seed: int, num_epochs: int,
     return grain.MapDataset.source(steps).map(_ReadTrain(source, crop, seed))
 
 
-def eval_dataset(source, num_examples: int, global_batch: int, rows: slice,
+def eval_dataset(source, examples: np.ndarray, global_batch: int, rows: slice,
                  crop: Crop) -> grain.MapDataset:
-    """Every example once, this process's rows of each global eval batch; the last batch
-    padded (mask 0), as ``pipeline.eval_batches``."""
-    indices, mask = pipeline.eval_batches(num_examples, global_batch)
+    """Every example of ``examples`` (indices into ``source``) once, this process's rows of
+    each global eval batch; the last batch padded (mask 0), as ``pipeline.eval_batches``."""
+    positions, mask = pipeline.eval_batches(len(examples), global_batch)
+    indices = np.asarray(examples)[positions]
     items = list(zip(indices[:, rows], mask[:, rows]))
     return grain.MapDataset.source(items).map(_ReadEval(source, crop))
 

@@ -88,6 +88,24 @@ def test_streamed_rows_under_pmap_train_what_the_device_input_trains(tiny_data_d
     assert trained["device"][1] == trained["stream"][1]
 
 
+def test_a_test_subset_is_one_fixed_draw_that_both_inputs_evaluate_alike(tiny_data_dir):
+    """``test_subset``: each epoch's evaluation reads a fixed draw of the test split, the
+    same examples through either input (and every one of them once)."""
+    evaluated = {}
+    for input_path in ("device", "stream"):
+        config = tiny_config(tiny_data_dir, input=input_path, input_workers=0, test_subset=9)
+        trainer = train_loop.Trainer(config, sources.open_source(config))
+        assert trainer.num_test == 9
+        assert sum(int(mask.sum()) for *_, mask in trainer.source.eval_batches()) == 9
+        evaluated[input_path] = trainer.evaluate()
+        if input_path == "device":  # Not the split's first 9: a draw, as train_subset's.
+            whole = tiny_config(tiny_data_dir, input_workers=0)
+            labels = sources.load_splits(whole)[1].labels
+            drawn = sources.load_splits(config)[1].labels
+            assert list(drawn) != list(labels[:9])
+    assert evaluated["device"] == evaluated["stream"]
+
+
 @pytest.mark.slow
 def test_jpeg_images_of_mixed_sizes_train_with_inception_crops_in_worker_processes(
         jpeg_data_dir, tmp_path):
