@@ -185,7 +185,8 @@ def from_weights(args):
     apply = jax.jit(lambda x: jax.nn.softmax(model.apply(variables, x, train=False), -1))
     view = functools.partial(transform.eval_view, weights=weights)
     names = loaded.class_names or [str(i) for i in range(model.num_classes)]
-    return (functools.partial(read_image, shape=(None, None, 3), view=view),
+    # A grey dataset's weights take one channel (their mean and std have one entry).
+    return (functools.partial(read_image, shape=(None, None, len(weights.mean)), view=view),
             lambda images: np.asarray(apply(transform.normalise(images, weights))), names)
 
 

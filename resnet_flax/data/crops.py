@@ -87,9 +87,15 @@ def resize_shorter(height: int, width: int, shorter: int) -> tuple[int, int]:
     return int(shorter * height / width), shorter
 
 
+def eval_resize(size: int, fraction: float) -> int:
+    """The shorter side the evaluation view resizes to before its centre ``size`` crop: the
+    one rule of training's evaluation, ``--mode eval``, ``predict`` and an export."""
+    return int(round(size / fraction))
+
+
 def centre_crop(image: np.ndarray, size: int, fraction: float = EVAL_FRACTION) -> np.ndarray:
-    """The evaluation view: shorter side resized to ``round(size / fraction)``, then the
-    centre ``size`` x ``size`` (``Resize(256)`` + ``CenterCrop(224)`` at 0.875)."""
+    """The evaluation view: shorter side resized to ``eval_resize(size, fraction)``, then
+    the centre ``size`` x ``size`` (``Resize(256)`` + ``CenterCrop(224)`` at 0.875)."""
     grey = image.ndim == 3 and image.shape[-1] == 1
     plan = _centre_plan(image.shape[0], image.shape[1], size, fraction)
     out = _centred(Image.fromarray(image[..., 0] if grey else image), plan, size)
@@ -114,7 +120,7 @@ def _centre_plan(height: int, width: int, size: int, fraction: float,
     filter centres the same binary fractions as in the whole resize, and its two passes
     must run in the same order. A JPEG (``found``) landscape image is then decoded only
     down to the crop's last rows. The whole resize otherwise."""
-    h, w = resize_shorter(height, width, int(round(size / fraction)))
+    h, w = resize_shorter(height, width, eval_resize(size, fraction))
     top, left = int(round((h - size) / 2)), int(round((w - size) / 2))
     whole = _CentrePlan((w, h), (0, 0, width, height), (left, top), height)
     if min(h, w) & (min(h, w) - 1) or size > min(h, w):

@@ -8,6 +8,7 @@ plus the model name and options this package builds it from) and a model card
 from __future__ import annotations
 
 import json
+import math
 import pathlib
 
 import numpy as np
@@ -41,16 +42,28 @@ def state_dict(exportable: Exportable) -> dict[str, np.ndarray]:
     return tensors
 
 
+def crop_pct(size: int, resize: int) -> float:
+    """The ``crop_pct`` for which timm's rule, ``floor(size / crop_pct)``, gives ``resize``:
+    ``size / resize`` itself where the division rounds that way, else its neighbour (a
+    rounded figure, 0.8889 for 32 of 36, would give 35)."""
+    pct = size / resize
+    while math.floor(size / pct) < resize:
+        pct = float(np.nextafter(pct, 0.0))
+    while math.floor(size / pct) > resize:
+        pct = float(np.nextafter(pct, 1.0))
+    return pct
+
+
 def hub_config(exportable: Exportable) -> dict:
     h, w, c = exportable.input_shape
     view = exportable.view or {}
-    crop_pct = view["centre_crop"] / view["resize_shorter"] if view else 1.0
+    pct = crop_pct(view["centre_crop"], view["resize_shorter"]) if view else 1.0
     return {
         "architecture": TIMM_NAMES.get(exportable.model_name, exportable.model_name),
         "num_classes": len(exportable.class_names),
         "pretrained_cfg": {
             "input_size": [c, h, w], "interpolation": view.get("interpolation", "bilinear"),
-            "crop_pct": round(crop_pct, 4), "crop_mode": "center",
+            "crop_pct": pct, "crop_mode": "center",
             "mean": list(exportable.mean), "std": list(exportable.std),
             "num_classes": len(exportable.class_names), "classifier": "fc"},
         "label_names": list(exportable.class_names),

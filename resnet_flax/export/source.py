@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from resnet_flax.data import augment
+from resnet_flax.data import augment, crops
 from resnet_flax.models.parts import part_class
 from resnet_flax.models.shortcuts import AvgDownShortcut
 
@@ -89,7 +89,8 @@ def from_workdir(workdir: str, which: str = "latest") -> Exportable:
     model = models.create(config.model, num_classes=num_classes, **model_overrides(config))
     view = None
     if config.crop != "none":
-        view = {"resize_shorter": int(config.crop_size / config.eval_crop_fraction),
+        view = {"resize_shorter": crops.eval_resize(config.crop_size,
+                                                    config.eval_crop_fraction),
                 "centre_crop": config.crop_size, "interpolation": "bilinear"}
     return Exportable(
         config.model, model_overrides(config), model, variables,

@@ -16,13 +16,15 @@ _FILTERS = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.B
 
 
 def eval_view(image: Image.Image, weights: Weights) -> np.ndarray:
-    """The centre crop of an RGB PIL image as the weights were evaluated: uint8 HWC."""
+    """The centre crop of a PIL image (RGB, or grey for one-channel weights) as the
+    weights were evaluated: uint8 HWC."""
     height, width = crops.resize_shorter(image.height, image.width, weights.resize_to)
     resized = image.resize((width, height), _FILTERS.get(weights.interpolation,
                                                          Image.Resampling.BILINEAR))
     size = weights.size
     top, left = int(round((height - size) / 2)), int(round((width - size) / 2))
-    return np.asarray(resized, np.uint8)[top:top + size, left:left + size]
+    pixels = np.asarray(resized, np.uint8).reshape(height, width, len(resized.getbands()))
+    return pixels[top:top + size, left:left + size]
 
 
 def normalise(images: np.ndarray, weights: Weights) -> np.ndarray:

@@ -3,6 +3,7 @@ fine-tuned from torchvision weights on the stream input (Grain workers), evaluat
 images classified by class name; a folder of one size on the device input; and the
 experiments runner on a folder."""
 
+import json
 import subprocess
 import sys
 
@@ -64,6 +65,20 @@ def test_a_folder_fine_tunes_evaluates_and_predicts_by_class_name(tmp_path,
     lines = predicted.stdout.strip().splitlines()
     assert len(lines) == 3 and all('"class": "green"' in line or '"class": "red"' in line
                                    for line in lines)  # Names, not indices.
+    # Its exported weights folder predicts the same files as the run does: the same
+    # view (32 of the shorter side resized to 37) and probabilities within 1e-6.
+    exported = command("resnet_flax.export", "--workdir", workdir, "--output",
+                       tmp_path / "exported", "--formats", "weights")
+    assert exported.returncode == 0, exported.stderr
+    again = command("resnet_flax.predict", "--weights", tmp_path / "exported" / "weights",
+                    "--json", "--top-k", "3", tmp_path / "photos" / "val" / "green")
+    run_top = command("resnet_flax.predict", "--workdir", workdir, "--json", "--top-k", "3",
+                      tmp_path / "photos" / "val" / "green")
+    for ours, theirs in zip(map(json.loads, run_top.stdout.splitlines()),
+                            map(json.loads, again.stdout.splitlines()), strict=True):
+        assert [t["class"] for t in ours["top"]] == [t["class"] for t in theirs["top"]]
+        np.testing.assert_allclose([t["probability"] for t in ours["top"]],
+                                   [t["probability"] for t in theirs["top"]], atol=1e-6)
 
 
 def write_grey_digits(root, per_class, rng):

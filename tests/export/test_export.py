@@ -123,6 +123,46 @@ def test_pretrained_weights_export_and_the_folder_loads_in_torch(tmp_path, monke
     assert config["architecture"] == "resnet50" and config["pretrained_cfg"]["crop_pct"] == 0.875
 
 
+SIZES = (8, 16, 24, 32, 33, 64, 100, 112, 160, 176, 224, 232, 288, 299)
+FRACTIONS = (0.5, 0.7, 0.8, 0.85, 0.875, 0.9, 0.9375, 0.95, 0.96, 1.0)
+
+
+def test_a_weights_folder_has_its_runs_view_under_timms_rule_at_every_size():
+    """The folder's ``pretrained_cfg`` gives the run's resize by timm's own rule
+    (``floor(size / crop_pct)``), and its weights' view the run's pixels, bit for bit."""
+    import math
+    import types
+
+    from PIL import Image
+
+    from resnet_flax.data import crops
+    from resnet_flax.export import hub_folder
+    from resnet_flax.pretrained import catalogue, transform
+
+    rng = np.random.default_rng(0)
+    for size in SIZES:
+        for fraction in FRACTIONS:
+            resize = crops.eval_resize(size, fraction)
+            channels = 1 if size % 2 else 3
+            run = types.SimpleNamespace(
+                input_shape=(size, size, channels), model_name="resnet18", source="a run",
+                view={"resize_shorter": resize, "centre_crop": size,
+                      "interpolation": "bilinear"}, class_names=("a", "b"),
+                mean=(0.5,) * channels, std=(0.25,) * channels, model_options={})
+            config = json.loads(json.dumps(hub_folder.hub_config(run)))  # As written.
+            pct = config["pretrained_cfg"]["crop_pct"]
+            assert math.floor(size / pct) == resize, (size, fraction, pct)
+            weights = catalogue.from_hub_config("folder", config)
+            assert weights.resize_to == resize
+            if fraction not in (0.8, 0.875, 0.95):
+                continue  # The pixels: three fractions, images wider, taller, smaller.
+            for h, w in ((resize + 7, resize + 30), (2 * resize + 3, resize), (size, 9)):
+                pixels = rng.integers(0, 256, (h, w, channels), dtype=np.uint8)
+                image = Image.fromarray(pixels[..., 0] if channels == 1 else pixels)
+                np.testing.assert_array_equal(transform.eval_view(image, weights),
+                                              crops.centre_crop(pixels, size, fraction))
+
+
 @pytest.mark.parametrize("args,expected", [
     (["--formats", "tflite,weights"], "--formats 'tflite,weights': each must be one of "),
     (["--checkpoint", "7"], "no checkpoint step 7 in "),
