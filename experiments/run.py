@@ -210,10 +210,16 @@ def _train(runs: list[grid.Run]) -> int:
     """Trains (or skips, or resumes) each run here; the exit status."""
     setup.start()  # The set-up main's runs have: their XLA:CPU flags and compile cache.
     from resnet_flax.config import ConfigError
+    from resnet_flax.data import folder_changes
     from resnet_flax.data.tfds_source import DatasetUnavailable
     from resnet_flax.run import preemption, train_loop
     from resnet_flax.workdir.lock import WorkdirError
 
+    try:  # Once, before the first run: a folder changed since its build.
+        for config in {r.config.dataset: r.config for r in runs}.values():
+            folder_changes.report(config)
+    except DatasetUnavailable as e:
+        cli.fail(str(e))
     for run in runs:
         try:
             runner.execute(run, train_loop.train_and_evaluate)

@@ -52,6 +52,9 @@ def _data_fields(c: ml_collections.ConfigDict) -> None:
     c.data_dir = ""  # TFDS data dir; "" means TFDS's default ($TFDS_DATA_DIR).
     c.allow_download = True  # Only tried when the download host answers.
     c.train_subset = 0  # > 0: train on this many examples (a fixed draw); 0: all of them.
+    # A folder:PATH dataset whose images changed since its build: "error" stops the run
+    # (the build is yesterday's data), "warn" says so and reads the build as it is.
+    c.folder_changed = "error"
     # > 0: evaluate on this many test examples (a fixed draw; short ablations whose every
     # epoch's evaluation would cost as much as its training); 0: all of them.
     c.test_subset = 0
@@ -227,6 +230,8 @@ def check_values(config: ml_collections.ConfigDict) -> None:
         fail("crop_padding", "must be >= 0")
     if config.train_subset < 0:
         fail("train_subset", "must be >= 0 (0: the whole training split)")
+    if config.folder_changed not in ("error", "warn"):
+        fail("folder_changed", "must be 'error' or 'warn'")
     if config.test_subset < 0:
         fail("test_subset", "must be >= 0 (0: the whole test split)")
     _check_augmentation(config, fail)

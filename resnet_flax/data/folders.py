@@ -12,7 +12,9 @@ file with an image suffix under its folder, subfolders included, in sorted order
 The build writes a real TFDS dataset (``array_record``, examples in file order) under
 ``<data_dir>/folders/<name>-<digest>/`` with a record (``folder.json``) of the classes,
 the image size (one size for all, or varying), the training images' mean and standard
-deviation, the split, and every file skipped. Each file is decoded in full: one that is
+deviation, the split, and every file skipped, and a list of every file it read with its
+size and modification time (``files.json``: ``folder_changes`` compares the folder with
+it before a run). Each file is decoded in full: one that is
 not a readable image is skipped with one line naming it, and counted. Images are stored
 as they are (JPEG or 8-bit PNG in the dataset's mode), others as PNG converted by
 ``images.convert``; ``--store jpeg``/``raw`` store every image with its shorter side
@@ -38,6 +40,8 @@ from PIL import Image
 from resnet_flax.data import datasets, images
 
 STORES = ("original", "jpeg", "raw")
+# Beside the build's record: every file it read, with its size and modification time.
+FILES_RECORD = "files.json"
 _TEST_FOLDERS = ("val", "test")
 # Kept as stored (no re-encoding) when already in the dataset's mode.
 _KEPT_FORMATS = ("JPEG", "PNG")
@@ -264,6 +268,15 @@ def _uncompressed_records():
         file_adapters.array_record_module = module
 
 
+def listing(root: pathlib.Path, files) -> dict[str, list[int]]:
+    """{path under ``root``: [size, modification time in ns]} of ``files``."""
+    out = {}
+    for path in files:
+        found = os.stat(path)
+        out[os.path.relpath(path, root)] = [found.st_size, found.st_mtime_ns]
+    return out
+
+
 def final_size(size: tuple[int, int], shorter: int) -> tuple[int, int]:
     """The (W, H) an image of ``size`` is stored at with ``Store.shorter``."""
     w, h = size
@@ -298,7 +311,10 @@ def build(name: str, data_dir: str | None = None, holdout: float = 0.1, seed: in
     if (target / datasets.FOLDER_RECORD).exists() and not overwrite:
         raise FolderError(f"{name} is built already in {target}; add --overwrite to build "
                           "it again (after its images changed)")
-    classes, splits, rule = layout(datasets.folder_path(name), holdout, seed)
+    root = datasets.folder_path(name)
+    classes, splits, rule = layout(root, holdout, seed)
+    # Before any file is read: one changed during the build counts as changed later.
+    read = listing(root, (path for files in splits.values() for path, _ in files))
     if importlib.util.find_spec("tensorflow") is None:  # TFDS's writer runs TensorFlow code.
         raise FolderError(f"building {name} needs TensorFlow, which is not installed: pip "
                           "install 'resnet_flax[build]' (training on the built dataset does "
@@ -316,6 +332,7 @@ def build(name: str, data_dir: str | None = None, holdout: float = 0.1, seed: in
         shutil.rmtree(partial, ignore_errors=True)
         _write(pool, scans, classes, made["image_shape"][-1], store, partial)
     (partial / datasets.FOLDER_RECORD).write_text(json.dumps(made, indent=1) + "\n")
+    (partial / FILES_RECORD).write_text(json.dumps({"root": str(root), "files": read}) + "\n")
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)  # Whole or not at all: a killed build leaves no half dataset.
     return made

@@ -23,7 +23,7 @@ import ml_collections
 import numpy as np
 
 from resnet_flax.config import ConfigError, ranking_metric
-from resnet_flax.data import datasets, pipeline, sources, tfds_source
+from resnet_flax.data import datasets, folder_changes, pipeline, sources, tfds_source
 from resnet_flax.run.build import build
 from resnet_flax.run.validate import validate
 from resnet_flax.train import parallel, steps
@@ -147,6 +147,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
     validate(config)
     workdir = pathlib.Path(workdir)
     _check_config(config, workdir)
+    folder_changes.report(config, jax.process_index() == 0)
     state = restore(config, workdir, which)
     spec = datasets.get(config.dataset, config.data_dir or None)
     load = dict(data_dir=config.data_dir or None, allow_download=config.allow_download)

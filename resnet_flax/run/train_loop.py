@@ -15,7 +15,7 @@ import numpy as np
 import tqdm
 
 from resnet_flax.config import ConfigError, ranking_metric
-from resnet_flax.data import datasets, pipeline, sources
+from resnet_flax.data import datasets, folder_changes, pipeline, sources
 from resnet_flax.run import finetune, preemption
 from resnet_flax.run.build import build, seed_keys
 from resnet_flax.run.validate import validate
@@ -246,8 +246,9 @@ def _resume(config, workdir: pathlib.Path):
                                 "checkpoints go: move it, or give another --workdir")
     if config.init_from and not checkpoint.has_checkpoints(workdir):
         finetune.check_source(config)  # Only a new run reads it.
-    workdir.mkdir(parents=True, exist_ok=True)
     lead = jax.process_index() == 0
+    folder_changes.report(config, lead)  # Before the workdir: a stale folder writes nothing.
+    workdir.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(config, sources.open_source(config))
     _fine_tuning_start(config, trainer, workdir, lead)
     ckpt = checkpoint.Checkpointer(str(workdir), config.checkpoint_every_steps,

@@ -21,7 +21,8 @@ from resnet_flax.workdir import metrics
 
 # Fields whose change leaves the training up to the saved step as it was.
 MAY_CHANGE = frozenset({
-    "num_epochs", "eval_batch_size", "data_dir", "allow_download", "progress_bar",
+    "num_epochs", "eval_batch_size", "data_dir", "allow_download", "folder_changed",
+    "progress_bar",
     "checkpoint_every_steps", "keep_checkpoints", "best_metric", "allow_config_change",
     "parallelism",  # jit and pmap train alike (tests/test_parallel.py).
     "input", "input_workers",  # So do the two inputs (tests/test_stream.py).
