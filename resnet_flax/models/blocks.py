@@ -18,7 +18,7 @@ dropout between the convs (``dropout_rate``, Wide ResNet) and, for bottlenecks,
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -26,9 +26,8 @@ from jax.nn import initializers
 
 from resnet_flax.models import cross_device, layers
 from resnet_flax.models.norms import BATCH_NORM
+from resnet_flax.models.parts import Factory
 from resnet_flax.models.shortcuts import ProjectionShortcut
-
-Factory = Callable[..., Any]
 
 
 def se_width(channels: int, reduction: int, divisor: int = 8) -> int:

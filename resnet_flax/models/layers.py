@@ -33,20 +33,6 @@ CONV_INITS = {
 ACTIVATIONS = {"relu": nn.relu, "leaky_relu": nn.leaky_relu, "silu": nn.silu}
 
 
-def conv_initializer(name: str) -> Initializer:
-    """The conv kernel initializer called ``name`` (see ``CONV_INITS``)."""
-    if name not in CONV_INITS:
-        raise ValueError(f"conv_init={name!r} is not one of {sorted(CONV_INITS)}")
-    return CONV_INITS[name]
-
-
-def activation(name: str) -> Callable[[jnp.ndarray], jnp.ndarray]:
-    """The nonlinearity called ``name`` (see ``ACTIVATIONS``)."""
-    if name not in ACTIVATIONS:
-        raise ValueError(f"activation={name!r} is not one of {tuple(ACTIVATIONS)}")
-    return ACTIVATIONS[name]
-
-
 def torch_padding(kernel_size: int) -> tuple[tuple[int, int], tuple[int, int]]:
     """Symmetric padding torch uses for a ``kernel_size`` conv with ``padding=k//2``."""
     p = kernel_size // 2

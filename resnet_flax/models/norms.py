@@ -86,12 +86,6 @@ def flax_momentum(momentum: float, convention: str = "flax") -> float:
     return 1.0 - momentum if convention == "torch" else momentum
 
 
-def kind_of(norm) -> str:
-    """The ``NORMS`` name of a norm factory (``"custom"`` for one of your own)."""
-    cls = part_class(norm)
-    return next((k for k, v in NORMS.items() if cls is v), "custom")
-
-
 def with_options(norm, options: dict):
     """``norm`` with the config's norm options set: ``norm`` picks the class, and
     ``bn_momentum`` (read in ``bn_convention``), ``bn_epsilon`` and ``norm_groups`` carry

@@ -4,7 +4,11 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
+
+# A part: a module class, a ``functools.partial`` of one, or a function building one.
+Factory = Callable[..., Any]
 
 
 def part_class(part: Any) -> Any:

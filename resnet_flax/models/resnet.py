@@ -16,11 +16,10 @@ from jax.nn import initializers
 from resnet_flax.models import cross_device, layers
 from resnet_flax.models.blocks import BasicBlock
 from resnet_flax.models.norms import BATCH_NORM, NoNorm
-from resnet_flax.models.parts import part_class, part_settings
+from resnet_flax.models.parts import Factory, part_class, part_settings
 from resnet_flax.models.shortcuts import ProjectionShortcut
 from resnet_flax.models.stems import imagenet_stem
 
-Factory = Any
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 # torch's nn.Linear weight init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).

@@ -16,9 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from resnet_flax.models import layers
-from resnet_flax.models.parts import part_settings
-
-Factory = Callable[..., Any]
+from resnet_flax.models.parts import Factory, part_settings
 
 
 def _finish(x, norm: Factory, act: Callable, norm_last: bool):

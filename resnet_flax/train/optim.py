@@ -24,7 +24,6 @@ CONFIG_FIELDS = {
     "lars": ("trust_coefficient", "momentum", "nesterov"),
     "lamb": ("b1", "b2", "eps"),
 }
-OPTIMIZERS = tuple(CONFIG_FIELDS)
 # Optax optimizers training cannot use, and why: its update is given the gradient alone,
 # and its learning rate is always a schedule.
 UNUSABLE = {

@@ -78,7 +78,7 @@ def _if_chain(c, lr):
     return optax.chain(optax.add_decayed_weights(c.weight_decay, mask), base)
 
 
-@pytest.mark.parametrize("name", optim.OPTIMIZERS)
+@pytest.mark.parametrize("name", optim.CONFIG_FIELDS)
 @pytest.mark.parametrize("fields", [
     {"weight_decay": 0.0, "momentum": 0.0},
     {"weight_decay": 0.05, "decay_bn_and_bias": False, "nesterov": True, "b1": 0.8,
@@ -97,7 +97,7 @@ def test_an_option_adds_a_keyword_to_one_of_the_five():
 
 def test_optimizers_are_optax_functions_with_a_learning_rate():
     names = optim.optax_optimizers()
-    assert {"rmsprop", "adabelief", "lion", "nadam", *optim.OPTIMIZERS} <= set(names)
+    assert {"rmsprop", "adabelief", "lion", "nadam", *optim.CONFIG_FIELDS} <= set(names)
     assert not {"chain", "scale_by_adam", "scale_by_learning_rate", *optim.UNUSABLE} & set(names)
 
 
