@@ -15,19 +15,11 @@ import numpy as np
 from flax import traverse_util
 
 from resnet_flax.export.source import Exportable
-from resnet_flax.models.torch_weights import torch_key
+from resnet_flax.models.torch_weights import to_torch_layout, torch_key
 from resnet_flax.pretrained.catalogue import TIMM_ARCHITECTURES
 
 FOLDER = "weights"
 TIMM_NAMES = {ours: timm for timm, ours in TIMM_ARCHITECTURES.items()}
-
-
-def _torch_layout(array: np.ndarray) -> np.ndarray:
-    if array.ndim == 4:  # conv HWIO -> OIHW
-        return array.transpose(3, 2, 0, 1)
-    if array.ndim == 2:  # dense (in, out) -> (out, in)
-        return array.T
-    return array
 
 
 def state_dict(exportable: Exportable) -> dict[str, np.ndarray]:
@@ -36,7 +28,7 @@ def state_dict(exportable: Exportable) -> dict[str, np.ndarray]:
     for (collection, *path), value in traverse_util.flatten_dict(
             exportable.variables).items():
         key = torch_key(tuple(path), collection, exportable.avg_down)
-        tensors[key] = np.ascontiguousarray(_torch_layout(np.asarray(value, np.float32)))
+        tensors[key] = np.ascontiguousarray(to_torch_layout(np.asarray(value, np.float32)))
         if key.endswith(".running_mean"):  # torch's strict loading asks for it.
             tensors[key.replace("running_mean", "num_batches_tracked")] = np.zeros((), np.int64)
     return tensors

@@ -100,10 +100,20 @@ def torch_key(path: tuple[str, ...], collection: str, avg_down: bool = False) ->
     return ".".join([*parts, _LEAVES[collection, leaf]])
 
 
-def _to_flax_layout(array: np.ndarray, flax_shape: tuple[int, ...]) -> np.ndarray:
+def to_flax_layout(array: np.ndarray, flax_shape: tuple[int, ...]) -> np.ndarray:
+    """A torch tensor in the layout of the Flax variable of ``flax_shape``."""
     if array.ndim == 4:  # conv OIHW -> HWIO
         return array.transpose(2, 3, 1, 0)
     if array.ndim == 2 and len(flax_shape) == 2:  # linear (out, in) -> (in, out)
+        return array.T
+    return array
+
+
+def to_torch_layout(array: np.ndarray) -> np.ndarray:
+    """A Flax variable in torch's layout: ``to_flax_layout``'s inverse."""
+    if array.ndim == 4:  # conv HWIO -> OIHW
+        return array.transpose(3, 2, 0, 1)
+    if array.ndim == 2:  # dense (in, out) -> (out, in)
         return array.T
     return array
 
@@ -137,7 +147,7 @@ def from_torch(name: str, state_dict: Mapping[str, Any] | str | os.PathLike,
             missing.append(f"{key} (for {'/'.join(path)}, shape {shape.shape})")
             continue
         used.add(key)
-        array = _to_flax_layout(_to_numpy(tensors[key]), shape.shape)
+        array = to_flax_layout(_to_numpy(tensors[key]), shape.shape)
         if array.shape != shape.shape:
             mismatched.append(f"{key}: torch {tuple(np.shape(tensors[key]))} -> "
                               f"{array.shape}, {'/'.join(path)} needs {shape.shape}")

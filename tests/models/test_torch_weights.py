@@ -151,3 +151,14 @@ def test_key_mapping():
     assert torch_weights.torch_key(("layer1_0", "se", "fc1", "bias"), "params") == \
         "layer1.0.se.fc1.bias"
     assert torch_weights.torch_key(("fc", "kernel"), "params") == "fc.weight"
+
+
+@pytest.mark.parametrize("shape", [(3, 3, 4, 5), (6, 10), (7,)])
+def test_the_torch_layout_is_the_flax_layouts_inverse(shape):
+    from resnet_flax.models.torch_weights import to_flax_layout, to_torch_layout
+
+    array = np.random.default_rng(0).normal(size=shape)
+    torch_side = to_torch_layout(array)
+    assert torch_side.shape == {4: shape[::-1][:2] + shape[:2], 2: shape[::-1],
+                                1: shape}[len(shape)]
+    np.testing.assert_array_equal(to_flax_layout(torch_side, shape), array)
