@@ -2,7 +2,7 @@ r"""``python -m resnet_flax.benchmark``: train-step throughput of a model, as on
 
     python -m resnet_flax.benchmark --model resnet20 --batch 128 --steps 50
     python -m resnet_flax.benchmark --model resnet18 --stem cifar --batch 128 --steps 20 \
-        --data on-device --loop scan
+        --data on-device --loop dispatch
 
 What is timed and reported: ``resnet_flax.speed.throughput``. stdout holds only the JSON
 line; each stage (building, compiling, timing) is announced on stderr as it starts.
@@ -48,9 +48,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dataset-size", type=int, default=None,
                    help="examples in the on-device split (default 50000 up to 64 px, else "
                         "32 batches)")
-    p.add_argument("--loop", default="step", choices=("step", "scan"),
-                   help="one call per step, or --scan-steps steps per call under lax.scan")
-    p.add_argument("--scan-steps", type=int, default=10, help="steps per call with --loop scan")
+    p.add_argument("--loop", default="step", choices=("step", "dispatch"),
+                   help="one call per step, or --steps-per-dispatch steps per call in "
+                        "training's own loop (config.steps_per_dispatch)")
+    p.add_argument("--steps-per-dispatch", type=int, default=10,
+                   help="steps per call with --loop dispatch")
     p.add_argument("--cpu-convs", default="eigen", choices=setup.CPU_CONVS,
                    help="XLA:CPU convolution library: Eigen (main.py's default, see "
                    "host_devices.eigen_convs) or this jaxlib's default (YNNPACK)")
@@ -64,10 +66,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--profile-steps", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    if args.loop == "scan" and args.parallelism == "pmap":
-        p.error("--loop scan supports --parallelism jit only")
-    if min(args.batch, args.steps, args.scan_steps, args.profile_steps) < 1 or args.warmup < 0:
-        p.error("--batch, --steps, --scan-steps and --profile-steps must be >= 1, --warmup >= 0")
+    if min(args.batch, args.steps, args.steps_per_dispatch, args.profile_steps) < 1 \
+            or args.warmup < 0:
+        p.error("--batch, --steps, --steps-per-dispatch and --profile-steps must be >= 1, "
+                "--warmup >= 0")
     return args
 
 

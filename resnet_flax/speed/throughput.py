@@ -2,7 +2,7 @@ r"""Train-step throughput of a model, as one JSON line.
 
     python -m resnet_flax.benchmark --model resnet20 --batch 128 --steps 50
     python -m resnet_flax.benchmark --model resnet18 --stem cifar --batch 128 --steps 20 \
-        --data on-device --loop scan
+        --data on-device --loop dispatch
 
 Times ``train.steps.train_step`` (the optimizer of ``recipe``: SGD, momentum 0.9,
 weight decay 5e-4; cross-entropy) as ``run.train_loop.Trainer`` compiles it: the state, data
@@ -18,8 +18,9 @@ datasheet dense bf16 peak).
 compute-bound figure. ``--data on-device`` keeps a CIFAR-sized split of random
 uint8 images on the device and gathers, crops, flips and normalises each batch
 inside the step, with a fresh permutation every epoch: the training loop's
-figure. ``--loop scan`` runs ``--scan-steps`` steps per call under ``lax.scan``
-(``epoch_scan``) instead of one call per step.
+figure. ``--loop dispatch`` runs ``--steps-per-dispatch`` steps per call in training's
+own compiled loop (``train.chunks``, ``config.steps_per_dispatch``) instead of one call
+per step.
 
 ``--parallelism pmap`` compiles the same step as training's ``parallelism=pmap``
 (``parallel.PmapMode``: gradients, BatchNorm statistics and metrics reduced over
@@ -144,7 +145,7 @@ class Prepared:
     state: object
     images: object
     labels: object
-    per_call: int  # Train steps per compiled call (a scan's length, else 1).
+    per_call: int  # Train steps per compiled call (steps_per_dispatch, else 1).
 
 
 def _devices(args) -> list:
@@ -207,7 +208,7 @@ def prepare(args, say) -> Prepared:
     images = rng.integers(0, 256, (size, h, w, c), dtype=np.uint8)
     labels = rng.integers(0, classes, (size,), dtype=np.int32)
     built = build(recipe(args.model, args.seed, overrides), classes, (h, w, c))
-    per_call = args.scan_steps if args.loop == "scan" else 1
+    per_call = args.steps_per_dispatch if args.loop == "dispatch" else 1
     return Prepared(devices, (h, w, c), classes, size, cfg, built.model, built.state,
                     images, labels, per_call)
 
@@ -231,6 +232,7 @@ class Compiled:
     """The step compiled for the mesh, with its placed inputs and what XLA said of it."""
 
     call: object  # (state, images, labels, rows, key) -> (state, metrics)
+    program: object  # What XLA compiled (its memory analysis).
     put_rows: object
     state: object
     data: tuple
@@ -242,11 +244,11 @@ class Compiled:
 
 
 def compile_step(args, p: Prepared, say) -> Compiled:
-    """The train step as training compiles it (jit or pmap, one step or a scan)."""
+    """The train step as training compiles it (jit or pmap, one step or several steps per
+    dispatch)."""
     import jax
     import jax.numpy as jnp
 
-    from resnet_flax.speed import epoch_scan
     from resnet_flax.speed import flops as flops_of
     from resnet_flax.train import parallel
 
@@ -260,27 +262,56 @@ def compile_step(args, p: Prepared, say) -> Compiled:
     # The step's model: pmap's BatchNorm and dropout span its axis (the FLOP count traces
     # the plain model outside pmap).
     step_state = p.state.replace(apply_fn=mode.step_model(p.model, True).apply)
-    if args.loop == "scan":
-        fn = epoch_scan.jit_train_steps(p.cfg, mode.mesh)
-        sharding = epoch_scan.rows_sharded(mode.mesh)
-        put_rows = lambda rows: jax.device_put(rows, sharding)  # noqa: E731
-    else:
-        step_cfg = dataclasses.replace(p.cfg, axis_name=mode.axis_name)
-        fn = mode.train_step(functools.partial(_step, cfg=step_cfg))
-        put_rows = lambda rows: mode.put_rows(rows[0])  # noqa: E731
+    step_cfg = dataclasses.replace(p.cfg, axis_name=mode.axis_name)
+    fn = mode.train_step(functools.partial(_step, cfg=step_cfg))
+    put_rows = lambda rows: mode.put_rows(rows[0])  # noqa: E731
     state, data = mode.put_state(step_state), mode.put_replicated((p.images, p.labels))
     key = mode.put_replicated(jax.random.key_data(key))
+    lower, fixed = fn.lower, None
+    if args.loop == "dispatch":
+        lower, fixed, put_rows = _dispatch_loop(
+            mode, step_cfg, p.per_call,
+            jax.eval_shape(fn, state, *data, put_rows(batch_rows(args, p, 0)), key)[1])
     say(f"compiling the train step"
-        f"{' (a scan of ' + str(p.per_call) + ')' if p.per_call > 1 else ''} ...")
+        f"{' (' + str(p.per_call) + ' per dispatch)' if p.per_call > 1 else ''} ...")
     tic = time.perf_counter()
-    lowered = fn.lower(state, *data, put_rows(batch_rows(args, p, 0)), key)
+    lowered = lower(state, *data, put_rows(batch_rows(args, p, 0)), key)
     compiled = lowered.compile()
     compile_s = time.perf_counter() - tic
+    call = compiled
+    if fixed is not None:  # The chunk's running sums and length, on the step's signature.
+        zeros, length = fixed
+
+        def call(state, images, labels, columns, key):
+            return compiled(state, zeros, (images, labels, columns), length, key)
     # One jit step: its own lowering; a scan of steps or pmap's per-device program: one
     # plain step traced apart.
     one_step = args.parallelism == "jit" and args.loop == "step"
     flops, source = plain_step_flops(lowered=lowered if one_step else None)
-    return Compiled(compiled, put_rows, state, data, key, compile_s, flops, source, mode)
+    return Compiled(call, compiled, put_rows, state, data, key, compile_s, flops, source,
+                    mode)
+
+
+def _dispatch_loop(mode, cfg, width: int, metric_shapes):
+    """(fn, put_rows): training's many-steps loop (``train.chunks``, compiled as ``Trainer``
+    compiles ``steps_per_dispatch`` steps) on the one step's arguments, ``fn(state,
+    images, labels, rows, key)`` with ``rows`` (width, batch): ``fn.lower`` and the
+    compiled program keep that signature."""
+    import jax
+    import numpy as np
+
+    from resnet_flax.data import sources
+    from resnet_flax.train import chunks, steps
+
+    chunk = mode.train_step(chunks.chunk_of(steps.train_step, sources.gather, cfg))
+    zeros = mode.put_replicated(jax.tree.map(lambda s: np.zeros((), s.dtype), metric_shapes))
+    length = mode.put_replicated(np.int32(width))
+    fixed = (zeros, length)
+
+    def lower(state, images, labels, columns, key):
+        return chunk.lower(state, zeros, (images, labels, columns), length, key)
+
+    return lower, fixed, lambda rows: mode.put_rows(np.ascontiguousarray(rows.T))
 
 
 def time_steps(args, p: Prepared, c: Compiled, say) -> tuple[list[float], float, float]:
@@ -358,7 +389,7 @@ def _result(args, p: Prepared, c: Compiled, times, warmup_s: float, loss: float)
         "gflops_per_sec": achieved / 1e9 if achieved else None,
         "peak_gflops_per_sec": peak / 1e9 if peak else None, "peak_source": peak_source,
         "mfu": achieved / peak if achieved and peak else None,
-        "memory": _memory(c.call, p.devices),
+        "memory": _memory(c.program, p.devices),
         "final_loss": loss,
         "device": {"platform": dev.platform, "kind": getattr(dev, "device_kind", ""),
                    "count": len(p.devices), "cpu_count": os.cpu_count(),

@@ -162,8 +162,8 @@ CASES = [
          "--zoo` lists all 31", module="resnet_flax.benchmark"),
     Case("summary: image size 0", ("--model", "resnet18", "--image-size", "0"),
          "--image-size 0: must be a positive integer", module="resnet_flax.summary"),
-    Case("benchmark: batch 0", ("--batch", "0"), "--batch, --steps, --scan-steps and "
-         "--profile-steps must be >= 1", module="resnet_flax.benchmark"),
+    Case("benchmark: batch 0", ("--batch", "0"), "--batch, --steps, --steps-per-dispatch "
+         "and --profile-steps must be >= 1", module="resnet_flax.benchmark"),
     # Checkpoints: damaged, or of another model.
     Case("every step garbled", _tiny(), "no good checkpoint in {workdir}/checkpoints: every "
          "step was corrupt (step 8: ", trained=True, damage=_garble(4, 8)),

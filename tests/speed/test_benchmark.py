@@ -3,22 +3,18 @@
 No timings are asserted: only that the tools run and report what they promise.
 """
 
-import functools
 import importlib.util
 import json
+import math
 import pathlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from resnet_flax import models
 from resnet_flax.cli import benchmark, compile_cache
-from resnet_flax.speed import epoch_scan, throughput
-from resnet_flax.train import parallel, steps
-from resnet_flax.train import state as state_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 KEYS = {"model", "params", "batch", "steps", "dtype", "parallelism", "devices", "data", "loop",
@@ -62,42 +58,20 @@ def test_cli_names_an_unknown_model_in_one_line(capsys):
 
 
 @pytest.mark.slow
-def test_cli_on_device_data_under_scan(capsys, optimized):
-    result = run_cli(capsys, "--data", "on-device", "--dataset-size", "40", "--loop", "scan",
-                     "--scan-steps", "2")
-    assert result["loop"] == "scan" and result["data"] == "on-device"
+def test_cli_on_device_data_in_trainings_many_steps_loop(capsys, optimized):
+    """The loop ``steps_per_dispatch`` trains with (its steps equal the one-by-one steps:
+    tests/train/test_dispatch.py), under jit and pmap."""
+    for parallelism in ("jit", "pmap"):
+        result = run_cli(capsys, "--data", "on-device", "--dataset-size", "40", "--loop",
+                         "dispatch", "--steps-per-dispatch", "2", "--parallelism",
+                         parallelism)
+        assert result["loop"] == "dispatch" and result["data"] == "on-device"
+        assert result["steps"] % 2 == 0 and math.isfinite(result["final_loss"])
 
 
 @pytest.mark.slow
 def test_cli_pmap(capsys):
     assert run_cli(capsys, "--parallelism", "pmap")["parallelism"] == "pmap"
-
-
-@pytest.mark.slow
-def test_scanned_steps_equal_single_steps():
-    cfg = steps.StepConfig(num_classes=10, mean=(0.5,), std=(0.25,), crop_padding=2,
-                           random_flip=True)
-    model = models.create("fashion_mnist_resnet", num_classes=10, width_multiplier=0.25)
-    state = state_lib.create(model, optax.sgd(0.1, momentum=0.9), jax.random.key(0),
-                             (28, 28, 1))
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (32, 28, 28, 1), dtype=np.uint8)
-    labels = rng.integers(0, 10, (32,), dtype=np.int32)
-    rows = rng.permutation(32)[:24].reshape(3, 8).astype(np.int32)
-    key = jax.random.key(3)
-    mesh = parallel.make_mesh()
-
-    scanned, sums = epoch_scan.jit_train_steps(cfg, mesh)(
-        jax.tree.map(jnp.copy, state), images, labels, rows, key)
-    one = jax.jit(functools.partial(throughput._step, cfg=cfg))
-    expected, loss_sum = state, 0.0
-    for row in rows:
-        expected, metrics = one(expected, images, labels, row, key)
-        loss_sum += float(metrics["loss_sum"])
-    assert int(scanned.step) == 3 and float(sums["count"]) == 24
-    np.testing.assert_allclose(float(sums["loss_sum"]), loss_sum, rtol=1e-4)
-    for a, b in zip(jax.tree.leaves(scanned.params), jax.tree.leaves(expected.params)):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
 @pytest.fixture
