@@ -48,3 +48,15 @@ def gpu_scale(epochs: int, arms: list[str] | None = None, bfloat16: bool = True,
     if arms is not None:
         scale["arms"] = arms
     return scale
+
+
+def cpu_scale(epochs: int, train_images: int, test_images: int = 2000,
+              arms: list[str] | None = None, **overrides) -> dict:
+    """A ``cpu`` scale: a fixed draw of ``train_images`` for ``epochs`` epochs, lr divided by
+    10 at 50% and 75%, each epoch evaluated on a fixed draw of ``test_images`` (the whole
+    test set would cost as much as the training), float32 on 2 CPU cores."""
+    scale = {"num_epochs": epochs, "lr_boundaries_epochs": (epochs // 2, epochs * 3 // 4),
+             "train_subset": train_images, "test_subset": test_images, **overrides}
+    if arms is not None:
+        scale["arms"] = arms
+    return scale

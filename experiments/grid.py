@@ -9,7 +9,8 @@ An experiment module defines:
   ``paper`` is the published schedule), optionally with an ``"arms"`` list: the arms
   that scale runs;
 - optionally ``PLOT = "scatter"`` (accuracy against parameters and MACs) instead of
-  the default error curves.
+  the default error curves, or ``PANELS`` (panel title -> arms): the paper's figure, a
+  panel per group, training error bold and test error thin against iterations.
 
 Runs of one arm differ only in ``config.seed``.
 """

@@ -88,8 +88,12 @@ def markdown(module, rows: list[dict], command: str, figure: str, scale: str,
     done = sum(r["seeds"] for r in rows)
     state = (f"{done} runs finished, {pending} not yet: the table and the verdicts count "
              "the finished ones." if pending else f"All {done} runs finished.")
+    recipe = ", ".join(f"{k}={v}" for k, v in module.SCALES[scale].items() if k != "arms")
     lines = [f"# {module.TITLE}", "", f"{module.SOURCE}. Published finding: {module.FINDING}",
-             "", f"Scale: `{scale}`. {state}", "", f"Command: `{command}`", "",
+             "", f"Scale: `{scale}`. {state}", "",
+             f"The scale's settings, over the base recipe of "
+             f"`experiments/{module.__name__.rsplit('.', 1)[-1]}.py`: {recipe}.", "",
+             f"Command: `{command}`", "",
              "## What shows", "", *(f"- {line}" for line in
                                     claims.verdicts(getattr(module, "CLAIMS", ()), rows)),
              "", "A finding shows when the arms are in its order by more than their seeds' "
@@ -127,7 +131,13 @@ def write(module, runs: list[Run], workdir: pathlib.Path, command: str,
             rows_of_run = _rows(run)  # Read once: a run's metrics.jsonl can be long.
             if rows_of_run and finished(run):
                 curves[run.arm].append(rows_of_run)
-        plots.experiment_curves(curves, workdir / figure, module.TITLE)
+        panels = getattr(module, "PANELS", None)
+        if panels:  # The paper's own layout: a panel per group of arms.
+            plots.error_panels({name: {arm: curves[arm] for arm in arms if arm in curves}
+                                for name, arms in panels.items()}, workdir / figure,
+                               module.TITLE)
+        else:
+            plots.experiment_curves(curves, workdir / figure, module.TITLE)
     (workdir / "results.md").write_text(markdown(module, rows, command, figure, scale,
                                                  pending))
     return rows

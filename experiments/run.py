@@ -7,7 +7,11 @@ r"""Runs ablation experiments end to end: every arm x seed, then each one's tabl
     python -m experiments.run degradation --list-arms
     python -m experiments.run degradation --seeds 3 --launch slurm --sbatch="--gpus=1"
 
-``all`` runs every experiment, each in ``<workdir>/<name>``. ``--arms a,b`` trains and
+``all`` runs every experiment, each in ``<workdir>/<name>``. Without ``--workdir``, the
+``cpu`` scale works in ``experiments/results/<name>/cpu``, where each finished run's
+record (its config, ``metrics.jsonl`` and the runner's record; never checkpoints) is
+committed: the same command on a fresh clone skips those runs and trains the rest, and
+``--report-only`` writes the pages from the records, training nothing. ``--arms a,b`` trains and
 reports only those arms. ``--jobs N`` trains N runs at once, each in its own process
 (``experiments/pack.py``: on one GPU, each a share of its memory). Running the same
 command again skips finished runs, resumes an interrupted one from its checkpoint, and
@@ -30,6 +34,10 @@ from experiments import grid, pack, report, runner, slurm
 from resnet_flax import cli
 from resnet_flax.cli import setup
 
+# Scales whose runs' records are committed, in RESULTS/<name>/<scale> (the default workdir).
+RECORDED_SCALES = ("cpu",)
+RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = cli.ArgumentParser(prog="python -m experiments.run", description=__doc__.split(
@@ -47,9 +55,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="TFDS data dir (default: TFDS's, $TFDS_DATA_DIR or "
                              "~/tensorflow_datasets)")
     parser.add_argument("--scale", default="quick",
-                        help="quick (a 2-core CPU), gpu (the whole training set, each "
-                             "experiment's 3 seeds in minutes of one GPU) or paper (the "
-                             "published schedule) (default: %(default)s)")
+                        help="quick (a smoke test: minutes), cpu (the finding on a 2-core "
+                             "CPU: 3 seeds in about 90 minutes; its records are committed), "
+                             "gpu (the whole training set, each experiment's 3 seeds in "
+                             "minutes of one GPU) or paper (the published schedule) "
+                             "(default: %(default)s)")
     parser.add_argument("--seeds", type=int, default=3, metavar="N",
                         help="runs per arm, seeds 0..N-1; they differ only in config.seed "
                              "(default: %(default)s)")
@@ -57,8 +67,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="train and report only these arms (default: every arm of the "
                              "scale); a later run without it skips their finished runs")
     parser.add_argument("--workdir", help="where the runs and the results go (default: "
-                                          "runs/exp/<name>; with all, runs/exp, each "
-                                          "experiment in a folder of its name)")
+                                          "experiments/results/<name>/cpu at the cpu "
+                                          "scale, beside the committed records; else "
+                                          "runs/exp/<name>; with all, each experiment in a "
+                                          "folder of its name)")
     parser.add_argument("--jobs", type=int, default=1, metavar="N",
                         help="train N runs at once, each in a process of its own (on one "
                              "GPU: a 1/N share of its memory each) (default: %(default)s)")
@@ -72,6 +84,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--sbatch", default="", metavar="OPTIONS",
                         help="sbatch options for both jobs of --launch slurm, as one string "
                              "(e.g. --sbatch=\"--partition=gpu --gpus=1 --time=4:00:00\")")
+    parser.add_argument("--report-only", action="store_true",
+                        help="write results.md, results.csv and the figure from the runs "
+                             "finished so far, training nothing")
     parser.add_argument("--task", type=int, metavar="I",
                         help="train only the I-th run of the grid (from 0) and write no "
                              "report: what each task of --launch slurm's array runs")
@@ -106,6 +121,10 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
                      "--launch slurm or --list-arms")
     if args.jobs > 1 and (args.task is not None or args.launch == "slurm"):
         parser.error("--jobs trains here: it does not go with --task or --launch slurm")
+    if args.report_only and (args.task is not None or args.launch == "slurm"
+                             or args.jobs > 1):
+        parser.error("--report-only trains nothing: it does not go with --task, --jobs or "
+                     "--launch slurm")
 
 
 def _literal(text: str):
@@ -161,7 +180,9 @@ def main(argv=None) -> int:
         if not 0 <= args.task < len(runs):
             cli.fail(f"--task {args.task}: the grid has runs 0 to {len(runs) - 1}")
         return _train([runs[args.task]])
-    if args.jobs > 1:
+    if args.report_only:
+        status = 0
+    elif args.jobs > 1:
         status = pack.run_all(args, [pack.Task(module.__name__.rsplit(".", 1)[-1], i, run,
                                                workdir)
                                      for module, workdir, runs in grids
@@ -170,7 +191,7 @@ def main(argv=None) -> int:
         status = _train([run for _, _, runs in grids for run in runs])
     if status == 2:  # A mistake (its line printed): nothing to report.
         return status
-    command = "python -m experiments.run " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = page_command(args)
     for module, workdir, runs in grids:  # From what finished, also after a stop.
         workdir.mkdir(parents=True, exist_ok=True)
         report.write(module, runs, workdir, command, args.scale)
@@ -178,12 +199,41 @@ def main(argv=None) -> int:
     return status
 
 
+def page_command(args: argparse.Namespace) -> str:
+    """The command a results page gives: what trains these runs, whichever way they were
+    launched (``--jobs``, ``--launch`` and ``--report-only`` leave the runs as they are)."""
+    out = ["python -m experiments.run", args.name]
+    if args.dataset != "fashion_mnist":
+        out += ["--dataset", args.dataset]
+    out += ["--scale", args.scale, "--seeds", str(args.seeds)]
+    for flag, value in (("--arms", args.arms), ("--workdir", args.workdir),
+                        ("--data_dir", args.data_dir)):
+        if value:
+            out += [flag, value]
+    for item in args.set:
+        out += ["--set", item]
+    return f"{out[0]} {shlex.join(out[1:])}"
+
+
+def default_workdir(name: str, scale: str) -> pathlib.Path:
+    """Where experiment ``name`` works without ``--workdir``: beside its committed records
+    at a ``RECORDED_SCALES`` scale, else ``runs/exp/<name>``."""
+    if scale in RECORDED_SCALES:
+        return RESULTS / name / scale
+    return pathlib.Path("runs/exp") / name
+
+
 def _grids(args: argparse.Namespace) -> list[tuple]:
     """(module, workdir, runs) of each experiment the command line names."""
     if args.name != "all":
-        return [_grid(args, args.name, pathlib.Path(args.workdir or f"runs/exp/{args.name}"))]
-    root = pathlib.Path(args.workdir or "runs/exp")
-    return [_grid(args, name, root / name) for name in grid.EXPERIMENTS]
+        return [_grid(args, args.name, pathlib.Path(args.workdir) if args.workdir else
+                      default_workdir(args.name, args.scale))]
+    names = [name for name in grid.EXPERIMENTS if args.scale in grid.load(name).SCALES]
+    for name in sorted(set(grid.EXPERIMENTS) - set(names)):
+        print(f"{name}: no {args.scale} scale; left out", file=sys.stderr)
+    if args.workdir:
+        return [_grid(args, name, pathlib.Path(args.workdir) / name) for name in names]
+    return [_grid(args, name, default_workdir(name, args.scale)) for name in names]
 
 
 def _grid(args: argparse.Namespace, name: str, workdir: pathlib.Path):

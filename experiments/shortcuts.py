@@ -2,7 +2,7 @@
 (projections everywhere)."""
 
 from experiments.claims import Ahead, Close
-from experiments.common import gpu_scale, he_cifar, paper_epochs
+from experiments.common import cpu_scale, gpu_scale, he_cifar, paper_epochs
 
 TITLE = "Shortcuts: options A, B and C"
 SOURCE = "He et al. 2015, table 3 (ImageNet; here on the CIFAR nets)"
@@ -12,6 +12,10 @@ ARMS = {f"resnet{d}_{o}": {"model": f"resnet{d}", "model_options.shortcut": o}
 SCALES = {
     "quick": {"num_epochs": 6, "lr_boundaries_epochs": (4, 5), "train_subset": 5000,
               "arms": ["resnet20_A", "resnet20_B", "resnet20_C"]},
+    # Degradation's cpu recipe (5,000 images, 20 epochs, 5 of warm-up); depth 56 with A
+    # and B for the claim at that depth.
+    "cpu": cpu_scale(20, 5000, arms=["resnet20_A", "resnet20_B", "resnet20_C", "resnet56_A",
+                                     "resnet56_B"], warmup_epochs=5.0),
     # ResNet-20 only, long enough to near convergence: the finding is about final
     # error, and its differences are small, so seeds matter more than depth.
     "gpu": gpu_scale(40, arms=["resnet20_A", "resnet20_B", "resnet20_C"]),
@@ -21,7 +25,10 @@ CLAIMS = [
     Ahead("B is better than A", "resnet20_B", "resnet20_A"),
     Ahead("C is better than B", "resnet20_C", "resnet20_B"),
     Ahead("B is better than A at depth 56", "resnet56_B", "resnet56_A"),
-    Close("A and C are within half a point", "resnet20_A", "resnet20_C", 0.005),
+    # "the small differences among A/B/C": 25.03, 24.52 and 24.19% top-1 error, A and C
+    # 0.84 points apart.
+    Close("A, B and C are within a point (A against C, the furthest apart)", "resnet20_A",
+          "resnet20_C", 0.01),
 ]
 
 

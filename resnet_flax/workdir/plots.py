@@ -157,3 +157,38 @@ def accuracy_scatter(rows: list[dict], path: pathlib.Path, title: str = "") -> N
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def error_panels(panels: dict[str, dict[str, list[list[dict]]]], path: pathlib.Path,
+                 title: str = "") -> None:
+    """He et al.'s fig. 6 layout: a panel per group of arms (``panels``: panel title ->
+    arm -> one metrics.jsonl row list per seed), training error bold and test error thin
+    against iterations, an arm's two lines in one colour (the mean over its seeds)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.8), sharey=True,
+                             squeeze=False)
+    finals = []  # The last epoch's errors set the scale: early epochs are near chance.
+    for ax, (name, runs) in zip(axes[0], panels.items()):
+        for i, (arm, seed_rows) in enumerate(runs.items()):
+            if not seed_rows:
+                continue
+            steps = [row["step"] for row in seed_rows[0][:min(map(len, seed_rows))]]
+            for key, width, label in (("train_accuracy", 2.2, arm),
+                                      ("test_accuracy", 0.9, None)):
+                _, errors = _error_per_epoch(seed_rows, key)
+                ax.plot(steps, errors.mean(0), color=f"C{i % 10}", linewidth=width,
+                        label=label)
+                finals.append(errors.mean(0)[-1])
+        ax.set_title(name)
+        ax.set_xlabel("iterations")
+        ax.grid(alpha=0.3)
+        if any(runs.values()):
+            ax.legend(fontsize=8, title="bold: training error, thin: test error",
+                      title_fontsize=8)
+    axes[0][0].set_ylabel("error (%)")
+    if finals:
+        axes[0][0].set_ylim(0, min(100.0, 2 * max(finals) + 5))
+    fig.suptitle(title + " (mean over seeds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -18,8 +18,8 @@ TINY = ["--set", "num_epochs=1", "--set", "batch_size=16", "--set", "eval_batch_
         "--set", "model_options.width_multiplier=0.25", "--set", "checkpoint_every_steps=100"]
 
 
-@pytest.mark.parametrize("name", grid.EXPERIMENTS)
-@pytest.mark.parametrize("scale", ["quick", "gpu", "paper"])
+@pytest.mark.parametrize("name,scale", [(name, scale) for name in grid.EXPERIMENTS
+                                        for scale in grid.load(name).SCALES])
 def test_every_arm_of_every_scale_is_a_valid_config(name, scale, tmp_path):
     module = grid.load(name)
     assert module.TITLE and module.SOURCE and module.FINDING and module.CLAIMS
@@ -115,7 +115,8 @@ def test_help_shows_defaults_and_list_arms_prints_an_experiments_arms(capsys):
     help_text = " ".join(capsys.readouterr().out.split())  # Unwrapped.
     for expected in ("--dataset DATASET the dataset every run trains on",
                      "(default: fashion_mnist)", "--seeds N runs per arm", "(default: 3)",
-                     "(default: quick)", "(default: runs/exp/<name>;", "--list-arms"):
+                     "(default: quick)", "(default: experiments/results/<name>/cpu at the cpu",
+                     "--report-only", "--list-arms"):
         assert expected in help_text, expected
     assert run.main(["degradation", "--list-arms"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -123,7 +124,8 @@ def test_help_shows_defaults_and_list_arms_prints_an_experiments_arms(capsys):
     assert lines[0] == f"degradation: {module.TITLE}"
     assert lines[1].split() == ["arm", "scales", "config", "overrides"]
     assert [line.split()[0] for line in lines[2:]] == list(module.ARMS)
-    assert lines[2].split() == ["plain20", "quick,", "gpu,", "paper", "model='plain_resnet20'"]
+    assert lines[2].split() == ["plain20", "quick,", "cpu,", "gpu,", "paper",
+                                "model='plain_resnet20'"]
     assert lines[3].split() == ["plain32", "paper", "model='plain_resnet32'"]
     with pytest.raises(SystemExit):
         run.main(["--list-arms"])
