@@ -12,16 +12,15 @@ tracebacks. The argparse CLIs (``data.build``, ``summary``, ``benchmark``) use
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.util
 import pathlib
 import re
-import signal
 import sys
-import threading
 
 from absl import flags
 
+# Re-exported: the commands call cli.stops_on_signals (the mechanism is cli.signals').
+from resnet_flax.cli.signals import stops_on_signals as stops_on_signals
 from resnet_flax.config import FIELD_ALIASES, field_names
 from resnet_flax.suggest import closest
 
@@ -33,39 +32,6 @@ def fail(message: str, code: int = 2):
     """Prints ``error: message`` and exits: the one line a user sees for their mistake."""
     print(f"error: {message}", file=sys.stderr, flush=True)
     raise SystemExit(code)
-
-
-class Signalled(BaseException):
-    """SIGTERM or SIGINT arrived (a BaseException: no library's ``except Exception``
-    swallows it)."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _raise_signalled(signum, frame):
-    raise Signalled(signum)
-
-
-@contextlib.contextmanager
-def stops_on_signals(what: str):
-    """SIGTERM or SIGINT during ``what`` (a command that writes its results only when it
-    has them: evaluation, predict, export) ends it with one line and the status 128 +
-    the signal's number, as a stopped training run does."""
-    previous = {}
-    if threading.current_thread() is threading.main_thread():  # Else Python refuses.
-        previous = {s: signal.signal(s, _raise_signalled)
-                    for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    except Signalled as e:
-        print(f"{what} stopped by {signal.Signals(e.signum).name} before it finished; run "
-              "it again to finish", file=sys.stderr, flush=True)
-        raise SystemExit(128 + e.signum) from None
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 class ArgumentParser(argparse.ArgumentParser):
