@@ -69,6 +69,48 @@ app.run(main.main, flags_parser=cli.parse_flags)
 """
 
 
+# Run before _MAIN: SIGKILLs this process at the moment DIE_AT names (under srun: only
+# task KILL_PROCID), saying so on stderr first; "step" and "save" are _MAIN's own.
+_MOMENTS = """
+import os, signal, sys, time
+moment = os.environ.get("DIE_AT", "")
+if os.environ.get("KILL_PROCID", os.environ.get("SLURM_PROCID")) != os.environ.get("SLURM_PROCID"):
+    moment = ""
+def die():
+    print(f"dying at {moment}", file=sys.stderr, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+if moment == "start":  # Before the first step: compiling it.
+    from resnet_flax.run import train_loop
+    train_loop.Trainer.compile = lambda self: die()
+elif moment == "step":  # Right after step 6 (no checkpoint due).
+    os.environ.update(SIGNAL_AT_STEP="6", SIGNAL="SIGKILL")
+elif moment == "save":  # As step 8's save begins, once step 4's is on disk.
+    os.environ["KILL_AT_STEP"] = "8"
+elif moment == "barrier":  # The other waits in step 8's save for this one, which dies.
+    from resnet_flax.workdir import checkpoint
+    save_before_barrier = checkpoint.Checkpointer.save
+    def save_late_or_die(self, state, *args, **kwargs):
+        if int(state.step) == 8:
+            self._manager.wait_until_finished()
+            time.sleep(1)
+            die()
+        return save_before_barrier(self, state, *args, **kwargs)
+    checkpoint.Checkpointer.save = save_late_or_die
+elif moment == "commit":  # Half a second into step 8's asynchronous commit.
+    from orbax.checkpoint._src.checkpointers import async_checkpointer
+    commit = async_checkpointer._background_wait_for_commit_futures
+    def commit_or_die(directory, *args, **kwargs):
+        if directory.name.split(".")[0] == "8":
+            time.sleep(0.5)
+            die()
+        return commit(directory, *args, **kwargs)
+    async_checkpointer._background_wait_for_commit_futures = commit_or_die
+elif moment == "evaluation":  # The first epoch's evaluation.
+    from resnet_flax.run import train_loop
+    train_loop.Trainer.evaluate = lambda self: die()
+"""
+
+
 def run_main(workdir, *overrides, kill_at=None, kill_after_epoch=None, block_tensorflow=False,
              signal_at=None, signal_name="SIGTERM", config=CONFIG):
     """``main`` on ``workdir`` with ``config`` (None: no --config) and ``overrides``."""

@@ -10,7 +10,6 @@ node. ``slurm_local_devices`` reads the layout from SLURM's variables instead.
 from __future__ import annotations
 
 import os
-import pathlib
 import sys
 
 
@@ -82,44 +81,6 @@ def cluster_from_environment(env=None) -> str | None:
     if len(env.get("TPU_WORKER_HOSTNAMES", "").split(",")) > 1:
         return f"Cloud TPU ({len(env['TPU_WORKER_HOSTNAMES'].split(','))} hosts)"
     return None
-
-
-# The exit status of a process whose peer was lost: EX_TEMPFAIL, "try again", which a
-# job script can requeue on (docs/cluster.md); the run resumes from its last checkpoint.
-PEER_LOST_STATUS = 75
-# What a collective, barrier or the coordination service says when a peer is gone.
-_PEER_LOST = ("Connection reset by peer", "Gloo", "heartbeat", "Barrier failed",
-              "UNAVAILABLE", "Connection refused", "Broken pipe", "coordination service")
-
-
-def peer_lost(error: BaseException) -> bool:
-    """Whether ``error`` is a multi-process run losing one of its processes."""
-    import jax
-
-    text = str(error)
-    return jax.process_count() > 1 and any(marker in text for marker in _PEER_LOST)
-
-
-def last_checkpoint(workdir) -> str:
-    """The newest complete checkpoint of ``workdir``, in words (a listing: the run's
-    checkpointer would wait on the lost process)."""
-    folder = pathlib.Path(workdir).expanduser() / "checkpoints"
-    steps = sorted(int(p.name) for p in folder.glob("*") if p.name.isdigit())
-    return f"step {steps[-1]} in {folder}" if steps else f"none yet in {folder}"
-
-
-def exit_peer_lost(error: BaseException, workdir) -> None:
-    """One line, then out at once with ``PEER_LOST_STATUS``: JAX's shutdown at exit would
-    wait for the lost process and then abort."""
-    import jax
-
-    first = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
-    print(f"error: process {jax.process_index()} lost a peer process of the run "
-          f"({type(error).__name__}: {first[:160]}); last checkpoint: "
-          f"{last_checkpoint(workdir)}; run the same command on every process to resume "
-          f"(exit status {PEER_LOST_STATUS})", file=sys.stderr, flush=True)
-    sys.stdout.flush()
-    os._exit(PEER_LOST_STATUS)
 
 
 def join(coordinator_address: str | None, num_processes: int, process_id: int,

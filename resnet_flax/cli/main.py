@@ -29,7 +29,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from resnet_flax import cli
-from resnet_flax.cli import setup
+from resnet_flax.cli import peers, setup
 from resnet_flax.config import ConfigError
 from resnet_flax.run.validate import validate
 from resnet_flax.workdir import resume_guard
@@ -93,13 +93,7 @@ def main(argv):
     except ConfigError as e:
         _user_error(e)
     created = [] if evaluating else _check_workdir(_WORKDIR.value)
-    processes = setup.Processes(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
-                                _PEER_TIMEOUT.value)
-    joined = setup.start(_HOST_DEVICES.value, processes=processes, silence=not verbose)
-    import jax  # After the set-up: JAX's backends read its flags when they start.
-
-    if joined and _NUM_PROCESSES.value <= 1 and jax.process_index() == 0:
-        print(f"multi-process run set up by {joined}", file=sys.stderr, flush=True)
+    _start(verbose)
     from resnet_flax.data.tfds_source import DatasetUnavailable
     from resnet_flax.run import evaluate, preemption
     from resnet_flax.workdir.checkpoint import CheckpointError
@@ -129,14 +123,26 @@ def main(argv):
         _user_error(e)
 
 
+def _start(verbose: bool) -> None:
+    """The process's set-up, the multi-process run it joins, and the watch on its peers."""
+    processes = setup.Processes(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+                                _PEER_TIMEOUT.value)
+    joined = setup.start(_HOST_DEVICES.value, processes=processes, silence=not verbose)
+    import jax  # After the set-up: JAX's backends read its flags when they start.
+
+    if joined and _NUM_PROCESSES.value <= 1 and jax.process_index() == 0:
+        print(f"multi-process run set up by {joined}", file=sys.stderr, flush=True)
+    if jax.process_count() > 1:  # A lost process then ends this one at once, wherever it is.
+        peers.watch(_WORKDIR.value, _PEER_TIMEOUT.value)
+
+
 # What the storage says when it refuses a run's file (a checkpoint's refusal is its own).
 _STORAGE_REFUSALS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 
 def _train(config) -> None:
-    """Trains; a lost peer process ends this one at once, in one line (``cluster``), and
+    """Trains; a lost peer process ends this one at once, in one line (``peers``), and
     so does storage that refuses a run's file (a full disk on a rerun's first write)."""
-    from resnet_flax.cli import cluster
     from resnet_flax.run import train_loop
     from resnet_flax.workdir.lock import WorkdirError
 
@@ -150,8 +156,8 @@ def _train(config) -> None:
         raise WorkdirError(f"cannot write {e.filename or _WORKDIR.value}: {e.strerror}; "
                            f"{remedy}, then run the same command to resume") from e
     except Exception as e:  # noqa: BLE001 - only a lost peer is handled; the rest re-raised.
-        if cluster.peer_lost(e):
-            cluster.exit_peer_lost(e, _WORKDIR.value)
+        if peers.peer_lost(e):
+            peers.exit_peer_lost(e, _WORKDIR.value)
         raise
 
 
