@@ -14,7 +14,8 @@ the one line (``exit_peer_lost``):
   whatever comes next; one that dies says nothing. Process 0, which sees every other
   process, tells the rest which one was lost before it exits. When process 0 itself
   dies, a helper process keeps the coordination service's connections open a while, so
-  that the peers' JAX clients do not abort them first.
+  that the peers' JAX clients do not abort them first. A watch that cannot be set up
+  (a firewall in the way, say) is one warning line, and the run goes on without it.
 
 JAX's heartbeat still covers a machine that vanishes without closing its connections
 (its client then aborts the process: the callback jaxlib offers instead cannot be
@@ -105,11 +106,20 @@ def watch(workdir, timeout_s: float) -> None:
         _hold_service_connections(state.coordinator_address, timeout_s)
     else:
         host = state.coordinator_address.rsplit(":", 1)[0].strip("[]")
-        peers = {0: _connect(state.client, host, me, timeout_s)}
+        conn = _connect(state.client, host, me, timeout_s)
+        peers = {0: conn} if conn else {}
+    if not peers:
+        return
     lock = threading.Lock()  # One writer at a time: the goodbye and the relay.
     atexit.register(_goodbye, peers, lock)  # Runs before JAX's shutdown (registered earlier).
     threading.Thread(target=_watch, args=(peers, me, lock), daemon=True,
                      name="peer-watch").start()
+
+
+def _unwatched(me: int, what: str) -> None:
+    """A watch that cannot be set up (a firewall, say) leaves the run to the old paths."""
+    print(f"warning: process {me} cannot watch {what}: a lost process is noticed at the "
+          "next collective or by the heartbeat", file=sys.stderr, flush=True)
 
 
 def _accept(client, count: int, timeout_s: float) -> dict[int, socket.socket]:
@@ -128,10 +138,11 @@ def _accept(client, count: int, timeout_s: float) -> dict[int, socket.socket]:
                 conn, _ = server.accept()
                 conn.settimeout(max(deadline - time.monotonic(), 0.001))
                 said = conn.recv(64).decode(errors="replace").split()
-            except OSError:  # A timeout included: a process that never connects is lost.
+            except OSError:  # A timeout included.
                 missing = sorted(set(range(1, count)) - set(peers))
-                exit_peer_lost(PeerLost(f"processes {missing} did not connect to process 0 "
-                                        f"within {timeout_s:.0f} s"))
+                _unwatched(0, f"processes {missing}: they did not connect within "
+                              f"{timeout_s:g} s")
+                break
             if len(said) == 2 and said[0] == token and said[1].isdigit():
                 conn.settimeout(None)
                 peers[int(said[1])] = conn
@@ -140,14 +151,14 @@ def _accept(client, count: int, timeout_s: float) -> dict[int, socket.socket]:
     return peers
 
 
-def _connect(client, host: str, me: int, timeout_s: float) -> socket.socket:
+def _connect(client, host: str, me: int, timeout_s: float) -> socket.socket | None:
     try:
         port, token = client.blocking_key_value_get(_KEY, int(timeout_s * 1000)).split()
         conn = socket.create_connection((host, int(port)), timeout=timeout_s)
         conn.sendall(f"{token} {me}".encode())
-    except Exception as e:  # noqa: BLE001 - JAX's timeout or the socket's: either way lost.
-        exit_peer_lost(PeerLost(f"process 0 could not be reached ({type(e).__name__}: "
-                                f"{str(e).strip()[:80]})"))
+    except Exception as e:  # noqa: BLE001 - JAX's timeout or the socket's.
+        _unwatched(me, f"process 0 at {host} ({type(e).__name__}: {str(e).strip()[:80]})")
+        return None
     conn.settimeout(None)
     return conn
 

@@ -73,6 +73,27 @@ def test_another_process_sees_process_0_go_or_hears_which_one_was_lost(lost, sai
                     ["process 0's connection to process 1 closed without a goodbye: it died"])
 
 
+class Store:
+    """JAX's key-value store, as far as the watch's set-up uses it."""
+
+    def key_value_set(self, key, value):
+        self.value = value
+
+    def blocking_key_value_get(self, key, timeout_ms):
+        raise RuntimeError("DEADLINE_EXCEEDED: process 0 never wrote it")
+
+
+def test_a_watch_that_cannot_be_set_up_is_one_warning_and_the_run_goes_on(capsys):
+    assert peers._accept(Store(), 3, timeout_s=0.2) == {}
+    assert peers._connect(Store(), "127.0.0.1", 1, timeout_s=0.2) is None
+    assert capsys.readouterr().err.splitlines() == [
+        "warning: process 0 cannot watch processes [1, 2]: they did not connect within 0.2 s:"
+        " a lost process is noticed at the next collective or by the heartbeat",
+        "warning: process 1 cannot watch process 0 at 127.0.0.1 (RuntimeError: "
+        "DEADLINE_EXCEEDED: process 0 never wrote it): a lost process is noticed at the "
+        "next collective or by the heartbeat"]
+
+
 def test_the_line_names_the_newest_complete_checkpoint(tmp_path):
     (tmp_path / "checkpoints" / "4").mkdir(parents=True)
     (tmp_path / "checkpoints" / "8.orbax-checkpoint-tmp").mkdir()  # A commit cut short.
