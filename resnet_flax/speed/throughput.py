@@ -244,8 +244,7 @@ class Compiled:
 
 
 def compile_step(args, p: Prepared, say) -> Compiled:
-    """The train step as training compiles it (jit or pmap, one step or several steps per
-    dispatch)."""
+    """The train step as training compiles it (jit or pmap; one step a call, or many)."""
     import jax
     import jax.numpy as jnp
 
@@ -280,10 +279,8 @@ def compile_step(args, p: Prepared, say) -> Compiled:
     compile_s = time.perf_counter() - tic
     call = compiled
     if fixed is not None:  # The chunk's running sums and length, on the step's signature.
-        zeros, length = fixed
-
         def call(state, images, labels, columns, key):
-            return compiled(state, zeros, (images, labels, columns), length, key)
+            return compiled(state, fixed[0], (images, labels, columns), fixed[1], key)
     # One jit step: its own lowering; a scan of steps or pmap's per-device program: one
     # plain step traced apart.
     one_step = args.parallelism == "jit" and args.loop == "step"
@@ -293,10 +290,9 @@ def compile_step(args, p: Prepared, say) -> Compiled:
 
 
 def _dispatch_loop(mode, cfg, width: int, metric_shapes):
-    """(fn, put_rows): training's many-steps loop (``train.chunks``, compiled as ``Trainer``
-    compiles ``steps_per_dispatch`` steps) on the one step's arguments, ``fn(state,
-    images, labels, rows, key)`` with ``rows`` (width, batch): ``fn.lower`` and the
-    compiled program keep that signature."""
+    """(lower, (zeros, length), put_rows): training's many-steps loop (``train.chunks``,
+    as ``Trainer`` compiles ``steps_per_dispatch`` steps) lowered on the one step's
+    arguments, ``rows`` (width, batch) a step a row."""
     import jax
     import numpy as np
 
@@ -306,12 +302,11 @@ def _dispatch_loop(mode, cfg, width: int, metric_shapes):
     chunk = mode.train_step(chunks.chunk_of(steps.train_step, sources.gather, cfg))
     zeros = mode.put_replicated(jax.tree.map(lambda s: np.zeros((), s.dtype), metric_shapes))
     length = mode.put_replicated(np.int32(width))
-    fixed = (zeros, length)
 
     def lower(state, images, labels, columns, key):
         return chunk.lower(state, zeros, (images, labels, columns), length, key)
 
-    return lower, fixed, lambda rows: mode.put_rows(np.ascontiguousarray(rows.T))
+    return lower, (zeros, length), lambda rows: mode.put_rows(np.ascontiguousarray(rows.T))
 
 
 def time_steps(args, p: Prepared, c: Compiled, say) -> tuple[list[float], float, float]:
