@@ -15,6 +15,10 @@ RECORDED = sorted(name for name in grid.EXPERIMENTS
                   if (run.RESULTS / name / scale / "results.md").exists())
 
 
+def test_some_experiment_has_committed_records():
+    assert RECORDED, "no experiments/results/<name>/cpu/results.md"
+
+
 @pytest.mark.parametrize("name", RECORDED)
 def test_a_committed_page_regenerates_from_the_committed_records(name, tmp_path,
                                                                  monkeypatch):
