@@ -24,6 +24,7 @@ class ConfigError(ValueError):
 FIELD_ALIASES = {"learning_rate": "lr", "epochs": "num_epochs", "batch": "batch_size",
                  "wd": "weight_decay", "label_smooth": "label_smoothing"}
 CROP_RESIZES = ("auto", "device", "host")
+FOLDER_CHANGED = ("error", "warn")  # config.folder_changed (data/folder_changes.py).
 
 
 def field_names(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
@@ -230,8 +231,8 @@ def check_values(config: ml_collections.ConfigDict) -> None:
         fail("crop_padding", "must be >= 0")
     if config.train_subset < 0:
         fail("train_subset", "must be >= 0 (0: the whole training split)")
-    if config.folder_changed not in ("error", "warn"):
-        fail("folder_changed", "must be 'error' or 'warn'")
+    if config.folder_changed not in FOLDER_CHANGED:
+        fail("folder_changed", f"must be one of {FOLDER_CHANGED}")
     if config.test_subset < 0:
         fail("test_subset", "must be >= 0 (0: the whole test split)")
     _check_augmentation(config, fail)

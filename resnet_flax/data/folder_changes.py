@@ -20,8 +20,6 @@ import sys
 from resnet_flax.data import datasets, folders
 from resnet_flax.data.tfds_source import DatasetUnavailable
 
-CHOICES = ("error", "warn")
-
 
 class FolderChanged(DatasetUnavailable):
     """The folder's images differ from its build's; the message says what and how to
@@ -82,20 +80,10 @@ def changes(name: str, data_dir: str | None) -> Changes | str | None:
         return Changes(why=str(e))
 
 
-_CHECKED: dict[tuple, str] = {}  # Per process: a grid's runs share one walk.
-
-
 def check(config) -> str:
     """Compares ``config``'s folder dataset with its build: raises ``FolderChanged`` when it
     changed and ``config.folder_changed`` is "error"; else the line to print ("" when
     there is nothing to say)."""
-    key = (config.dataset, config.data_dir, config.folder_changed)
-    if key not in _CHECKED:
-        _CHECKED[key] = _line(config)
-    return _CHECKED[key]
-
-
-def _line(config) -> str:
     found = changes(config.dataset, config.data_dir or None)
     if found is None or isinstance(found, str) or not found:
         return found or ""
@@ -109,11 +97,16 @@ def _line(config) -> str:
             f"the build as it is (rebuild: `{rebuild}`)")
 
 
+_REPORTED: set[tuple] = set()  # Per process: a grid's runs share one walk and one line.
+
+
 def report(config, lead: bool = True) -> None:
-    """``check``, its line (if any) printed on stderr by the ``lead`` process, once a
-    process (the runs of an experiment's grid share it)."""
+    """``check``, once a process for a dataset and choice, its line (if any) printed on
+    stderr by the ``lead`` process."""
     key = (config.dataset, config.data_dir, config.folder_changed)
-    first = key not in _CHECKED
-    line = check(config)
-    if line and lead and first:
+    if key in _REPORTED:
+        return
+    line = check(config)  # A FolderChanged raised here is raised again by the next call.
+    _REPORTED.add(key)
+    if line and lead:
         print(line, file=sys.stderr, flush=True)

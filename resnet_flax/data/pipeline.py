@@ -33,6 +33,12 @@ class Split:
         return Split(self.images[keep], self.labels[keep])
 
 
+def drawn_or_all(num_examples: int, n: int) -> np.ndarray:
+    """``subset_indices`` of ``n`` where ``0 < n < num_examples`` (a config's
+    ``train_subset`` or ``test_subset``), else every index."""
+    return subset_indices(num_examples, n) if 0 < n < num_examples else np.arange(num_examples)
+
+
 def subset_indices(num_examples: int, n: int) -> np.ndarray:
     """The sorted indices of ``Split.subset``'s fixed draw of ``n`` examples."""
     if not 0 < n <= num_examples:

@@ -44,7 +44,6 @@ def config_of(name, data_dir, **values):
     config.dataset, config.data_dir = name, str(data_dir)
     for key, value in values.items():
         config[key] = value
-    folder_changes._CHECKED.clear()  # Each case walks the folder afresh.
     return config
 
 
