@@ -14,11 +14,7 @@ tensorflow-datasets or ml-collections, and no network. This writes one folder:
   ``benchmarks/gpu_machine_packages.txt`` (the lent GPU machine, Python 3.12) or, with
   ``--target-python``, whatever that interpreter has.
 * ``tfds/<name>/<version>/``: built TFDS ``array_record`` datasets, copied from
-  ``--tfds-dir``, or built there first from ``--archives-root/<name>`` (needs TensorFlow).
-* ``input_speed/``, with ``--input-images N``: the GPU suite's JPEG input row's
-  dataset, N ImageNet-like JPEGs (``benchmarks/input_speed.py``'s generator) built as a
-  folder dataset under ``--input-dir`` (needs TensorFlow); the row writes the same JPEGs
-  again there (they are generated the same way) and reads this build.
+  ``--tfds-dir``, or built there first from ``--archives-root/<name>``.
 * ``manifest.json``: target, wheels with their tags and sizes, datasets.
 
 It fails if the folder plus the repository's working tree would exceed the device
@@ -66,11 +62,6 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="TFDS data dir holding (or to build) them (default: TFDS's)")
     p.add_argument("--archives-root", default=str(REPO.parent / "shared" / "data"),
                    help="folder with <name>/ of original archives, to build a missing one")
-    p.add_argument("--input-images", type=int, default=0,
-                   help="carry the JPEG input row's dataset of this many training images "
-                        "(~110 KB each; 256 with --datasets '' fits)")
-    p.add_argument("--input-dir", default="/tmp/input_speed_gpu",
-                   help="where that dataset is built, here and on the GPU machine")
     p.add_argument("--limit-mib", type=float, default=64.0,
                    help="the limit on the working tree plus the carried folders sent to the GPU "
                         "machine")
@@ -213,23 +204,6 @@ def carry_dataset(name: str, tfds_dir: pathlib.Path, archives_root: pathlib.Path
             "bytes": _size([target])}
 
 
-def carry_input(images: int, input_dir: pathlib.Path, dest: pathlib.Path) -> dict:
-    """The input row's generated JPEG folder built (``input_speed.built``) under
-    ``input_dir``, its build copied to ``dest`` (the JPEGs themselves are not)."""
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    import input_speed
-
-    from resnet_flax.data import datasets, folders
-
-    folder = input_speed.generate(input_dir, images)
-    name = input_speed.built(folder, input_dir / "original", folders.Store())
-    store = datasets.folder_store(name, str(input_dir / "original"))
-    target = dest / store.relative_to(input_dir)
-    shutil.rmtree(dest, ignore_errors=True)
-    shutil.copytree(store, target)
-    return {"images": images, "dir": str(input_dir), "bytes": _size([dest])}
-
-
 def _size(paths) -> int:
     total = 0
     for p in paths:
@@ -266,13 +240,10 @@ def main(argv=None) -> dict:
     names = [n for n in args.datasets.split(",") if n]
     datasets = [carry_dataset(n, tfds_dir, pathlib.Path(args.archives_root), out / "tfds")
                 for n in names]
-    shutil.rmtree(out / "input_speed", ignore_errors=True)
-    jpeg_input = carry_input(args.input_images, pathlib.Path(args.input_dir),
-                             out / "input_speed") if args.input_images else None
-    carried = _size([out / "wheels", out / "tfds", out / "input_speed"])
+    carried = _size([out / "wheels", out / "tfds"])
     tree = working_tree_bytes(out)
     manifest = {"target": {k: target[k] for k in ("name", "python")}, "wheels": wheels,
-                "datasets": datasets, "input_speed": jpeg_input, "carry_mib": carried / MIB,
+                "datasets": datasets, "carry_mib": carried / MIB,
                 "tree_mib": tree / MIB}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     print(f"{out}: {len(wheels)} wheels ({_size([out / 'wheels']) / MIB:.1f} MiB) for Python "
@@ -280,7 +251,7 @@ def main(argv=None) -> dict:
           f"{tree / MIB:.1f} MiB working tree")
     if carried + tree > args.limit_mib * MIB:
         sys.exit(f"error: {(carried + tree) / MIB:.1f} MiB exceeds the {args.limit_mib:g} MiB "
-                 "reaches the GPU machine; carry fewer datasets or --input-images")
+                 "reaches the GPU machine; carry fewer datasets")
     return manifest
 
 

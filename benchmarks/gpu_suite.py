@@ -17,8 +17,9 @@ each beside PyTorch's AMP step of the same model on the same device, eager and u
 ``configs/fashion_mnist_fast.py`` in bfloat16 (time to 94%) and
 ``configs/fashion_mnist.py`` (the tutorial recipe) on the carried Fashion-MNIST; and
 the profile of two train steps as the top ops by device time; and ResNet-50 trained
-from ImageNet-like JPEGs decoded on the machine's cores against its step alone (with the
-dataset ``gpu_carry.sh --input-images`` carries; skipped without it).
+from ImageNet-like JPEGs decoded on the machine's cores against its step alone (the JPEGs
+generated and built into a folder dataset there, under ``--scratch``: the build needs
+no TensorFlow).
 
 ``--smoke`` runs every row at a toy size (32 px, batch 4, one epoch of batch 8), with
 XLA's optimizations off (compiling, not running, is what a toy size costs on a CPU),
@@ -35,7 +36,6 @@ import os
 import pathlib
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -243,26 +243,11 @@ def _last_line(text: str) -> str:
     return lines[-1][:300] if lines else "(no output)"
 
 
-def carried_jpegs(carry: pathlib.Path) -> list[str] | None:
-    """The input row's arguments for the JPEG dataset ``gpu_carry.sh --input-images``
-    carried, its build put back where it was made; None if none was carried."""
-    manifest = carry / "manifest.json"
-    jpegs = json.loads(manifest.read_text()).get("input_speed") if manifest.is_file() else None
-    if not jpegs:
-        return None
-    shutil.copytree(carry / "input_speed", jpegs["dir"], dirs_exist_ok=True)
-    return ["--images", str(jpegs["images"]), "--data_dir", jpegs["dir"]]
-
-
 def run_row(row: Row, args, env: dict, data_dir: pathlib.Path, torch_device, log) -> dict:
     argv = [sys.executable, *merge_args(row.args, row.smoke_args if args.smoke else ())]
     scratch = pathlib.Path(args.scratch) / row.name
-    if row.kind == "input":
-        jpegs = carried_jpegs(pathlib.Path(args.carry))
-        if jpegs is None:
-            return skipped(row, "skipped (no JPEG dataset carried: bash "
-                                "benchmarks/gpu_carry.sh --datasets '' --input-images 256)")
-        argv += jpegs
+    if row.kind == "input":  # Generated and built here (once), from the repository alone.
+        argv += ["--data_dir", str(scratch)]
     elif row.kind == "train":
         subprocess.run(["rm", "-rf", str(scratch)], check=True)
         argv += ["--workdir", str(scratch), f"--config.data_dir={data_dir}"]

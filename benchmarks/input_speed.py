@@ -6,8 +6,8 @@ the same work, on one pinned core and on every core.
     python benchmarks/input_speed.py --stores raw:256,jpeg:256 --step resnet18
 
 The generated set has ILSVRC2012's statistics: shorter side 300-500 px, aspect up to 4:3,
-JPEG quality 90, ~110 KB each, 10 classes; it is built as a folder dataset (once; needs
-TensorFlow) under --data_dir, and so is --folder. For each folder, each core count
+JPEG quality 90, ~110 KB each, 10 classes; it is built as a folder dataset (once) under
+--data_dir, and so is --folder. For each folder, each core count
 (``1``: this process and its threads pinned to one core; ``all``: every core) and each
 view (``train``: Inception's random-resized crop to --size with torchvision's draw;
 ``eval``: resize to size/0.875 and the centre --size), both over the training

@@ -18,22 +18,12 @@ from resnet_flax.data import tfds_source
 
 CONFIG = str(REPO / "configs" / "fashion_mnist.py")
 
-# Runs main as `python -m resnet_flax.main` does, optionally as if TensorFlow were not
-# installed (BLOCK_TENSORFLOW: find_spec says None, import fails), and SIGKILLing
-# itself when asked to checkpoint step KILL_AT_STEP (once the previous checkpoint is
-# complete; the steps since are lost, as in a real crash) or right after printing epoch
-# KILL_AFTER_EPOCH's line, or sending itself SIGNAL right after step SIGNAL_AT_STEP.
+# Runs main as `python -m resnet_flax.main` does, SIGKILLing itself when asked to
+# checkpoint step KILL_AT_STEP (once the previous checkpoint is complete; the steps since
+# are lost, as in a real crash) or right after printing epoch KILL_AFTER_EPOCH's line, or
+# sending itself SIGNAL right after step SIGNAL_AT_STEP.
 _MAIN = """
-import importlib.util, os, signal, sys
-if os.environ.get("BLOCK_TENSORFLOW"):
-    is_tf = lambda name: name.split(".")[0] == "tensorflow"
-    find_spec = importlib.util.find_spec
-    importlib.util.find_spec = lambda n, p=None: None if is_tf(n) else find_spec(n, p)
-    class NoTensorFlow:
-        def find_spec(self, name, path=None, target=None):
-            if is_tf(name):
-                raise ModuleNotFoundError(name)
-    sys.meta_path.insert(0, NoTensorFlow())
+import os, signal, sys
 from resnet_flax.workdir import checkpoint, metrics
 from resnet_flax import cli
 from resnet_flax.cli import main
@@ -111,6 +101,14 @@ elif moment == "evaluation":  # The first epoch's evaluation.
 """
 
 
+def without_tensorflow(env: dict | None = None) -> dict:
+    """``env`` (default: this process's) in which every process, spawned workers too, runs
+    as if TensorFlow were not installed."""
+    env = dict(os.environ if env is None else env)
+    paths = [str(REPO / "tests" / "no_tensorflow"), env.get("PYTHONPATH", "")]
+    return {**env, "PYTHONPATH": os.pathsep.join(filter(None, paths))}
+
+
 def run_main(workdir, *overrides, kill_at=None, kill_after_epoch=None, block_tensorflow=False,
              signal_at=None, signal_name="SIGTERM", config=CONFIG):
     """``main`` on ``workdir`` with ``config`` (None: no --config) and ``overrides``."""
@@ -118,7 +116,7 @@ def run_main(workdir, *overrides, kill_at=None, kill_after_epoch=None, block_ten
            "KILL_AFTER_EPOCH": str(kill_after_epoch or -1),
            "SIGNAL_AT_STEP": str(signal_at or -1), "SIGNAL": signal_name}
     if block_tensorflow:
-        env["BLOCK_TENSORFLOW"] = "1"
+        env = without_tensorflow(env)
     args = [*(["--config", config] if config else []), "--workdir", str(workdir), *overrides]
     return subprocess.run([sys.executable, "-c", _MAIN, *args], capture_output=True,
                           text=True, env=env, timeout=600, cwd=REPO)

@@ -72,7 +72,7 @@ def build_folder(args) -> None:
     store = folders.Store(args.store, args.shorter, args.quality)
     made = folders.build(args.dataset, args.data_dir, holdout=args.holdout, seed=args.seed,
                          store=store, overwrite=args.overwrite, workers=args.workers,
-                         log=lambda line: print(line, file=sys.stderr))
+                         log=lambda line: print(line, file=sys.stderr), progress=True)
     h, w, c = made["image_shape"]
     size = f"{h}x{w}x{c}" if h else f"varying size, {c} channel{'s' * (c > 1)}"
     splits = ", ".join(f"{k}: {v}" for k, v in made["splits"].items())

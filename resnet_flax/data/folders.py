@@ -23,10 +23,8 @@ resized to ``--shorter`` (quality-90 JPEG, or raw uint8 pixels that need no deco
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
-import importlib.util
 import io
 import json
 import multiprocessing
@@ -45,6 +43,8 @@ FILES_RECORD = "files.json"
 _TEST_FOLDERS = ("val", "test")
 # Kept as stored (no re-encoding) when already in the dataset's mode.
 _KEPT_FORMATS = ("JPEG", "PNG")
+# A build of this many files or more shows its progress.
+PROGRESS_FROM = 1000
 
 
 class FolderError(ValueError):
@@ -207,65 +207,62 @@ def _features(classes: list[str], channels: int, store: Store):
                                        "label": tfds.features.ClassLabel(names=classes)})
 
 
-def _scan(pool, splits: dict, log) -> tuple[dict, list]:
+def _progress(total: int, what: str, shown: bool):
+    """A progress bar on stderr (files/s and time left) for a build of ``total`` files."""
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=what, unit=" files", file=sys.stderr, mininterval=1.0,
+                disable=not shown or total < PROGRESS_FROM)
+
+
+def _scan(pool, splits: dict, log, progress: bool) -> tuple[dict, list]:
     """({split: the readable files' scans}, [[file, why] of each unreadable one])."""
     scans, skipped = {}, []
-    for split, files in splits.items():
-        scans[split] = []
-        for scan in pool.imap(scan_file, files, 16):
-            if scan.problem:
-                log(f"skipped {scan.path}: not a readable image ({scan.problem})")
-                skipped.append([scan.path, scan.problem])
-            else:
-                scans[split].append(scan)
+    total = sum(len(files) for files in splits.values())
+    with _progress(total, "reading", progress) as bar:
+        for split, files in splits.items():
+            scans[split] = []
+            for scan in pool.imap(scan_file, files, 16):
+                bar.update()
+                if scan.problem:
+                    log(f"skipped {scan.path}: not a readable image ({scan.problem})")
+                    skipped.append([scan.path, scan.problem])
+                else:
+                    scans[split].append(scan)
     return scans, skipped
 
 
-def _write(pool, scans: dict, classes: list, channels: int, store: Store,
-           folder: pathlib.Path) -> None:
-    """The TFDS dataset of ``scans`` (per split), in file order, into ``folder``."""
-    import tensorflow_datasets as tfds
+def _info(features, folder: pathlib.Path):
+    """The TFDS metadata of a folder's dataset (``folder`` 1.0.0, in file order)."""
+    from tensorflow_datasets.core import dataset_info, utils
 
-    from resnet_flax import quiet
+    identity = dataset_info.DatasetIdentity(name="folder", version=utils.Version("1.0.0"),
+                                            data_dir=str(folder), module_name=__name__)
+    return dataset_info.DatasetInfo(builder=identity, features=features, disable_shuffling=True,
+                                    description="A folder of images, one subfolder per class.")
+
+
+def _write(pool, scans: dict, classes: list, channels: int, store: Store,
+           folder: pathlib.Path, progress: bool) -> None:
+    """The TFDS dataset of ``scans`` (per split), in file order, into ``folder``."""
+    from resnet_flax.data import tfds_writer
+
+    bar = _progress(sum(len(s) for s in scans.values()), "writing", progress)
 
     def examples(split_scans):
         tasks = ((s, channels, store) for s in split_scans)
         for i, (scan, payload) in enumerate(zip(split_scans, pool.imap(stored, tasks, 16))):
+            bar.update()
             yield i, {"image": payload, "label": scan.label}
 
-    records = _uncompressed_records() if store.kind == "raw" else contextlib.nullcontext()
-    with quiet.offline_build(), records:
-        tfds.dataset_builders.store_as_tfds_dataset(
-            "folder", "1.0.0", _features(classes, channels, store),
-            {split: examples(s) for split, s in scans.items()},
-            data_dir=str(folder), file_format="array_record", disable_shuffling=True)
-
-
-@contextlib.contextmanager
-def _uncompressed_records():
-    """Within the block, TFDS writes ``array_record`` files uncompressed. It compresses
-    with zstd, which halves the read rate of raw pixels (barely smaller for it); the
-    files' own options say how to read them, so any reader reads either."""
-    from tensorflow_datasets.core import file_adapters
-
-    module = file_adapters.array_record_module
-    if not hasattr(module, "ArrayRecordWriter"):  # Another TFDS layout: its own writer.
-        yield
-        return
-
-    class Uncompressed:
-        def __getattr__(self, name):
-            return getattr(module, name)
-
-        @staticmethod
-        def ArrayRecordWriter(path, options="", *args, **kwargs):  # noqa: N802 (its name)
-            return module.ArrayRecordWriter(path, f"{options},uncompressed", *args, **kwargs)
-
-    file_adapters.array_record_module = Uncompressed()
-    try:
-        yield
-    finally:
-        file_adapters.array_record_module = module
+    with bar:
+        # Raw pixels uncompressed: zstd halves their read rate and barely shrinks them.
+        tfds_writer.write_dataset(
+            _info(_features(classes, channels, store), folder),
+            {split: examples(s) for split, s in scans.items()}, folder / "folder" / "1.0.0",
+            shuffled=False, compressed=store.kind != "raw")
 
 
 def listing(root: pathlib.Path, files) -> dict[str, list[int]]:
@@ -301,11 +298,13 @@ def record(name, classes, scans, skipped, rule, store) -> dict:
 
 
 def build(name: str, data_dir: str | None = None, holdout: float = 0.1, seed: int = 0,
-          store: Store = Store(), overwrite: bool = False, workers: int = 0, log=print) -> dict:
+          store: Store = Store(), overwrite: bool = False, workers: int = 0, log=print,
+          progress: bool = False) -> dict:
     """Builds folder dataset ``name`` (``folder:PATH``, or the folder's path) into
     ``data_dir``; returns its record. Each unreadable file is one ``log`` line;
     ``FolderError`` for a folder that cannot be a dataset or a build already there
-    (unless ``overwrite``)."""
+    (unless ``overwrite``). ``progress``: bars on stderr while reading and writing
+    ``PROGRESS_FROM`` files or more."""
     name = name if datasets.is_folder(str(name)) else f"{datasets.FOLDER_PREFIX}{name}"
     target = datasets.folder_store(name, data_dir)
     if (target / datasets.FOLDER_RECORD).exists() and not overwrite:
@@ -315,13 +314,9 @@ def build(name: str, data_dir: str | None = None, holdout: float = 0.1, seed: in
     classes, splits, rule = layout(root, holdout, seed)
     # Before any file is read: one changed during the build counts as changed later.
     read = listing(root, (path for files in splits.values() for path, _ in files))
-    if importlib.util.find_spec("tensorflow") is None:  # TFDS's writer runs TensorFlow code.
-        raise FolderError(f"building {name} needs TensorFlow, which is not installed: pip "
-                          "install 'resnet_flax[build]' (training on the built dataset does "
-                          "not need it)")
     # One set of processes decodes every file, then encodes what the dataset stores.
     with multiprocessing.get_context("spawn").Pool(workers or os.cpu_count() or 1) as pool:
-        scans, skipped = _scan(pool, splits, log)
+        scans, skipped = _scan(pool, splits, log, progress)
         if "holdout" in rule:
             scans = held_out(scans["train"], len(classes), holdout, seed)
         for split, kept in scans.items():
@@ -330,7 +325,7 @@ def build(name: str, data_dir: str | None = None, holdout: float = 0.1, seed: in
         made = record(name, classes, scans, skipped, rule, store)
         partial = target.with_name(target.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
-        _write(pool, scans, classes, made["image_shape"][-1], store, partial)
+        _write(pool, scans, classes, made["image_shape"][-1], store, partial, progress)
     (partial / datasets.FOLDER_RECORD).write_text(json.dumps(made, indent=1) + "\n")
     (partial / FILES_RECORD).write_text(json.dumps({"root": str(root), "files": read}) + "\n")
     shutil.rmtree(target, ignore_errors=True)

@@ -1,8 +1,9 @@
 """TFDS datasets as numpy arrays, built offline from a user's original archives.
 
 Reading a prepared ``array_record`` dataset goes through ``tfds.data_source``
-and needs no TensorFlow. Building one (from archives or by download) runs the
-stock TFDS builder, which needs TensorFlow (``pip install 'resnet_flax[build]'``).
+and needs no TensorFlow. MNIST and Fashion-MNIST build from their archives without it
+(``archive_builds``); the other datasets, and a download, run the stock TFDS builder,
+which needs TensorFlow (``pip install 'resnet_flax[build]'``).
 
 TFDS's own ``tfds.load`` retries downloads for minutes when offline; here an
 unprepared dataset with no archives and no reachable download host fails in
@@ -23,7 +24,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from resnet_flax import quiet
-from resnet_flax.data import datasets, images, png
+from resnet_flax.data import archive_builds, datasets, images, png
 
 # A download host that does not answer within this long counts as offline.
 _PROBE_TIMEOUT_S = 3.0
@@ -104,6 +105,9 @@ def prepare(name: str, data_dir: str | None = None, archives: str | None = None,
         return builder
 
     urls = sorted(builder.url_infos or {})
+    if len(present) == len(spec.archives) and name in archive_builds.SPLITS:
+        _build_own(builder, source, spec.archive_hint)
+        return tfds.builder(name, data_dir=str(data_root(data_dir)))
     if len(present) == len(spec.archives):
         config = tfds.download.DownloadConfig(manual_dir=str(source))
     elif allow_download and urls and not spec.manual_only and _host_reachable(urls[0]):
@@ -119,6 +123,19 @@ def prepare(name: str, data_dir: str | None = None, archives: str | None = None,
     _require_tensorflow(name)
     _download_and_prepare(builder, config, download_dir(name, data_dir), spec.archive_hint)
     return builder
+
+
+def _build_own(builder, archives: pathlib.Path, archive_hint: str) -> None:
+    try:
+        archive_builds.build(builder, archives)
+    except archive_builds.ArchiveMismatch as e:
+        raise _not_original(e.path, builder.name, archive_hint) from None
+
+
+def _not_original(path, name: str, archive_hint: str) -> DatasetUnavailable:
+    return DatasetUnavailable(
+        f"{path} is not the original {name} file (its checksum differs from the one TFDS "
+        f"records); the build needs {archive_hint}")
 
 
 def _built_folder(name: str, data_dir: str | None):
@@ -141,10 +158,8 @@ def _download_and_prepare(builder, config, downloads: pathlib.Path, archive_hint
                                          file_format="array_record")
     except NonMatchingChecksumError as e:  # A damaged or different file under the right name.
         found = _WRONG_CHECKSUM.search(str(e))
-        raise DatasetUnavailable(
-            f"{found[1] if found else 'an archive'} is not the original {builder.name} file "
-            f"(its checksum differs from the one TFDS records); the build needs "
-            f"{archive_hint}") from None
+        raise _not_original(found[1] if found else "an archive", builder.name,
+                            archive_hint) from None
 
 
 def channels(source_or_builder) -> int:

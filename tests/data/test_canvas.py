@@ -79,7 +79,6 @@ def test_the_canvas_holds_the_longest_box_torchvision_draws():
 
 
 def test_a_raw_store_trains_on_crops_the_step_resizes(tmp_path):
-    pytest.importorskip("tensorflow")  # The build writes a TFDS dataset.
     from test_folders import write_folder
 
     from resnet_flax.data import folders

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import SHARED_DATA
+from runs import without_tensorflow
 
 from resnet_flax.data import augment, datasets, pipeline, png, tfds_source
 
@@ -96,12 +97,29 @@ def _build(name: str, archives, data_dir) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "resnet_flax.data.build", name, "--archives",
          str(archives), "--data_dir", str(data_dir)],
-        capture_output=True, text=True, timeout=900)
+        capture_output=True, text=True, timeout=900, env=without_tensorflow())
     assert proc.returncode == 0, proc.stderr[-3000:]
     # Quiet: a start and an end line; no progress bars, TensorFlow or TFDS noise.
     assert proc.stderr == "", proc.stderr[-3000:]
     assert proc.stdout.count("\n") == 2 and proc.stdout.startswith(f"building {name} into ")
     assert "test: 10000" in proc.stdout and "train: 60000" in proc.stdout
+
+
+def _assert_as_tfds_own_build(name, archives, data_dir, reference_dir) -> None:
+    """The build without TensorFlow holds what TFDS's own builder (TensorFlow's writer)
+    writes from ``archives``: every example, in order, and the metadata."""
+    import tensorflow_datasets as tfds
+    from test_tfless_build import examples, metadata
+
+    reference = tfds.builder(name, data_dir=str(reference_dir))
+    with png.pillow_encoding():  # As the build with TensorFlow encoded before.
+        reference.download_and_prepare(
+            download_dir=str(reference_dir / "downloads"), file_format="array_record",
+            download_config=tfds.download.DownloadConfig(manual_dir=str(archives)))
+    ours = tfds.builder(name, data_dir=str(data_dir)).data_path
+    for split in ("train", "test"):
+        assert examples(ours, split) == examples(reference.data_path, split)
+    assert metadata(ours) == metadata(reference.data_path)
 
 
 def _first_labels(images, labels, archives, count: int = 10) -> list[int]:
@@ -127,6 +145,7 @@ def test_offline_build_of_real_fashion_mnist(tmp_path):
     assert np.bincount(labels).tolist() == [6000] * 10
     # TFDS stores examples in its own order; find the original first ten images.
     assert _first_labels(images, labels, archives) == [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]
+    _assert_as_tfds_own_build("fashion_mnist", archives, tmp_path, tmp_path / "tfds")
 
     # MNIST's files have the same names; its build in the same data_dir must not reuse
     # Fashion-MNIST's extracted archives (it did, with TFDS's shared downloads/).

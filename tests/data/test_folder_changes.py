@@ -16,8 +16,6 @@ from experiments import run as experiments_run
 from resnet_flax.config import default_config
 from resnet_flax.data import folder_changes, folders
 
-pytest.importorskip("tensorflow")  # Building a TFDS dataset runs TensorFlow code.
-
 CONFIG = str(REPO / "configs" / "folder.py")
 
 

@@ -16,8 +16,6 @@ from resnet_flax.config import ConfigError
 from resnet_flax.data import crops, datasets, folders, images, tfds_source
 from resnet_flax.run.validate import validate
 
-pytest.importorskip("tensorflow")  # Building a TFDS dataset runs TensorFlow code.
-
 CLASSES = ("tabby", "Zebra", "apple", "dog")  # Sorted: 'Zebra' < 'apple' < 'dog' < 'tabby'.
 
 

@@ -13,8 +13,6 @@ from conftest import REPO
 from PIL import Image
 from runs import read_metrics, run_main
 
-pytest.importorskip("tensorflow")  # Building a TFDS dataset runs TensorFlow code.
-
 FOLDER_RECIPE = str(REPO / "configs" / "folder.py")
 
 

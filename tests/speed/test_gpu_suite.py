@@ -15,7 +15,6 @@ import importlib.util
 import json
 import os
 import pathlib
-import shutil
 import subprocess
 import sys
 
@@ -230,8 +229,7 @@ def test_suite_runs_a_row_of_each_kind_in_a_bare_venv(tiny_data_dir, tmp_path):
     carry = tmp_path / "carry"
     made = subprocess.run(
         ["bash", "benchmarks/gpu_carry.sh", "--target-python", str(python), "--tfds-dir",
-         str(tiny_data_dir), "--out", str(carry), "--input-images", "20", "--input-dir",
-         str(tmp_path / "jpegs")], cwd=REPO, capture_output=True, text=True,
+         str(tiny_data_dir), "--out", str(carry)], cwd=REPO, capture_output=True, text=True,
         env=_clean_env(PYTHON=sys.executable))
     assert made.returncode == 0, made.stderr[-2000:]
     manifest = json.loads((carry / "manifest.json").read_text())
@@ -239,8 +237,6 @@ def test_suite_runs_a_row_of_each_kind_in_a_bare_venv(tiny_data_dir, tmp_path):
     assert {"tensorflow-datasets", "ml-collections", "array-record"} <= carried
     assert not {"jax", "flax", "tensorflow", "tensorflow-cpu", "pyarrow"} & carried
     assert (carry / "tfds" / "fashion_mnist" / "3.0.1" / "dataset_info.json").is_file()
-    assert manifest["input_speed"]["images"] == 20
-    shutil.rmtree(tmp_path / "jpegs")  # The GPU machine has only what is carried.
 
     out = tmp_path / "out"
     run = subprocess.run(
