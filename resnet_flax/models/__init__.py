@@ -13,7 +13,7 @@ from resnet_flax.models.blocks import (
 )
 from resnet_flax.models.parts import part_class, part_settings
 from resnet_flax.models.registry import ModelSpec, create, names, net, register, spec
-from resnet_flax.models.resnet import ResNet, part_of
+from resnet_flax.models.resnet import ResNet
 from resnet_flax.models.shortcuts import (
     SHORTCUTS,
     AvgDownShortcut,
@@ -29,5 +29,5 @@ __all__ = [
     "FullProjectionShortcut", "ModelSpec", "PadShortcut", "PreActBasicBlock",
     "PreActBottleneck", "ProjectionShortcut", "ResNet", "ResidualBlock", "Shortcut",
     "SqueezeExcite", "cifar_stem", "create", "deep_stem", "imagenet_stem", "names", "net",
-    "part_class", "part_of", "part_settings", "register", "spec",
+    "part_class", "part_settings", "register", "spec",
 ]

@@ -5,6 +5,7 @@ parts and stage sizes."""
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,7 +19,7 @@ from resnet_flax.models.blocks import BasicBlock
 from resnet_flax.models.norms import BATCH_NORM, NoNorm
 from resnet_flax.models.parts import Factory, part_class, part_settings
 from resnet_flax.models.shortcuts import ProjectionShortcut
-from resnet_flax.models.stems import imagenet_stem
+from resnet_flax.models.stems import imagenet_stem, layer_names
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
@@ -26,15 +27,9 @@ DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float
 TORCH_DENSE_INIT = initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
 
-def part_of(module_name: str) -> str:
-    """The part a top-level module of ``ResNet`` belongs to: ``stem``, ``stage<i>`` (its
-    blocks ``layer<i>_<j>``) or ``head`` (the classifier and a pre-activation net's
-    final BN)."""
-    if module_name.startswith("layer"):
-        return "stage" + module_name[len("layer"):].split("_")[0]
-    if module_name.startswith(("conv1", "bn1")):
-        return "stem"
-    return "head"
+# The head's own layers: a pre-activation net's final norm and the classifier.
+HEAD_LAYERS = ("bn_final", "fc")
+_BLOCK_NAME = re.compile(r"layer(\d+)_\d+")
 
 
 def compute_dtype(name: Any) -> Any:
@@ -98,6 +93,19 @@ class ResNet(nn.Module):
         """The parts ``frozen`` may name, input to output (the head is never frozen)."""
         return ("stem", *(f"stage{i + 1}" for i in range(len(self.stage_sizes))))
 
+    def part_of(self, layer_name: str) -> str:
+        """The part a top-level layer belongs to: ``stem`` (the layers its stem declares),
+        ``stage<i>`` (its blocks ``layer<i>_<j>``) or ``head``; ``ValueError`` for a layer
+        no part declares."""
+        if layer_name in layer_names(self.stem):
+            return "stem"
+        if block := _BLOCK_NAME.fullmatch(layer_name):
+            return f"stage{block[1]}"
+        if layer_name in HEAD_LAYERS:
+            return "head"
+        raise ValueError(f"layer {layer_name!r} belongs to no part: the stem declares "
+                         f"{layer_names(self.stem)}, the head {HEAD_LAYERS}")
+
     def pre_activation(self) -> bool:
         """Whether the blocks are pre-activation ones (the stem then leaves its last norm
         to the first block, and a final norm-activation precedes the pooling)."""
@@ -122,6 +130,7 @@ class ResNet(nn.Module):
         if part_class(self.norm) is NoNorm and zero_init and not self.pre_activation():
             raise ValueError("zero_init_residual zeroes each block's last norm scale, and "
                              "norm='none' has none")
+        layer_names(self.stem)  # It declares its layers, for freezing and lr groups.
         unknown = sorted(set(self.frozen) - set(self.parts()))
         if unknown:
             raise ValueError(f"cannot freeze {unknown}: the parts are {self.parts()}")

@@ -2,8 +2,10 @@
 
 A stem is a function ``stem(x, width, conv=..., norm=..., act=..., norm_last=...)`` called
 inside the network, so its layers are the network's own (``conv1``, ``bn1``: the names
-torch weights map to). ``norm_last=False`` (pre-activation nets) leaves the last conv's
-norm and activation to the first block.
+torch weights map to). It declares their names with ``@makes(...)``: freezing and the
+learning-rate groups find the stem's parameters by them, and the network refuses a
+layer that no part declares. ``norm_last=False`` (pre-activation nets) leaves the last
+conv's norm and activation to the first block.
 """
 
 from __future__ import annotations
@@ -16,13 +18,31 @@ import jax
 import jax.numpy as jnp
 
 from resnet_flax.models import layers
-from resnet_flax.models.parts import Factory, part_settings
+from resnet_flax.models.parts import Factory, part_class, part_settings
+
+
+def makes(*layer_names: str) -> Callable[[Factory], Factory]:
+    """Declares the layers a stem makes, by their names in the network."""
+    def declare(stem: Factory) -> Factory:
+        stem.layer_names = layer_names
+        return stem
+    return declare
+
+
+def layer_names(stem: Factory) -> tuple[str, ...]:
+    """The layer names ``stem`` declares (``@makes``); ``ValueError`` if it declares none."""
+    names = getattr(part_class(stem), "layer_names", None)
+    if names is None:
+        raise ValueError(f"stem {getattr(part_class(stem), '__name__', stem)!r} does not "
+                         "declare its layers: decorate it with @stems.makes('conv1', ...)")
+    return names
 
 
 def _finish(x, norm: Factory, act: Callable, norm_last: bool):
     return act(norm(name="bn1")(x)) if norm_last else x
 
 
+@makes("conv1", "bn1")
 def imagenet_stem(x: jnp.ndarray, width: int, *, conv: Factory, norm: Factory,
                   act: Callable, norm_last: bool = True) -> jnp.ndarray:
     """He et al. 2015: a 7x7/2 conv, norm-activation, and a 3x3/2 max-pool."""
@@ -59,6 +79,7 @@ class SpaceToDepthConv(nn.Module):
         return y.astype(self.dtype)
 
 
+@makes("conv1", "bn1")
 def imagenet_s2d_stem(x: jnp.ndarray, width: int, *, conv: Factory, norm: Factory,
                       act: Callable, norm_last: bool = True) -> jnp.ndarray:
     """``imagenet_stem`` with its 7x7/2 convolution as ``SpaceToDepthConv``."""
@@ -68,6 +89,7 @@ def imagenet_s2d_stem(x: jnp.ndarray, width: int, *, conv: Factory, norm: Factor
     return layers.max_pool_3x3_s2(x)
 
 
+@makes("conv1_0", "bn1_0", "conv1_1", "bn1_1", "conv1_2", "bn1")
 def deep_stem(x: jnp.ndarray, width: int, *, conv: Factory, norm: Factory,
               act: Callable, norm_last: bool = True) -> jnp.ndarray:
     """ResNet-C/D (He et al. 2019): three 3x3 convs of ``width``, ``width`` and
@@ -79,6 +101,7 @@ def deep_stem(x: jnp.ndarray, width: int, *, conv: Factory, norm: Factory,
     return layers.max_pool_3x3_s2(x)
 
 
+@makes("conv1", "bn1")
 def cifar_stem(x: jnp.ndarray, width: int, *, conv: Factory, norm: Factory,
                act: Callable, norm_last: bool = True) -> jnp.ndarray:
     """He et al. 2015 section 4.2: one 3x3 conv at full resolution."""

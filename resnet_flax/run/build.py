@@ -35,10 +35,10 @@ def build(config, num_classes: int, image_shape: tuple[int, int, int],
     ``step_model``: what spans its devices)."""
     model = models.create(config.model, num_classes=num_classes, frozen=freeze_parts(config),
                           **model_overrides(config))
+    lr = optim.schedule(config, steps_per_epoch)
+    tx = optim.optimizer(config, lr, part_of=model.part_of)
     if step_model is not None:
         model = step_model(model)
-    lr = optim.schedule(config, steps_per_epoch)
-    tx = optim.optimizer(config, lr)
     if init_key is None:
         init_key = seed_keys(config)[0]
     shape = steps.model_input_shape(image_shape, config.input_size, config.input_channels)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import optax
 
 from resnet_flax.config import ConfigError, freeze_parts
-from resnet_flax.models import part_of
 from resnet_flax.suggest import closest
 from resnet_flax.train import callbacks
 
@@ -84,12 +84,14 @@ def decay_mask(params):
     return jax.tree.map(lambda p: p.ndim > 1, params)
 
 
-def optimizer(config, lr: optax.Schedule) -> optax.GradientTransformation:
+def optimizer(config, lr: optax.Schedule,
+              part_of: Callable[[str], str] | None = None) -> optax.GradientTransformation:
     """``base_optimizer``, split into fine-tuning groups when the config asks for them,
     after global-norm clipping of the raw gradient (``grad_clip_norm``), followed by the
     plateau's lr scale when ReduceLROnPlateau or EarlyStopping is on (their counters are
-    the last element of the optimizer state: ``callbacks``)."""
-    tx = param_groups(config, base_optimizer(config, lr))
+    the last element of the optimizer state: ``callbacks``). ``part_of``: the model's
+    map from a top-level layer to its part (``ResNet.part_of``), which the groups need."""
+    tx = param_groups(config, base_optimizer(config, lr), part_of)
     if config.grad_clip_norm:
         tx = optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), tx)
     if callbacks.active(config):
@@ -97,7 +99,8 @@ def optimizer(config, lr: optax.Schedule) -> optax.GradientTransformation:
     return tx
 
 
-def param_groups(config, tx: optax.GradientTransformation) -> optax.GradientTransformation:
+def param_groups(config, tx: optax.GradientTransformation,
+                 part_of: Callable[[str], str] | None) -> optax.GradientTransformation:
     """``tx`` for the head; ``tx`` scaled by ``backbone_lr_multiplier`` for the stem and
     stages (a scaled update is a scaled lr, weight decay included, as in a torch param
     group); no update at all, weight decay included, for the parts in ``freeze``.
@@ -106,6 +109,8 @@ def param_groups(config, tx: optax.GradientTransformation) -> optax.GradientTran
     multiplier = config.backbone_lr_multiplier
     if not frozen and multiplier == 1.0:
         return tx
+    if part_of is None:
+        raise ValueError("freeze and backbone_lr_multiplier need the model's part_of")
     backbone = tx if multiplier == 1.0 else optax.chain(tx, optax.scale(multiplier))
 
     def group(module_name: str) -> str:

@@ -1,16 +1,19 @@
 """The network from parts: a new block, stem or norm is one class (or function) and one
-registry line, and the config's options reach it through the part's own fields."""
+registry line (a stem declares its layers), and the config's options reach it through
+the part's own fields."""
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from flax import traverse_util
 
 from resnet_flax import models
-from resnet_flax.models import registry
-from resnet_flax.train import parallel
+from resnet_flax.config import default_config
+from resnet_flax.models import registry, stems
+from resnet_flax.train import optim, parallel
 
 
 class TwoConvBlock(models.Block):
@@ -23,10 +26,15 @@ class TwoConvBlock(models.Block):
         return self.act(self.add_shortcut(y, self.make_shortcut(self.features), x))
 
 
+@stems.makes("patchify", "patch_norm")
 def strided_stem(x, width, *, conv, norm, act, norm_last=True):
-    """A stem of one's own: one 3x3 conv of stride 2."""
-    x = conv(width, 3, 2, name="conv1")(x)
-    return act(norm(name="bn1")(x)) if norm_last else x
+    """A stem of one's own: one 3x3 conv of stride 2, its layers named its own way."""
+    x = conv(width, 3, 2, name="patchify")(x)
+    return act(norm(name="patch_norm")(x)) if norm_last else x
+
+
+def undeclared_stem(x, width, *, conv, norm, act, norm_last=True):
+    return act(norm(name="patch_norm")(conv(width, 3, 2, name="patchify")(x)))
 
 
 class RMSNorm(nn.Module):
@@ -92,6 +100,30 @@ def test_a_new_stem_and_norm_are_parts_like_the_built_in_ones(own_registry):
                                atol=1e-6)
     mode = parallel.mode("pmap", parallel.make_mesh())
     assert mode.step_model(model, sync_batch_stats=True).norm is RMSNorm
+
+
+def test_a_new_stem_freezes_the_layers_it_declares_and_one_that_declares_none_is_refused(
+        own_registry):
+    models.register("strided_net", models.net((1, 1), (8, 16), stem=strided_stem,
+                                              stem_width=8), num_classes=10,
+                    input_shape=(16, 16, 3))
+    config = default_config()
+    config.model, config.freeze, config.optimizer, config.momentum = "strided_net", "stem", \
+        "sgd", 0.0
+    model = models.create("strided_net", frozen=("stem",))
+    params = model.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)), train=False)["params"]
+    tx = optim.optimizer(config, optax.constant_schedule(0.1), part_of=model.part_of)
+    updates, _ = tx.update(jax.tree.map(jnp.ones_like, params), tx.init(params), params)
+    moved = {name: any(np.any(u) for u in jax.tree.leaves(updates[name])) for name in params}
+    assert moved == {"patchify": False, "patch_norm": False, "layer1_0": True,
+                     "layer2_0": True, "fc": True}
+
+    models.register("undeclared_net", models.net((1, 1), (8, 16), stem=undeclared_stem,
+                                                 stem_width=8), num_classes=10,
+                    input_shape=(16, 16, 3))
+    with pytest.raises(ValueError, match="stem 'undeclared_stem' does not declare its layers"):
+        models.create("undeclared_net").init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)),
+                                             train=False)
 
 
 def test_the_options_land_on_the_parts_that_own_them():

@@ -85,12 +85,12 @@ def test_backbone_lr_multiplier_and_freeze_scale_each_group():
     model = models.create("resnet20", frozen=("stem",))
     params = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False)["params"]
     grads = jax.tree.map(jnp.ones_like, params)
-    tx = optim.optimizer(config, optax.constant_schedule(0.5))
+    tx = optim.optimizer(config, optax.constant_schedule(0.5), part_of=model.part_of)
     updates, _ = tx.update(grads, tx.init(params), params)
     plain = optim.base_optimizer(config, optax.constant_schedule(0.5))
     reference, _ = plain.update(grads, plain.init(params), params)
     for name in params:
-        factor = {"stem": 0.0, "head": 1.0}.get(models.part_of(name), 0.1)
+        factor = {"stem": 0.0, "head": 1.0}.get(model.part_of(name), 0.1)
         for u, r in zip(jax.tree.leaves(updates[name]), jax.tree.leaves(reference[name])):
             np.testing.assert_allclose(u, factor * r, rtol=1e-6, err_msg=name)
 
@@ -110,7 +110,7 @@ def test_a_frozen_part_uses_and_keeps_its_running_statistics():
     for name in new["batch_stats"]:
         same = all(np.array_equal(a, b) for a, b in zip(
             jax.tree.leaves(new["batch_stats"][name]), jax.tree.leaves(stats[name])))
-        assert same == (models.part_of(name) in ("stem", "stage1")), name
+        assert same == (model.part_of(name) in ("stem", "stage1")), name
 
     def loss(params):
         out = model.apply({"params": params, "batch_stats": stats}, x, train=True,
@@ -120,7 +120,7 @@ def test_a_frozen_part_uses_and_keeps_its_running_statistics():
     grads = jax.grad(loss)(variables["params"])
     for name, g in grads.items():  # No gradient flows back into the frozen prefix.
         zero = all(not np.any(leaf) for leaf in jax.tree.leaves(g))
-        assert zero == (models.part_of(name) in ("stem", "stage1")), name
+        assert zero == (model.part_of(name) in ("stem", "stage1")), name
 
 
 @pytest.mark.parametrize("changes,expected", [
