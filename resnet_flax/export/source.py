@@ -86,7 +86,7 @@ def from_workdir(workdir: str, which: str = "latest") -> Exportable:
     cfg = steps.step_config(config)
     variables = jax.device_get(state.variables(config.ema_decay > 0))
     num_classes = variables["params"]["fc"]["kernel"].shape[-1]
-    model = models.create(config.model, num_classes=num_classes, **model_overrides(config))
+    model = models.from_config(config, num_classes)
     view = None
     if config.crop != "none":
         view = {"resize_shorter": crops.eval_resize(config.crop_size,

@@ -22,7 +22,7 @@ from resnet_flax.models import layers
 from resnet_flax.models import options as model_options
 from resnet_flax.models.blocks import BasicBlock, Bottleneck, PreActBasicBlock, PreActBottleneck
 from resnet_flax.models.parts import part_class, part_settings
-from resnet_flax.models.resnet import ResNet
+from resnet_flax.models.resnet import ResNet, UnknownParts
 from resnet_flax.models.shortcuts import AvgDownShortcut, PadShortcut
 from resnet_flax.models.stems import cifar_stem, deep_stem
 from resnet_flax.suggest import closest
@@ -171,6 +171,8 @@ def create(name: str, num_classes: int | None = None, **options) -> ResNet:
         parts = model_options.apply(part_settings(model_spec.factory), options)
         model = part_class(model_spec.factory)(**{**parts, "num_classes": num_classes})
         model.check_options()
+    except UnknownParts:  # Its caller names the setting.
+        raise
     except ValueError as e:
         raise ValueError(f"{name!r}: {e}") from None
     return model

@@ -41,6 +41,14 @@ def compute_dtype(name: Any) -> Any:
     return DTYPES[name]
 
 
+class UnknownParts(ValueError):
+    """Parts to freeze that the network does not have."""
+
+    def __init__(self, unknown: list[str], parts: tuple[str, ...]):
+        super().__init__(f"cannot freeze {unknown}: the parts are {parts}")
+        self.unknown, self.parts = unknown, parts
+
+
 class ResNet(nn.Module):
     """A residual network: stem, stages of blocks, global average pool, dense head.
 
@@ -133,7 +141,7 @@ class ResNet(nn.Module):
         layer_names(self.stem)  # It declares its layers, for freezing and lr groups.
         unknown = sorted(set(self.frozen) - set(self.parts()))
         if unknown:
-            raise ValueError(f"cannot freeze {unknown}: the parts are {self.parts()}")
+            raise UnknownParts(unknown, self.parts())
         self.block(features=1, parent=None)  # A block checks its own fields as it is made.
 
     def _stages(self, x, conv, norms, dropout, features):

@@ -11,7 +11,6 @@ import optax
 from flax import linen as nn
 
 from resnet_flax import models
-from resnet_flax.config import freeze_parts, model_overrides
 from resnet_flax.train import optim, steps
 from resnet_flax.train import state as state_lib
 
@@ -33,8 +32,7 @@ def build(config, num_classes: int, image_shape: tuple[int, int, int],
     its optimizer and a state initialised from ``init_key`` (default: from the seed).
     ``step_model``: the compilation mode's binding of the model (``parallel``'s
     ``step_model``: what spans its devices)."""
-    model = models.create(config.model, num_classes=num_classes, frozen=freeze_parts(config),
-                          **model_overrides(config))
+    model = models.from_config(config, num_classes)
     lr = optim.schedule(config, steps_per_epoch)
     tx = optim.optimizer(config, lr, part_of=model.part_of)
     if step_model is not None:

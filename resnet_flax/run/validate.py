@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from resnet_flax import config as schema
 from resnet_flax.data import checks as data_checks
-from resnet_flax.models import checks as model_checks
+from resnet_flax.models import configured as model_config
 from resnet_flax.train import checks as train_checks
 
 
@@ -14,4 +14,4 @@ def validate(config) -> None:
     schema.check_values(config)
     train_checks.check(config)
     data_checks.check(config)
-    model_checks.check(config)
+    model_config.check(config)

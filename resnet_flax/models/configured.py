@@ -1,10 +1,20 @@
-"""The config fields the models own: ``model``, ``model_options`` and ``freeze``."""
+"""The config fields the models own (``model``, ``model_options`` and ``freeze``): the one
+way from a config to its model, and their checks."""
 
 from __future__ import annotations
 
 from resnet_flax.config import ConfigError, freeze_parts, model_overrides
 from resnet_flax.models import options, registry
+from resnet_flax.models.resnet import UnknownParts
 from resnet_flax.suggest import closest
+
+
+def from_config(config, num_classes: int | None = None):
+    """``config.model`` with the ``model_options`` the config set and its frozen parts,
+    for ``num_classes`` classes (default: the family's)."""
+    classes = {} if num_classes is None else {"num_classes": num_classes}
+    return registry.create(config.model, **classes, frozen=freeze_parts(config),
+                           **model_overrides(config))
 
 
 def check(config) -> None:
@@ -20,10 +30,9 @@ def check(config) -> None:
             raise ConfigError(f"config.model_options.{option}={value!r} is not one of "
                               f"{valid}{closest(str(value), valid)}")
     try:
-        model = registry.create(config.model, **model_overrides(config))
+        from_config(config)
+    except UnknownParts as e:
+        raise ConfigError(f"config.freeze={config.freeze!r}: {e.unknown} are not parts of "
+                          f"{config.model} {e.parts}{closest(e.unknown[0], e.parts)}") from None
     except ValueError as e:
         raise ConfigError(f"config.model_options: {e}") from None
-    unknown = [p for p in freeze_parts(config) if p not in model.parts()]
-    if unknown:
-        raise ConfigError(f"config.freeze={config.freeze!r}: {unknown} are not parts of "
-                          f"{config.model} {model.parts()}{closest(unknown[0], model.parts())}")
