@@ -31,7 +31,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from resnet_flax.run.build import build  # noqa: E402
+from resnet_flax.run.assemble import build  # noqa: E402
 from resnet_flax.speed.throughput import recipe  # noqa: E402
 from resnet_flax.train import steps  # noqa: E402
 

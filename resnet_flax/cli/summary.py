@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from resnet_flax import cli, models
 from resnet_flax.cli import setup
-from resnet_flax.models.summary import summarize, zoo_table
+from resnet_flax.models.layer_table import summarize, zoo_table
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

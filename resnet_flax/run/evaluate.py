@@ -24,7 +24,7 @@ import numpy as np
 
 from resnet_flax.config import ConfigError, ranking_metric
 from resnet_flax.data import datasets, folder_changes, pipeline, sources, tfds_source
-from resnet_flax.run.build import build
+from resnet_flax.run.assemble import build
 from resnet_flax.run.validate import validate
 from resnet_flax.train import parallel, steps
 from resnet_flax.train import state as state_lib

@@ -17,7 +17,7 @@ import tqdm
 from resnet_flax.config import ConfigError, ranking_metric
 from resnet_flax.data import datasets, folder_changes, pipeline, sources
 from resnet_flax.run import finetune, preemption
-from resnet_flax.run.build import build, seed_keys
+from resnet_flax.run.assemble import build, seed_keys
 from resnet_flax.run.validate import validate
 from resnet_flax.train import callbacks, chunks, parallel, steps
 from resnet_flax.train import state as state_lib

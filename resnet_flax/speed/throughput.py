@@ -187,7 +187,7 @@ def prepare(args, say) -> Prepared:
     """The model, its state and random uint8 data of ``args``' sizes, on the host."""
     import numpy as np
 
-    from resnet_flax.run.build import build
+    from resnet_flax.run.assemble import build
     from resnet_flax.train import steps
 
     devices = _devices(args)

@@ -6,20 +6,20 @@ import pytest
 
 from resnet_flax import models
 from resnet_flax.cli import summary as summary_cli
-from resnet_flax.models import summary
+from resnet_flax.models import layer_table
 
 
 def test_resnet50_at_224_is_4_09_gmacs():
-    s = summary.summarize("resnet50", (224, 224, 3))
+    s = layer_table.summarize("resnet50", (224, 224, 3))
     assert s.params == 25_557_032  # torchvision's count: its running statistics are buffers.
     assert s.non_trainable == 53_120  # Keras' ResNet50's non-trainable count: the BN statistics.
     assert s.total == s.params + s.non_trainable
     assert s.macs == 4_089_184_256
-    assert summary.format_count(s.macs) == "4.09 G"
+    assert layer_table.format_count(s.macs) == "4.09 G"
 
 
 def test_resnet20_is_about_41_mmacs():
-    s = summary.summarize("resnet20")  # natural input: 32x32x3
+    s = layer_table.summarize("resnet20")  # natural input: 32x32x3
     assert s.params == 269_722
     assert s.macs == 40_551_040 and round(s.macs / 1e6) == 41
 
@@ -30,11 +30,11 @@ def test_resnet20_is_about_41_mmacs():
     ("wide_resnet50_2", 11.40), ("resnet101", 7.80),
 ])
 def test_imagenet_macs_match_torchvision(name, gmacs):
-    assert round(summary.summarize(name).macs / 1e9, 2) == gmacs
+    assert round(layer_table.summarize(name).macs / 1e9, 2) == gmacs
 
 
 def test_rows_count_conv_and_dense_macs_from_shapes():
-    rows = {r.path: r for r in summary.summarize("resnet50").rows}
+    rows = {r.path: r for r in layer_table.summarize("resnet50").rows}
     stem = rows["conv1"]
     assert stem.kind == "Conv" and stem.output_shape == (112, 112, 64)
     assert stem.params == 7 * 7 * 3 * 64 and stem.macs == 112 * 112 * 64 * 7 * 7 * 3
@@ -44,16 +44,16 @@ def test_rows_count_conv_and_dense_macs_from_shapes():
 
 
 def test_grouped_conv_macs_divide_by_groups():
-    rows = {r.path: r for r in summary.summarize("resnext50_32x4d").rows}
+    rows = {r.path: r for r in layer_table.summarize("resnext50_32x4d").rows}
     conv2 = rows["layer1_0/conv2"]  # 128 -> 128 channels in 32 groups, 56x56
     assert conv2.macs == 56 * 56 * 128 * 3 * 3 * (128 // 32)
 
 
 def test_summary_of_a_module_and_overrides():
-    s = summary.summarize(models.create("resnet20", width_multiplier=2), (32, 32, 3))
-    assert s.params == summary.summarize("resnet20", width_multiplier=2).params
+    s = layer_table.summarize(models.create("resnet20", width_multiplier=2), (32, 32, 3))
+    assert s.params == layer_table.summarize("resnet20", width_multiplier=2).params
     with pytest.raises(ValueError, match="input_shape"):
-        summary.summarize(models.create("resnet20"))
+        layer_table.summarize(models.create("resnet20"))
 
 
 def test_cli_prints_table_and_totals(capsys):
