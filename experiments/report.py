@@ -15,7 +15,7 @@ from experiments.grid import Run
 from experiments.runner import RECORD, finished
 from resnet_flax.config import model_overrides
 from resnet_flax.data import datasets
-from resnet_flax.models import summary
+from resnet_flax.models import layer_table
 from resnet_flax.workdir import plots
 
 COLUMNS = ("final_test_error", "final_test_accuracy", "best_test_accuracy",
@@ -48,7 +48,7 @@ def run_figures(run: Run) -> dict | None:
 def size_of(run: Run) -> tuple[int, int]:
     """(parameters, MACs per image) of the run's model on its dataset."""
     spec = datasets.get(run.config.dataset, run.config.data_dir or None)
-    s = summary.summarize(run.config.model, spec.image_shape, spec.num_classes,
+    s = layer_table.summarize(run.config.model, spec.image_shape, spec.num_classes,
                           **model_overrides(run.config))
     return s.params, s.macs
 
@@ -104,7 +104,7 @@ def markdown(module, rows: list[dict], command: str, figure: str, scale: str,
             f"| {r['arm']} | {r['model']} | {r['seeds']} | {_pm(r, 'final_test_error')} | "
             f"{_pm(r, 'best_test_accuracy')} | {_pm(r, 'final_train_error')} | "
             f"{_pm(r, 'final_train_loss', False)} | {r['params']:,} | "
-            f"{summary.format_count(r['macs'])} | {r['wall_seconds_mean']:.0f} |")
+            f"{layer_table.format_count(r['macs'])} | {r['wall_seconds_mean']:.0f} |")
     lines += ["", "Errors are final-epoch figures, mean +- std over seeds (std with n - 1; "
               "the mean alone where one seed ran).",
               "", f"![{module.TITLE}]({figure})", ""]
