@@ -31,6 +31,7 @@ import multiprocessing
 import os
 import pathlib
 import shutil
+import sys
 
 import numpy as np
 from PIL import Image
@@ -209,8 +210,6 @@ def _features(classes: list[str], channels: int, store: Store):
 
 def _progress(total: int, what: str, shown: bool):
     """A progress bar on stderr (files/s and time left) for a build of ``total`` files."""
-    import sys
-
     from tqdm import tqdm
 
     return tqdm(total=total, desc=what, unit=" files", file=sys.stderr, mininterval=1.0,

@@ -5,19 +5,19 @@ same bytes."""
 
 import filecmp
 import gzip
+import io
 import json
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
 from PIL import Image
 from runs import without_tensorflow
 from tensorflow_datasets.proto import tf_example_pb2
 
 from resnet_flax.data import archive_builds, datasets, folders, png
-
-tfds = pytest.importorskip("tensorflow_datasets")
 
 
 def build(*args, tensorflow: bool):
@@ -130,7 +130,7 @@ def test_mnist_archives_give_tfds_own_examples_with_tfds_own_keys(tmp_path):
     assert [k for k, _ in ours] == [k for k, _ in theirs] == list(range(7))
     for (_, mine), (_, tfds_example) in zip(ours, theirs):
         assert mine["label"] == tfds_example["label"]
-        decoded = np.asarray(Image.open(__import__("io").BytesIO(mine["image"])))
+        decoded = np.asarray(Image.open(io.BytesIO(mine["image"])))
         np.testing.assert_array_equal(decoded[..., None], tfds_example["image"])
         assert mine["image"] == png.encode(tfds_example["image"])
 
