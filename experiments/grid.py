@@ -33,6 +33,9 @@ class Run:
     seed: int
     config: ml_collections.ConfigDict
     workdir: pathlib.Path
+    # Other experiments' workdirs at this scale: a finished run there with this run's
+    # config is copied instead of trained (``runner.twin``).
+    peers: tuple[pathlib.Path, ...] = ()
 
 
 def load(name: str):

@@ -26,6 +26,7 @@ array and the report as a job after it (``experiments/slurm.py``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import pathlib
 import shlex
 import sys
@@ -236,6 +237,16 @@ def _grids(args: argparse.Namespace) -> list[tuple]:
     return [_grid(args, name, default_workdir(name, args.scale)) for name in names]
 
 
+def _peers(args: argparse.Namespace, name: str) -> tuple[pathlib.Path, ...]:
+    """The other experiments' workdirs where this command line puts them (none known for
+    one experiment in a ``--workdir`` of its own)."""
+    others = [n for n in grid.EXPERIMENTS if n != name]
+    if args.workdir:
+        root = pathlib.Path(args.workdir)
+        return tuple(root / n for n in others) if args.name == "all" else ()
+    return tuple(default_workdir(n, args.scale) for n in others)
+
+
 def _grid(args: argparse.Namespace, name: str, workdir: pathlib.Path):
     """(module, workdir, runs) of experiment ``name``, every run's config validated."""
     try:
@@ -243,6 +254,7 @@ def _grid(args: argparse.Namespace, name: str, workdir: pathlib.Path):
         extra = {**({"data_dir": args.data_dir} if args.data_dir else {}), **args.overrides}
         only = tuple(a.strip() for a in args.arms.split(",") if a.strip())
         runs = grid.expand(module, args.dataset, args.scale, args.seeds, workdir, extra, only)
+        runs = [dataclasses.replace(r, peers=_peers(args, name)) for r in runs]
     except (ValueError, KeyError) as e:
         cli.fail(str(e))
     from resnet_flax.config import ConfigError

@@ -1,10 +1,14 @@
 """Runs an experiment's grid: finished runs are skipped, interrupted ones resumed (the
-training loop resumes exactly), and a run whose arm changed is set aside and rerun."""
+training loop resumes exactly), a run whose arm changed is set aside and rerun, and a run
+another experiment already finished with the same config is copied, not trained again."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import pathlib
+import shutil
 import sys
 import time
 
@@ -12,6 +16,9 @@ from experiments.grid import Run
 from resnet_flax.workdir import resume_guard
 
 RECORD = "experiment_run.json"  # Per run: its config, wall time, whether it finished.
+# What a twin's copy takes: the files a committed record keeps (never checkpoints).
+RECORD_FILES = (RECORD, resume_guard.CONFIG_FILE, resume_guard.CHANGES_FILE,
+                resume_guard.DEVICES_FILE, "metrics.jsonl")
 
 
 def _record(run: Run) -> dict:
@@ -35,6 +42,30 @@ def status(run: Run) -> str:
     return "done" if finished(run) else "resume"
 
 
+def twin(run: Run) -> pathlib.Path | None:
+    """A finished run in another experiment's workdir (``run.peers``) with this run's seed
+    and a config that trains alike: an arm two experiments share trains once."""
+    for peer in run.peers:
+        for workdir in sorted(peer.glob(f"*/seed_{run.seed}")):
+            found = resume_guard.compare(run.config, workdir)
+            if (found is not None and not found.refused
+                    and finished(dataclasses.replace(run, workdir=workdir))):
+                return workdir
+    return None
+
+
+def copy_twin(run: Run, source: pathlib.Path) -> None:
+    """Copies ``source``'s record into ``run.workdir``, naming where it trained
+    (``same_as``, relative, so a clone elsewhere reads it too)."""
+    run.workdir.mkdir(parents=True, exist_ok=True)
+    for name in RECORD_FILES:
+        if (source / name).exists():
+            shutil.copyfile(source / name, run.workdir / name)
+    record = _record(run)
+    record.setdefault("same_as", os.path.relpath(source, run.workdir))
+    (run.workdir / RECORD).write_text(json.dumps(record, indent=1) + "\n")
+
+
 def _set_aside(workdir: pathlib.Path) -> pathlib.Path:
     """Moves a run whose arm changed out of the way (never deleted)."""
     n = 1
@@ -50,6 +81,11 @@ def execute(run: Run, train_fn) -> None:
     state = status(run)
     if state == "done":
         print(f"{run.arm} seed {run.seed}: done, skipped", file=sys.stderr, flush=True)
+        return
+    if state == "new" and (source := twin(run)) is not None:
+        copy_twin(run, source)
+        print(f"{run.arm} seed {run.seed}: the same run as {source}, copied",
+              file=sys.stderr, flush=True)
         return
     if state == "changed":
         aside = _set_aside(run.workdir)

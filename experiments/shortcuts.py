@@ -7,7 +7,9 @@ from experiments.common import cpu_scale, gpu_scale, he_cifar, paper_epochs
 TITLE = "Shortcuts: options A, B and C"
 SOURCE = "He et al. 2015, table 3 (ImageNet; here on the CIFAR nets)"
 FINDING = "B is slightly better than A, and C marginally better than B; the differences are small."
-ARMS = {f"resnet{d}_{o}": {"model": f"resnet{d}", "model_options.shortcut": o}
+# Option A is the CIFAR nets' own shortcut, left unset: its runs are degradation's, copied.
+ARMS = {f"resnet{d}_{o}": {"model": f"resnet{d}",
+                           **({"model_options.shortcut": o} if o != "A" else {})}
         for d in (20, 56) for o in "ABC"}
 SCALES = {
     "quick": {"num_epochs": 6, "lr_boundaries_epochs": (4, 5), "train_subset": 5000,

@@ -94,6 +94,36 @@ def test_a_rerun_skips_finished_runs_and_sets_aside_changed_ones(tiny_data_dir, 
     assert (tmp_path / "resnet20_B" / "seed_0.replaced_1" / "metrics.jsonl").exists()
 
 
+@pytest.mark.slow
+def test_an_arm_two_experiments_share_trains_once(tiny_data_dir, tmp_path):
+    from experiments import report, runner
+    from resnet_flax.run import train_loop
+
+    tiny = {"data_dir": str(tiny_data_dir), "num_epochs": 1, "batch_size": 16,
+            "eval_batch_size": 8, "model_options.width_multiplier": 0.25,
+            "train_subset": 32, "checkpoint_every_steps": 100}
+
+    def runs(name, arm):
+        return grid.expand(grid.load(name), "fashion_mnist", "quick", 1, tmp_path / name,
+                           tiny, (arm,))[0]
+
+    trained = runs("degradation", "resnet20")
+    runner.execute(trained, train_loop.train_and_evaluate)
+    shared = dataclasses.replace(runs("shortcuts", "resnet20_A"),
+                                 peers=(tmp_path / "degradation",))
+
+    def train_again(config, workdir):
+        raise AssertionError("the shared arm trained twice")
+
+    runner.execute(shared, train_again)
+    assert runner.status(shared) == "done"
+    assert report.run_figures(shared) == report.run_figures(trained)
+    assert (shared.workdir / "experiment_run.json").read_text().count("../") == 3
+    other = dataclasses.replace(runs("shortcuts", "resnet20_B"),
+                                peers=(tmp_path / "degradation",))
+    assert runner.twin(other) is None  # Projection shortcuts: another net.
+
+
 def test_bad_experiment_names_and_overrides_are_one_line(capsys):
     with pytest.raises(SystemExit):
         run.main(["degradatoin"])
