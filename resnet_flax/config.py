@@ -95,33 +95,20 @@ def _data_fields(c: ml_collections.ConfigDict) -> None:
 def _model_fields(c: ml_collections.ConfigDict) -> None:
     """The model and its options."""
     # Model: a name from resnet_flax.models.names(); options left unset (None) keep
-    # the family's own default and are otherwise passed to models.create.
+    # the family's own default and are otherwise passed to models.create. Each option
+    # is declared, with its values, by the part that owns it (models/options.py
+    # gathers them; docs/models.md's table is made from them): here only its type.
     c.model = "fashion_mnist_resnet"
     opt = ml_collections.config_dict.placeholder
     c.model_options = ml_collections.ConfigDict({
-        "dtype": opt(str),  # "float32" | "bfloat16" | "float16" compute dtype.
-        "shortcut": opt(str),  # "A" | "B" | "C" | "D" (avg-pool projection, ResNet-D).
-        "plain": opt(bool),  # True: no shortcuts.
-        "zero_init_residual": opt(bool),
-        "dropout_rate": opt(float),
-        "conv_init": opt(str),  # One of layers.CONV_INITS ("he_normal": Keras').
-        "bn_momentum": opt(float),  # In bn_convention's terms.
-        "bn_epsilon": opt(float),
-        "bn_convention": opt(str),  # "flax" (momentum 0.9 == torch's 0.1) | "torch".
-        "preact": opt(bool),  # True: pre-activation blocks (He et al. 2016).
-        "stochastic_depth": opt(float),  # Drop rate of the last block (linear rule).
-        "width_multiplier": opt(float),  # Scales the stem and every stage width.
-        "se_reduction": opt(int),  # Squeeze-excitation reduction (16); 0 disables.
-        "block_dropout": opt(float),  # Dropout between a block's convs (Wide ResNet).
-        "stem": opt(str),  # "imagenet" (7x7/2 + max-pool) | "imagenet_s2d" | "cifar" | "deep".
-        "stem_width": opt(int),  # Channels of the stem conv(s).
-        "groups": opt(int),  # Bottleneck 3x3 groups (ResNeXt's cardinality).
-        "base_width": opt(int),  # Bottleneck width per group at 64 planes (128: wide_resnet).
-        "conv_bias": opt(bool),  # True: every conv gets a bias.
-        "activation": opt(str),  # "relu" | "leaky_relu" | "silu".
-        "norm": opt(str),  # "batch" | "group" | "none".
-        "norm_groups": opt(int),  # GroupNorm's groups (32, Wu & He).
-    })
+        name: opt(kind) for name, kind in (
+            ("dtype", str), ("shortcut", str), ("plain", bool), ("zero_init_residual", bool),
+            ("dropout_rate", float), ("conv_init", str), ("bn_momentum", float),
+            ("bn_epsilon", float), ("bn_convention", str), ("preact", bool),
+            ("stochastic_depth", float), ("width_multiplier", float), ("se_reduction", int),
+            ("block_dropout", float), ("stem", str), ("stem_width", int), ("groups", int),
+            ("base_width", int), ("conv_bias", bool), ("activation", str), ("norm", str),
+            ("norm_groups", int))})
 
 
 def _optimisation_fields(c: ml_collections.ConfigDict) -> None:

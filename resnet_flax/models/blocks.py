@@ -11,7 +11,7 @@ projections without a norm; where the shortcut transforms its input it takes the
 pre-activated input, as in the authors' code and the official Wide ResNet). Their own
 options, bound by the registry or ``config.model_options``: ``zero_init_residual``,
 squeeze-excitation (``se_reduction``; the SE gate's hidden ReLU stays, as in Hu et al.),
-dropout between the convs (``dropout_rate``, Wide ResNet) and, for bottlenecks,
+dropout between the convs (``block_dropout``, Wide ResNet) and, for bottlenecks,
 ``groups`` and ``base_width`` (ResNeXt and wide nets, as torchvision defines them).
 """
 
@@ -26,7 +26,7 @@ from jax.nn import initializers
 
 from resnet_flax.models import cross_device, layers
 from resnet_flax.models.norms import BATCH_NORM
-from resnet_flax.models.parts import Factory
+from resnet_flax.models.parts import Factory, Option
 from resnet_flax.models.shortcuts import ProjectionShortcut
 
 
@@ -51,9 +51,9 @@ class SqueezeExcite(nn.Module):
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         channels = x.shape[-1]
         s = jnp.mean(x, axis=(1, 2), keepdims=True)
-        s = nn.relu(self.conv(se_width(channels, self.reduction), 1, use_bias=True,
+        s = nn.relu(self.conv(se_width(channels, self.reduction), 1, conv_bias=True,
                               name="fc1")(s))
-        s = nn.sigmoid(self.conv(channels, 1, use_bias=True, name="fc2")(s))
+        s = nn.sigmoid(self.conv(channels, 1, conv_bias=True, name="fc2")(s))
         return x * s
 
 
@@ -64,7 +64,7 @@ class Block(nn.Module):
     strides: int = 1
     conv: Factory = layers.conv
     norm: Factory = BATCH_NORM
-    act: Callable[[jnp.ndarray], jnp.ndarray] = nn.relu
+    activation: Callable[[jnp.ndarray], jnp.ndarray] = nn.relu
     shortcut: Factory | None = ProjectionShortcut
     dropout: Factory = cross_device.Dropout
     drop_path: float = 0.0  # Stochastic depth: this block's rate of dropping its branch.
@@ -92,7 +92,7 @@ class ResidualBlock(Block):
 
     zero_init_residual: bool = False  # Start the branch at zero (see each block).
     se_reduction: int = 0  # Squeeze-excitation's reduction; 0: none.
-    dropout_rate: float = 0.0  # Dropout between the convs (Wide ResNet).
+    block_dropout: float = 0.0  # Dropout between the convs (Wide ResNet).
 
     def last_norm(self, name: str):
         """The branch's last norm; zero-init starts its scale at zero."""
@@ -103,7 +103,7 @@ class ResidualBlock(Block):
         """A pre-activation branch's last conv; zero-init starts its kernel at zero (a zero
         norm scale there would feed the activation exact zeros, and no gradient)."""
         return self.conv(features, kernel, 1, name=name, **(
-            {"kernel_init": initializers.zeros} if self.zero_init_residual else {}))
+            {"conv_init": initializers.zeros} if self.zero_init_residual else {}))
 
     def merge(self, y, shortcut: nn.Module | None, shortcut_in):
         """Squeeze-excitation, then the shortcut's addition."""
@@ -113,7 +113,7 @@ class ResidualBlock(Block):
 
     def preactivate(self, x, shortcut: nn.Module | None):
         """(branch input, shortcut input) of a pre-activation block."""
-        a = self.act(self.norm(name="bn1")(x))
+        a = self.activation(self.norm(name="bn1")(x))
         return a, (a if shortcut is not None and shortcut.transforms(x.shape[-1]) else x)
 
 
@@ -124,9 +124,9 @@ class BasicBlock(ResidualBlock):
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         y = self.conv(self.features, 3, self.strides, name="conv1")(x)
-        y = self.dropout(self.dropout_rate)(self.act(self.norm(name="bn1")(y)))
+        y = self.dropout(self.block_dropout)(self.activation(self.norm(name="bn1")(y)))
         y = self.last_norm("bn2")(self.conv(self.features, 3, 1, name="conv2")(y))
-        return self.act(self.merge(y, self.make_shortcut(self.features), x))
+        return self.activation(self.merge(y, self.make_shortcut(self.features), x))
 
 
 class PreActBasicBlock(BasicBlock):
@@ -139,7 +139,7 @@ class PreActBasicBlock(BasicBlock):
         shortcut = self.make_shortcut(self.features, with_norm=False)
         y, shortcut_in = self.preactivate(x, shortcut)
         y = self.conv(self.features, 3, self.strides, name="conv1")(y)
-        y = self.dropout(self.dropout_rate)(self.act(self.norm(name="bn2")(y)))
+        y = self.dropout(self.block_dropout)(self.activation(self.norm(name="bn2")(y)))
         y = self.last_conv(self.features, 3, "conv2")(y)
         return self.merge(y, shortcut, shortcut_in)
 
@@ -168,11 +168,11 @@ class Bottleneck(ResidualBlock):
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         out_features = self.features * self.expansion
-        y = self.act(self.norm(name="bn1")(self.conv(self.width(), 1, 1, name="conv1")(x)))
+        y = self.activation(self.norm(name="bn1")(self.conv(self.width(), 1, 1, name="conv1")(x)))
         y = self.conv(self.width(), 3, self.strides, groups=self.groups, name="conv2")(y)
-        y = self.dropout(self.dropout_rate)(self.act(self.norm(name="bn2")(y)))
+        y = self.dropout(self.block_dropout)(self.activation(self.norm(name="bn2")(y)))
         y = self.last_norm("bn3")(self.conv(out_features, 1, 1, name="conv3")(y))
-        return self.act(self.merge(y, self.make_shortcut(out_features), x))
+        return self.activation(self.merge(y, self.make_shortcut(out_features), x))
 
 
 class PreActBottleneck(Bottleneck):
@@ -185,9 +185,9 @@ class PreActBottleneck(Bottleneck):
         out_features = self.features * self.expansion
         shortcut = self.make_shortcut(out_features, with_norm=False)
         y, shortcut_in = self.preactivate(x, shortcut)
-        y = self.act(self.norm(name="bn2")(self.conv(self.width(), 1, 1, name="conv1")(y)))
+        y = self.activation(self.norm(name="bn2")(self.conv(self.width(), 1, 1, name="conv1")(y)))
         y = self.conv(self.width(), 3, self.strides, groups=self.groups, name="conv2")(y)
-        y = self.dropout(self.dropout_rate)(self.act(self.norm(name="bn3")(y)))
+        y = self.dropout(self.block_dropout)(self.activation(self.norm(name="bn3")(y)))
         y = self.last_conv(out_features, 1, "conv3")(y)
         return self.merge(y, shortcut, shortcut_in)
 
@@ -195,3 +195,16 @@ class PreActBottleneck(Bottleneck):
 # A block -> its pre-activation twin (``config.model_options.preact``), and back.
 PRE_ACTIVATION = {BasicBlock: PreActBasicBlock, Bottleneck: PreActBottleneck}
 POST_ACTIVATION = {v: k for k, v in PRE_ACTIVATION.items()}
+
+OPTIONS = (
+    Option("preact", bool, "`True`: pre-activation units (He et al. 2016), `False`: "
+           "post-activation ones"),
+    Option("zero_init_residual", bool, "start each residual branch at zero: its last norm "
+           "scale (its last conv in pre-activation units)"),
+    Option("se_reduction", int, "squeeze-excitation's reduction (16); 0: none", low=0),
+    Option("block_dropout", float, "dropout between a block's convolutions (Wide ResNet)",
+           low=0.0, high=1.0),
+    Option("groups", int, "torchvision's `groups` for bottleneck models: `resnet50` with "
+           "`groups=32, base_width=4` is `resnext50_32x4d`"),
+    Option("base_width", int, "torchvision's `width_per_group` for bottleneck models"),
+)

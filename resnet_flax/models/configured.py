@@ -4,7 +4,8 @@ way from a config to its model, and their checks."""
 from __future__ import annotations
 
 from resnet_flax.config import ConfigError, freeze_parts, model_overrides
-from resnet_flax.models import options, registry
+from resnet_flax.models import registry
+from resnet_flax.models.parts import BadOption
 from resnet_flax.models.resnet import UnknownParts
 from resnet_flax.suggest import closest
 
@@ -24,13 +25,10 @@ def check(config) -> None:
         registry.spec(config.model)
     except ValueError as e:  # Its message has the closest names and where the rest are.
         raise ConfigError(f"config.model: {e}") from None
-    for option, table in options.CHOICES.items():
-        value, valid = config.model_options[option], tuple(table)
-        if value is not None and value not in valid:
-            raise ConfigError(f"config.model_options.{option}={value!r} is not one of "
-                              f"{valid}{closest(str(value), valid)}")
     try:
         from_config(config)
+    except BadOption as e:
+        raise ConfigError(f"config.model_options.{e.line}") from None
     except UnknownParts as e:
         raise ConfigError(f"config.freeze={config.freeze!r}: {e.unknown} are not parts of "
                           f"{config.model} {e.parts}{closest(e.unknown[0], e.parts)}") from None

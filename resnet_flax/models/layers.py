@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from jax.nn import initializers
 
 from resnet_flax.models import conv_impl, cross_device
+from resnet_flax.models.parts import Option
 
 Dtype = Any
 Initializer = Callable[..., Any]
@@ -31,6 +32,13 @@ CONV_INITS = {
 }
 # leaky_relu has torch's (and jax's) negative slope, 0.01; silu is also called swish.
 ACTIVATIONS = {"relu": nn.relu, "leaky_relu": nn.leaky_relu, "silu": nn.silu}
+OPTIONS = (
+    Option("conv_init", str, "every convolution's initializer: `kaiming_fan_out` is torch's, "
+           "`he_normal` Keras' truncated normal", CONV_INITS),
+    Option("conv_bias", bool, "`True`: a zero-initialised bias on every convolution"),
+    Option("activation", str, "every block's and the stem's activation (leaky_relu's slope "
+           "0.01); SE's hidden ReLU stays", ACTIVATIONS),
+)
 
 
 def torch_padding(kernel_size: int) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -45,23 +53,23 @@ def conv(
     strides: int = 1,
     *,
     groups: int = 1,
-    use_bias: bool = False,
+    conv_bias: bool = False,
     dtype: Dtype = jnp.float32,
-    kernel_init: Initializer = TORCH_CONV_INIT,
+    conv_init: Initializer = TORCH_CONV_INIT,
     name: str | None = None,
 ) -> nn.Conv:
     """A conv padded like torch's ``Conv2d(k, stride, padding=k//2)``; bias-free unless
-    ``use_bias`` (torch's ``bias=True``, zero-initialised)."""
+    ``conv_bias`` (torch's ``bias=True``, zero-initialised)."""
     return nn.Conv(
         features,
         (kernel_size, kernel_size),
         strides=(strides, strides),
         padding=torch_padding(kernel_size),
         feature_group_count=groups,
-        use_bias=use_bias,
+        use_bias=conv_bias,
         dtype=dtype,
         param_dtype=jnp.float32,
-        kernel_init=kernel_init,
+        kernel_init=conv_init,
         conv_general_dilated=conv_impl.conv_general_dilated,
         name=name,
     )

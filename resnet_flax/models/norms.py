@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from jax.nn import initializers
 
 from resnet_flax.models import cross_device
-from resnet_flax.models.parts import part_class
+from resnet_flax.models.parts import Option, part_class
 
 Dtype = Any
 BN_CONVENTIONS = ("flax", "torch")
@@ -28,11 +28,11 @@ BATCH_NORM = functools.partial(nn.BatchNorm, momentum=0.9, epsilon=1e-5)
 
 
 class GroupNorm(nn.Module):
-    """Group normalisation (Wu & He 2018) over ``min(groups, channels)`` groups, with
+    """Group normalisation (Wu & He 2018) over ``min(norm_groups, channels)`` groups, with
     ``scale``/``bias`` named as BatchNorm's (so a model's parameters keep their names
     and counts). Per example: no running statistics, train and eval alike."""
 
-    groups: int = 32
+    norm_groups: int = 32
     epsilon: float = 1e-5
     dtype: Dtype = jnp.float32
     scale_init: Callable[..., Any] = initializers.ones
@@ -41,7 +41,7 @@ class GroupNorm(nn.Module):
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         c = x.shape[-1]
-        g = min(self.groups, c)
+        g = min(self.norm_groups, c)
         if c % g:
             raise ValueError(f"GroupNorm: {c} channels do not split into {g} groups")
         scale = self.param("scale", self.scale_init, (c,), jnp.float32)
@@ -66,9 +66,21 @@ class NoNorm(nn.Module):
         return x
 
 
-# config.model_options.norm -> the norm class, and the option names each one reads.
+# config.model_options.norm -> the norm class.
 NORMS = {"batch": nn.BatchNorm, "group": GroupNorm, "none": NoNorm}
-NORM_OPTIONS = {"bn_momentum": "momentum", "bn_epsilon": "epsilon", "norm_groups": "groups"}
+OPTIONS = (
+    Option("norm", str, "`batch`; `group` (GroupNorm, equal to torch's); `none`. Parameters "
+           "keep their names, so counts without BN statistics are unchanged", NORMS),
+    Option("norm_groups", int, "GroupNorm's groups: 32 by default, or one per channel where "
+           "there are fewer channels", low=1),
+    Option("bn_momentum", float, "read in `bn_convention`", low=0.0, high=1.0),
+    Option("bn_epsilon", float, "added to the variance (torch's and Flax's 1e-5, Keras' 1e-3)",
+           low=0.0),
+    Option("bn_convention", str, "how `bn_momentum` reads: `flax` keeps running = m * running "
+           "+ (1 - m) * batch (so torch's 0.1 is 0.9), `torch` the other way", BN_CONVENTIONS),
+)
+# Each norm option -> the field of a norm class it sets (the classes that have it).
+NORM_FIELDS = {"bn_momentum": "momentum", "bn_epsilon": "epsilon", "norm_groups": "norm_groups"}
 
 
 def flax_momentum(momentum: float, convention: str = "flax") -> float:
@@ -79,31 +91,21 @@ def flax_momentum(momentum: float, convention: str = "flax") -> float:
     0.9, and Flax's/Keras' 0.99 is torch's 0.01. Epsilon means the same in all
     three (torch and Flax default to 1e-5, Keras to 1e-3).
     """
-    if convention not in BN_CONVENTIONS:
-        raise ValueError(f"bn_convention={convention!r} is not one of {BN_CONVENTIONS}")
-    if not 0.0 <= momentum <= 1.0:
-        raise ValueError(f"bn_momentum={momentum} must lie in [0, 1]")
     return 1.0 - momentum if convention == "torch" else momentum
 
 
 def with_options(norm, options: dict):
-    """``norm`` with the config's norm options set: ``norm`` picks the class, and
-    ``bn_momentum`` (read in ``bn_convention``), ``bn_epsilon`` and ``norm_groups`` carry
-    to any class that has the field (momentum only means something to BatchNorm)."""
+    """``norm`` with the resolved norm ``options`` set: ``norm`` (a class) picks the class,
+    and ``bn_momentum`` (read in ``bn_convention``), ``bn_epsilon`` and ``norm_groups``
+    carry to any class that has the field (momentum only means something to BatchNorm)."""
     settings = dict(getattr(norm, "keywords", {}))
-    cls = part_class(norm)
-    if "norm" in options:
-        if options["norm"] not in NORMS:
-            raise ValueError(f"norm={options['norm']!r} is not one of {tuple(NORMS)}")
-        cls = NORMS[options["norm"]]
-    for option, field in NORM_OPTIONS.items():
+    cls = options.get("norm", part_class(norm))
+    for option, field in NORM_FIELDS.items():
         if option in options:
             settings[field] = options[option]
     if "bn_momentum" in options or "bn_convention" in options:
         settings["momentum"] = flax_momentum(settings.get("momentum", BATCH_NORM.keywords[
             "momentum"]), options.get("bn_convention", "flax"))
-    if settings.get("groups", 1) < 1:
-        raise ValueError(f"norm_groups={settings['groups']} must be >= 1")
     fields = cls.__dataclass_fields__
     return functools.partial(cls, **{k: v for k, v in settings.items() if k in fields})
 

@@ -1,10 +1,9 @@
-"""``config.model_options`` by the names users write, each set on the part that owns it.
-
-A name with a fixed set of values picks a part from its owner's table (``CHOICES``); a
-block option is bound to the family's block and must be one of that block's fields (so
-``groups`` on a basic block is refused by the block, not by a rule here); norm and conv
-options are bound to those factories; the rest are ``ResNet``'s own fields. A part may
-also be given as itself (a class or ``partial``) from Python.
+"""``config.model_options`` by the names users write, each declared by the part that owns
+it (``OPTIONS`` in ``resnet``, ``stems``, ``shortcuts``, ``blocks``, ``layers`` and
+``norms``), resolved and checked there once, and set on its owner: ``ResNet``'s fields,
+the family's block (an option it lacks is refused by name: ``groups`` on a basic
+block), the conv factory or the norm factory. A part may also be given as itself (a
+class or ``partial``) from Python.
 """
 
 from __future__ import annotations
@@ -12,90 +11,73 @@ from __future__ import annotations
 import dataclasses
 import functools
 
-from resnet_flax.models import layers, norms
-from resnet_flax.models.blocks import POST_ACTIVATION, PRE_ACTIVATION
-from resnet_flax.models.parts import part_class, part_settings
-from resnet_flax.models.resnet import DTYPES, ResNet
-from resnet_flax.models.shortcuts import SHORTCUTS
-from resnet_flax.models.stems import STEMS
+from resnet_flax.models import blocks, layers, norms, resnet, shortcuts, stems
+from resnet_flax.models.parts import Option, part_class, part_settings
+from resnet_flax.models.resnet import ResNet
 
-# Each option with a fixed set of values, and the table its values name.
-CHOICES = {"dtype": DTYPES, "shortcut": SHORTCUTS, "bn_convention": norms.BN_CONVENTIONS,
-           "conv_init": layers.CONV_INITS, "stem": STEMS, "activation": layers.ACTIVATIONS,
-           "norm": norms.NORMS}
-# Option -> the field of the family's block it sets.
-BLOCK_OPTIONS = {"zero_init_residual": "zero_init_residual", "se_reduction": "se_reduction",
-                 "block_dropout": "dropout_rate", "groups": "groups", "base_width": "base_width"}
-NORM_OPTIONS = ("norm", "norm_groups", "bn_momentum", "bn_epsilon", "bn_convention")
-CONV_OPTIONS = {"conv_init": "kernel_init", "conv_bias": "use_bias"}
-SWITCHES = ("plain", "preact", "activation")
+# Every option, by the module that owns it: the one place each is declared.
+OWNERS = {"ResNet": resnet.OPTIONS, "stems": stems.OPTIONS, "shortcuts": shortcuts.OPTIONS,
+          "blocks": blocks.OPTIONS, "layers": layers.OPTIONS, "norms": norms.OPTIONS}
+DECLARED: dict[str, Option] = {o.name: o for owned in OWNERS.values() for o in owned}
+BLOCK_OPTIONS = tuple(o.name for o in blocks.OPTIONS if o.name != "preact")
+CONV_OPTIONS = ("conv_init", "conv_bias")
+NORM_OPTIONS = tuple(o.name for o in norms.OPTIONS)
 NET_FIELDS = tuple(f.name for f in dataclasses.fields(ResNet) if f.name not in ("parent", "name"))
-OPTIONS = (*NET_FIELDS, *BLOCK_OPTIONS, *NORM_OPTIONS, *CONV_OPTIONS, *SWITCHES)
 
 
-def _choose(option: str, value):
-    """The part (or value) a name in ``CHOICES[option]`` stands for; a part as itself."""
-    table = CHOICES[option]
-    if not isinstance(value, str):
-        return value
-    if value not in table:
-        raise ValueError(f"{option}={value!r} is not one of {tuple(table)}")
-    return table[value] if isinstance(table, dict) else value
-
-
-def _block(block, options: dict):
+def _block(block, given: dict):
     """The family's block with its options bound, as its pre-activation twin if asked."""
-    if "preact" in options:
-        twins = PRE_ACTIVATION if options["preact"] else POST_ACTIVATION
+    if "preact" in given:
+        twins = blocks.PRE_ACTIVATION if given["preact"] else blocks.POST_ACTIVATION
         cls = part_class(block)
         if cls not in twins and cls not in twins.values():
             raise ValueError(f"preact: {cls.__name__} has no "
-                             f"{'pre' if options['preact'] else 'post'}-activation twin")
+                             f"{'pre' if given['preact'] else 'post'}-activation twin")
         block = functools.partial(twins.get(cls, cls), **part_settings(block))
-    given = {field: options[option] for option, field in BLOCK_OPTIONS.items() if option in options}
+    bound = {o: given[o] for o in BLOCK_OPTIONS if o in given}
     fields = part_class(block).__dataclass_fields__
-    for field, value in given.items():
-        if field not in fields:
-            option = next(o for o, f in BLOCK_OPTIONS.items() if f == field)
-            own = sorted(o for o, f in BLOCK_OPTIONS.items() if f in fields)
+    for option, value in bound.items():
+        if option not in fields:
+            own = sorted(o for o in BLOCK_OPTIONS if o in fields)
             raise ValueError(f"{option}={value!r} is not an option of "
                              f"{part_class(block).__name__} (its options: {', '.join(own)})")
-    return functools.partial(block, **given) if given else block
-
-
-def _conv(conv, options: dict):
-    given = {}
-    if "conv_init" in options:
-        given["kernel_init"] = _choose("conv_init", options["conv_init"])
-    if "conv_bias" in options:
-        given["use_bias"] = options["conv_bias"]
-    return functools.partial(conv, **given) if given else conv
+    return functools.partial(block, **bound) if bound else block
 
 
 def apply(parts: dict, options: dict) -> dict:
-    """``ResNet``'s fields: a family's ``parts`` with ``options`` set on their owners."""
-    unknown = sorted(set(options) - set(OPTIONS))
+    """``ResNet``'s fields: a family's ``parts`` with ``options`` (declared options by
+    name, or ``ResNet``'s own fields) resolved and set on their owners."""
+    unknown = sorted(set(options) - set(DECLARED) - set(NET_FIELDS))
     if unknown:
-        raise ValueError(f"unknown model option(s) {unknown}; valid options: {sorted(OPTIONS)}")
-    parts = dict(parts)
-    for option in ("dtype", "shortcut", "stem"):
-        if option in options:
-            _choose(option, options[option])
-    parts.update({k: v for k, v in options.items() if k in NET_FIELDS and k != "norm"})
-    for option in ("shortcut", "stem"):
-        if isinstance(parts.get(option), str):
-            parts[option] = _choose(option, parts[option])
-    if options.get("plain"):
+        raise ValueError(f"unknown model option(s) {unknown}; valid options: "
+                         f"{sorted(set(DECLARED) | set(NET_FIELDS))}")
+    given = {k: DECLARED[k].resolve(v) if k in DECLARED else v for k, v in options.items()}
+    parts = {**parts, **{k: v for k, v in given.items() if k in NET_FIELDS and k != "norm"}}
+    if given.get("plain"):
         parts["shortcut"] = None
-    if "activation" in options:
-        parts["act"] = _choose("activation", options["activation"])
-    parts["block"] = _block(parts.get("block", ResNet.block), options)
-    parts["conv"] = _conv(parts.get("conv", ResNet.conv), options)
-    if any(o in options for o in NORM_OPTIONS):
-        if isinstance(options.get("norm"), str):
-            _choose("norm", options["norm"])
-        norm_options = {o: options[o] for o in NORM_OPTIONS if o in options}
-        if not isinstance(norm_options.get("norm", ""), str):
-            parts["norm"] = norm_options.pop("norm")
-        parts["norm"] = norms.with_options(parts.get("norm", ResNet.norm), norm_options)
+    parts["block"] = _block(parts.get("block", ResNet.block), given)
+    conv = {o: given[o] for o in CONV_OPTIONS if o in given}
+    if conv:
+        parts["conv"] = functools.partial(parts.get("conv", ResNet.conv), **conv)
+    norm = {o: given[o] for o in NORM_OPTIONS if o in given}
+    if not isinstance(options.get("norm", ""), str):  # A norm part given as itself.
+        parts["norm"] = norm.pop("norm")
+    if norm:
+        parts["norm"] = norms.with_options(parts.get("norm", ResNet.norm), norm)
     return parts
+
+
+def _range(option: Option) -> str:
+    if option.low is None:
+        return ""
+    return f">= {option.low:g}" if option.high is None else f"{option.low:g} to {option.high:g}"
+
+
+def markdown_table() -> str:
+    """docs/models.md's table of options, from their declarations."""
+    lines = ["| option | type | values | what it does |", "|---|---|---|---|"]
+    for option in DECLARED.values():
+        values = ", ".join(f"`{v}`" for v in option.values) if option.values else _range(option)
+        lines.append(f"| `{option.name}` | {option.kind.__name__} | {values} | "
+                     f"{option.doc} |")
+    return "\n".join(lines)

@@ -21,7 +21,7 @@ import flax.linen as nn
 from resnet_flax.models import layers
 from resnet_flax.models import options as model_options
 from resnet_flax.models.blocks import BasicBlock, Bottleneck, PreActBasicBlock, PreActBottleneck
-from resnet_flax.models.parts import part_class, part_settings
+from resnet_flax.models.parts import BadOption, part_class, part_settings
 from resnet_flax.models.resnet import ResNet, UnknownParts
 from resnet_flax.models.shortcuts import AvgDownShortcut, PadShortcut
 from resnet_flax.models.stems import cifar_stem, deep_stem
@@ -72,7 +72,7 @@ def _wrn(depth: int, k: int):
     if depth < 10 or (depth - 4) % 6 or k < 1:
         raise ValueError(f"wrn_{depth}_{k}: depth must be 6n + 4 (n >= 1), k >= 1")
     n = (depth - 4) // 6
-    return net((n, n, n), (16 * k, 32 * k, 64 * k), partial(PreActBasicBlock, dropout_rate=0.3),
+    return net((n, n, n), (16 * k, 32 * k, 64 * k), partial(PreActBasicBlock, block_dropout=0.3),
                stem=cifar_stem, stem_width=16)
 
 
@@ -128,7 +128,7 @@ register("fashion_mnist_resnet", net((2, 2, 2), (32, 64, 128), stem=cifar_stem, 
 # layout with Keras' defaults (glorot-uniform convs, BN momentum 0.99, eps 1e-3) and a
 # 10-class head. (Keras pads 'same'; here torch's symmetric padding, as everywhere.)
 register("keras_resnet34", net(
-    (3, 4, 6, 3), conv=partial(layers.conv, kernel_init=layers.CONV_INITS["keras_default"]),
+    (3, 4, 6, 3), conv=partial(layers.conv, conv_init=layers.CONV_INITS["keras_default"]),
     norm=partial(nn.BatchNorm, momentum=0.99, epsilon=1e-3)), num_classes=10)
 
 
@@ -173,6 +173,8 @@ def create(name: str, num_classes: int | None = None, **options) -> ResNet:
         model.check_options()
     except UnknownParts:  # Its caller names the setting.
         raise
+    except BadOption as e:
+        raise BadOption(e.option, e.line, f"{name!r}: ") from None
     except ValueError as e:
         raise ValueError(f"{name!r}: {e}") from None
     return model

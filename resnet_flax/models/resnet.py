@@ -17,11 +17,19 @@ from jax.nn import initializers
 from resnet_flax.models import cross_device, layers
 from resnet_flax.models.blocks import BasicBlock
 from resnet_flax.models.norms import BATCH_NORM, NoNorm
-from resnet_flax.models.parts import Factory, part_class, part_settings
+from resnet_flax.models.parts import Factory, Option, part_class, part_settings
 from resnet_flax.models.shortcuts import ProjectionShortcut
 from resnet_flax.models.stems import imagenet_stem, layer_names
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+OPTIONS = (
+    Option("dtype", str, "the compute dtype; parameters stay float32", DTYPES),
+    Option("width_multiplier", float, "scales the stem's and every stage's width", low=0.0),
+    Option("stem_width", int, "the stem's channels", low=1),
+    Option("dropout_rate", float, "dropout before the head", low=0.0, high=1.0),
+    Option("stochastic_depth", float, "the last block's rate of dropping its branch "
+           "(Huang et al.'s linear rule)", low=0.0, high=1.0),
+)
 
 # torch's nn.Linear weight init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 TORCH_DENSE_INIT = initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
@@ -30,15 +38,6 @@ TORCH_DENSE_INIT = initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 # The head's own layers: a pre-activation net's final norm and the classifier.
 HEAD_LAYERS = ("bn_final", "fc")
 _BLOCK_NAME = re.compile(r"layer(\d+)_\d+")
-
-
-def compute_dtype(name: Any) -> Any:
-    """The jnp dtype for a config string like ``"bfloat16"`` (parameters stay float32)."""
-    if not isinstance(name, str):
-        return name
-    if name not in DTYPES:
-        raise ValueError(f"dtype={name!r} is not one of {sorted(DTYPES)}")
-    return DTYPES[name]
 
 
 class UnknownParts(ValueError):
@@ -60,10 +59,10 @@ class ResNet(nn.Module):
       shortcut: the shortcut class (``shortcuts``); None: a plain net (no shortcuts).
       conv: the conv factory (``layers.conv`` with the initializer and bias bound).
       norm: the norm factory (``norms``); the parallel layer binds what spans devices.
-      act: the activation.
+      activation: the activation.
       dropout: the dropout factory (``cross_device.Dropout``; pmap's axis bound).
       num_classes: size of the classifier head.
-      dtype: compute dtype (or its name); parameters are always float32.
+      dtype: compute dtype; parameters are always float32.
       width_multiplier: scales the stem and every stage width.
       dropout_rate: dropout before the head.
       stochastic_depth: drop rate of the last block; block l of L drops its branch
@@ -83,7 +82,7 @@ class ResNet(nn.Module):
     shortcut: Factory | None = ProjectionShortcut
     conv: Factory = layers.conv
     norm: Factory = BATCH_NORM
-    act: Callable[[jnp.ndarray], jnp.ndarray] = nn.relu
+    activation: Callable[[jnp.ndarray], jnp.ndarray] = nn.relu
     dropout: Factory = cross_device.Dropout
     num_classes: int = 1000
     dtype: Any = jnp.float32
@@ -127,7 +126,8 @@ class ResNet(nn.Module):
         return x
 
     def check_options(self) -> None:
-        """Raises ``ValueError`` on parts no model can be built from (``create`` calls it)."""
+        """Raises ``ValueError`` on parts no model can be built from (``create`` calls it
+        once, not each trace)."""
         if len(self.stage_sizes) != len(self.stage_widths):
             raise ValueError(
                 f"stage_sizes {tuple(self.stage_sizes)} and stage_widths "
@@ -153,7 +153,7 @@ class ResNet(nn.Module):
                 index += 1
                 x = self.block(
                     features=width, strides=2 if (i > 0 and j == 0) else 1, conv=conv,
-                    norm=norms[f"stage{i + 1}"], act=self.act, shortcut=self.shortcut,
+                    norm=norms[f"stage{i + 1}"], activation=self.activation, shortcut=self.shortcut,
                     dropout=dropout, drop_path=self.stochastic_depth * index / total,
                     name=f"layer{i + 1}_{j}")(x)
             x = features[f"stage{i + 1}"] = self._stop_gradient_after(f"stage{i + 1}", x)
@@ -163,21 +163,20 @@ class ResNet(nn.Module):
     def __call__(self, x: jnp.ndarray, *, train: bool, return_features: bool = False):
         """Logits for NHWC images ``x``; with ``return_features`` a dict of
         ``stem``, ``stage1``..``stageN``, ``pooled`` and ``logits``."""
-        self.check_options()
-        dtype = compute_dtype(self.dtype)
+        dtype = jnp.dtype(self.dtype)
         conv = functools.partial(self.conv, dtype=dtype)
         norms = {part: functools.partial(self.norm, dtype=dtype, use_running_average=not (
             train and part not in self.frozen)) for part in self.parts()}
         dropout = functools.partial(self.dropout, deterministic=not train)
         stem_width, _ = self.widths()
         x = self.stem(jnp.asarray(x, dtype), stem_width, conv=conv, norm=norms["stem"],
-                      act=self.act, norm_last=not self.pre_activation())
+                      activation=self.activation, norm_last=not self.pre_activation())
         x = self._stop_gradient_after("stem", x)
         features = {"stem": x}
         x = self._stages(x, conv, norms, dropout, features)
         if self.pre_activation():
-            x = self.act(functools.partial(self.norm, dtype=dtype, use_running_average=not train)(
-                name="bn_final")(x))
+            final_norm = functools.partial(self.norm, dtype=dtype, use_running_average=not train)
+            x = self.activation(final_norm(name="bn_final")(x))
         x = features["pooled"] = layers.global_avg_pool(x)
         x = dropout(self.dropout_rate)(x)
         x = nn.Dense(self.num_classes, dtype=dtype, param_dtype=jnp.float32,

@@ -24,6 +24,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from resnet_flax.models import layers
+from resnet_flax.models.parts import Option
 
 
 class Shortcut(nn.Module):
@@ -92,3 +93,9 @@ class AvgDownShortcut(ProjectionShortcut):
 # config.model_options.shortcut -> the class.
 SHORTCUTS: dict[str, Any] = {"A": PadShortcut, "B": ProjectionShortcut,
                              "C": FullProjectionShortcut, "D": AvgDownShortcut}
+OPTIONS = (
+    Option("shortcut", str, "`A` subsample and zero-pad, `B` a projection where the shape "
+           "changes, `C` a projection everywhere, `D` an average-pooled projection (ResNet-D)",
+           SHORTCUTS),
+    Option("plain", bool, "`True`: no shortcuts, the net's plain twin"),
+)

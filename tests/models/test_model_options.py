@@ -78,7 +78,7 @@ def test_group_norm_equals_torchs():
     x = np.random.default_rng(0).normal(size=(2, 5, 6, 16)).astype(np.float32)
     scale = np.random.default_rng(1).normal(size=16).astype(np.float32)
     bias = np.random.default_rng(2).normal(size=16).astype(np.float32)
-    ours = norms.GroupNorm(groups=4).apply({"params": {"scale": scale, "bias": bias}}, x)
+    ours = norms.GroupNorm(norm_groups=4).apply({"params": {"scale": scale, "bias": bias}}, x)
     ref = torch.nn.GroupNorm(4, 16, eps=1e-5)
     with torch.no_grad():
         ref.weight.copy_(torch.from_numpy(scale))
@@ -107,3 +107,35 @@ def test_zero_init_residual_needs_a_norm_scale():
     with pytest.raises(ValueError, match="norm='none' has none"):
         models.create("resnet20", norm="none", zero_init_residual=True)
     models.create("preact_resnet18", norm="none", zero_init_residual=True)  # Zeroes a conv.
+
+
+def test_each_option_is_declared_once_and_the_schema_and_docs_follow_the_declarations():
+    from conftest import REPO
+
+    from resnet_flax.config import default_config
+    from resnet_flax.models import options
+
+    declared = [o.name for owned in options.OWNERS.values() for o in owned]
+    assert len(declared) == len(set(declared))
+    schema = default_config().model_options
+    assert set(schema) == set(declared)
+    for name, option in options.DECLARED.items():  # The schema holds the declared type.
+        assert schema.get_ref(name).get_type() is option.kind, name
+    # Where an option sets a part's attribute, the attribute takes the option's name.
+    assert {"activation", "dtype", "width_multiplier"} <= set(options.NET_FIELDS)
+    assert set(options.BLOCK_OPTIONS) <= set(models.Bottleneck.__dataclass_fields__)
+    assert "norm_groups" in norms.GroupNorm.__dataclass_fields__
+    assert options.markdown_table() in (REPO / "docs" / "models.md").read_text()
+
+
+def test_an_options_value_is_checked_where_it_is_declared():
+    from resnet_flax.config import ConfigError, default_config
+    from resnet_flax.models import configured
+
+    with pytest.raises(ValueError, match=r"'resnet20': norm_groups=0 must be >= 1$"):
+        models.create("resnet20", norm="group", norm_groups=0)
+    config = default_config()
+    config.model_options.stem = "cifr"
+    with pytest.raises(ConfigError, match=r"^config.model_options.stem='cifr' is not one of "
+                                          r"\('imagenet', .*; did you mean 'cifar'\?$"):
+        configured.check(config)

@@ -21,20 +21,20 @@ class TwoConvBlock(models.Block):
 
     @nn.compact
     def __call__(self, x):
-        y = self.act(self.conv(self.features, 3, self.strides, name="conv1")(x))
+        y = self.activation(self.conv(self.features, 3, self.strides, name="conv1")(x))
         y = self.conv(self.features, 3, 1, name="conv2")(y)
-        return self.act(self.add_shortcut(y, self.make_shortcut(self.features), x))
+        return self.activation(self.add_shortcut(y, self.make_shortcut(self.features), x))
 
 
 @stems.makes("patchify", "patch_norm")
-def strided_stem(x, width, *, conv, norm, act, norm_last=True):
+def strided_stem(x, width, *, conv, norm, activation, norm_last=True):
     """A stem of one's own: one 3x3 conv of stride 2, its layers named its own way."""
     x = conv(width, 3, 2, name="patchify")(x)
-    return act(norm(name="patch_norm")(x)) if norm_last else x
+    return activation(norm(name="patch_norm")(x)) if norm_last else x
 
 
-def undeclared_stem(x, width, *, conv, norm, act, norm_last=True):
-    return act(norm(name="patch_norm")(conv(width, 3, 2, name="patchify")(x)))
+def undeclared_stem(x, width, *, conv, norm, activation, norm_last=True):
+    return activation(norm(name="patch_norm")(conv(width, 3, 2, name="patchify")(x)))
 
 
 class RMSNorm(nn.Module):
@@ -131,7 +131,7 @@ def test_the_options_land_on_the_parts_that_own_them():
                           bn_momentum=0.1, bn_convention="torch", shortcut="D", stem="deep")
     assert models.part_class(model.block) is models.PreActBottleneck
     assert models.part_settings(model.block) == {"groups": 32, "base_width": 4}
-    assert model.conv.keywords["use_bias"] is True
+    assert model.conv.keywords["conv_bias"] is True
     assert model.norm.keywords["momentum"] == pytest.approx(0.9)
     assert model.shortcut is models.AvgDownShortcut and model.stem is models.deep_stem
     with pytest.raises(ValueError, match="'resnet20': stem='vit' is not one of"):

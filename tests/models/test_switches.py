@@ -197,8 +197,10 @@ def test_bn_momentum_conventions_agree():
     jax.tree.map(np.testing.assert_array_equal, a, b)
     assert norms.flax_momentum(0.1, "torch") == pytest.approx(0.9)
     assert norms.flax_momentum(0.99, "flax") == 0.99
-    with pytest.raises(ValueError, match="bn_convention"):
-        norms.flax_momentum(0.1, "keras")
+    with pytest.raises(ValueError, match=r"bn_convention='keras' is not one of \('flax', "):
+        models.create("resnet20", bn_momentum=0.1, bn_convention="keras")
+    with pytest.raises(ValueError, match=r"bn_momentum=1.5 must be in \[0.0, 1.0\]"):
+        models.create("resnet20", bn_momentum=1.5)
 
 
 def test_bn_epsilon_is_passed_through():
@@ -260,5 +262,5 @@ def test_features_expose_stem_and_every_stage():
 def test_keras_tutorial_resnet34_uses_keras_defaults():
     model = models.create("keras_resnet34")
     assert (model.norm.keywords["momentum"], model.norm.keywords["epsilon"]) == (0.99, 1e-3)
-    assert model.conv.keywords["kernel_init"] is layers.CONV_INITS["keras_default"]
+    assert model.conv.keywords["conv_init"] is layers.CONV_INITS["keras_default"]
     assert tuple(model.stage_sizes) == (3, 4, 6, 3) and model.num_classes == 10

@@ -231,7 +231,7 @@ def test_an_unknown_name_gets_the_closest_names_and_where_the_list_is(name, near
 def test_any_wrn_depth_and_width_resolves():
     model = models.create("wrn_22_2")
     assert tuple(model.stage_sizes) == (3, 3, 3) and tuple(model.stage_widths) == (32, 64, 128)
-    assert model.pre_activation() and model.block.keywords["dropout_rate"] == 0.3
+    assert model.pre_activation() and model.block.keywords["block_dropout"] == 0.3
     assert model.num_classes == 10
 
 
