@@ -1,0 +1,1 @@
+"""Augmentation policies on the host, as their sources define them."""
