@@ -3,6 +3,7 @@ the layers below it, the schema imports nothing of the package, and no modules i
 each other in a circle. README's architecture picture lists the same layers."""
 
 import ast
+import functools
 import pathlib
 import re
 
@@ -51,6 +52,7 @@ def is_entry_point(path: pathlib.Path) -> bool:
     return str(path.relative_to(PACKAGE)) in ENTRY_POINTS
 
 
+@functools.cache  # Parsed once: the tests below ask for it per edge.
 def graph() -> dict[str, set[str]]:
     known = modules()
     return {name: imported(path, known) for name, path in known.items()
