@@ -4,6 +4,7 @@ the same work, on one pinned core and on every core.
     python benchmarks/input_speed.py                          # generated ImageNet-like JPEGs
     python benchmarks/input_speed.py --folder /data/flowers   # your own images, too
     python benchmarks/input_speed.py --stores raw:256,jpeg:256 --step resnet18
+    python benchmarks/input_speed.py --policies ta_wide,ra,rand-m7-mstd0.5-inc1
 
 The generated set has ILSVRC2012's statistics: shorter side 300-500 px, aspect up to 4:3,
 JPEG quality 90, ~110 KB each, 10 classes; it is built as a folder dataset (once) under
@@ -24,6 +25,10 @@ images, the images/s of
   store twice, its crops resized by PIL on the host and, ``, boxes``, only cut on the
   host for the step to resize (``config.crop_resize=device``), with a row for that
   resize alone on this machine's device.
+
+``--policies`` adds ``train stream, <policy>``: the train view with each augmentation
+policy (``config.auto_augment``; timm's with its random interpolation, torchvision's
+bilinear) on every crop, beside the same view without.
 
 ``--step MODEL`` adds the train step alone (a batch already on the device) and input +
 step as training runs them. Rounds are interleaved (every row once per round, after a
@@ -67,6 +72,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--step", default="", help="a model: add step and input+step rows")
+    p.add_argument("--policies", default="", help="augmentation policies to time, e.g. "
+                   "ta_wide,ra,rand-m7-mstd0.5-inc1")
     p.add_argument("--step-batches", type=int, default=4, help="batches per step round")
     p.add_argument("--dtype", default="float32", help="the step's compute dtype (bfloat16)")
     p.add_argument("--workers", type=int, default=0,
@@ -149,7 +156,7 @@ def loop_views(paths: list[str], view: str, size: int, seed: int = 0) -> int:
 
 
 def trainer_for(name: str, data_dir: pathlib.Path, args, step: bool = False,
-                crop_resize: str = "auto") -> train_loop.Trainer:
+                crop_resize: str = "auto", policy: str = "") -> train_loop.Trainer:
     """The stream input of training on ``name`` (``step``: with its compiled step, on
     --step-batches batches an epoch)."""
     c = default_config()
@@ -159,7 +166,8 @@ def trainer_for(name: str, data_dir: pathlib.Path, args, step: bool = False,
              model=args.step or "resnet18", normalization="imagenet", batch_size=args.batch,
              eval_batch_size=args.batch, progress_bar=False,
              train_subset=args.step_batches * args.batch if step else 0,
-             input_workers=args.workers if step else 0)
+             input_workers=args.workers if step else 0, auto_augment=policy,
+             auto_augment_interpolation="random" if policy.startswith("rand-") else "bilinear")
     c.model_options.dtype = args.dtype
     trainer = train_loop.Trainer(c, sources.open_source(c))
     if step:
@@ -257,6 +265,10 @@ def rows_for(args, data_dir: pathlib.Path) -> dict:
             rows[label, f"{view} loop"] = lambda r, p=files["train"], v=view: time_loop(
                 pool, p, v, args.size, workers, r)
             rows[label, f"{view} stream"] = lambda r, t=trainer, v=view: time_stream(t, v, r)
+        for policy in filter(None, args.policies.split(",")):
+            augmenting = trainer_for(name, data_dir / "original", args, policy=policy)
+            rows[label, f"train stream, {policy}"] = lambda r, t=augmenting: time_stream(
+                t, "train", r)
         for store in filter(None, args.stores.split(",")):
             kind, shorter = store.split(":")
             stored = built(folder, data_dir / store.replace(":", ""),

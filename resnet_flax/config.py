@@ -24,6 +24,7 @@ class ConfigError(ValueError):
 FIELD_ALIASES = {"learning_rate": "lr", "epochs": "num_epochs", "batch": "batch_size",
                  "wd": "weight_decay", "label_smooth": "label_smoothing"}
 CROP_RESIZES = ("auto", "device", "host")
+LOSSES = ("softmax", "bce")  # config.loss: see train/steps.py.
 FOLDER_CHANGED = ("error", "warn")  # config.folder_changed (data/folder_changes.py).
 
 
@@ -74,11 +75,25 @@ def _data_fields(c: ml_collections.ConfigDict) -> None:
     c.crop_scale = (0.08, 1.0)  # Share of the image area the training crop covers.
     c.crop_ratio = (3 / 4, 4 / 3)  # Its aspect ratio range (log-uniform).
     c.eval_crop_fraction = 0.875  # 224 of 256.
+    # > 0: evaluation's crop size where training's differs (torchvision's V2 trains at 176
+    # and evaluates at 224, after resizing to 232: FixRes's train-test resolution split).
+    c.eval_crop_size = 0
     # Where a pre-resized raw store's training crops are resized: "device" (in the step;
     # the host only copies each box), "host" (PIL), "auto": the device unless it is a CPU.
     c.crop_resize = "auto"
     c.crop_padding = 0  # Pad-and-random-crop margin in pixels; 0 disables.
     c.random_flip = False  # Random horizontal flips.
+    # stream: an augmentation policy on each training crop, on the host (data/policies):
+    # "ta_wide" or "ra" (torchvision's TrivialAugmentWide, RandAugment), a timm string
+    # such as "rand-m9-mstd0.5-inc1", or "" for none.
+    c.auto_augment = ""
+    # Its affine ops' resampling: torchvision's "nearest" | "bilinear" (its reference
+    # scripts' default); timm's "random" (bilinear or bicubic per op) | "bilinear" | ...
+    c.auto_augment_interpolation = "bilinear"
+    # > 1: repeated augmentation (Hoffer et al. 2020): each image this many times in a row
+    # of the epoch's order, the copies on different devices, the epoch no longer (timm's
+    # aug_repeats, torchvision's ra_reps; 3 in both); 0 or 1: off.
+    c.repeated_augment = 0
     c.input_size = 0  # > 0: resize images (bilinear, on the device) to this square size.
     c.input_channels = 0  # 3: repeat a grey channel to RGB (for ImageNet weights).
     c.normalization = "dataset"  # Or "imagenet": the statistics pretrained weights expect.
@@ -139,8 +154,13 @@ def _optimisation_fields(c: ml_collections.ConfigDict) -> None:
     c.grad_accum_steps = 1
     c.decay_bn_and_bias = True  # False: no weight decay on BN scales/offsets and biases.
     c.label_smoothing = 0.0
+    # "softmax" cross-entropy, or "bce": timm's BinaryCrossEntropy, a sigmoid per class
+    # (ResNet strikes back); evaluation's test_loss stays the softmax's, as timm's is.
+    c.loss = "softmax"
+    c.bce_target_threshold = 0.0  # bce: targets above it made 1, the rest 0 (RSB: 0.2).
     c.schedule = "constant"  # One of train.optim.SCHEDULES.
-    c.warmup_epochs = 0.0  # Linear warmup from 0 (warmup_cosine, constant, piecewise).
+    c.warmup_epochs = 0.0  # Linear warmup (warmup_cosine, constant, piecewise).
+    c.warmup_start_factor = 0.0  # Its first lr, a share of the peak (torchvision V2: 0.01).
     # > 0: the peak lr is lr * batch_size / lr_base_batch (linear scaling rule, e.g. 256).
     c.lr_base_batch = 0
     c.onecycle_pct_start = 0.3  # onecycle: share of the run spent rising (torch's 0.3).
@@ -175,6 +195,7 @@ def _run_fields(c: ml_collections.ConfigDict) -> None:
 
     # Evaluation.
     c.ema_decay = 0.0  # > 0: evaluate an exponential moving average of the weights.
+    c.ema_every_steps = 1  # Update it every this many steps (torchvision V2: 32).
     c.tta_flip = False  # Average each test image's logits with its mirror's.
 
     # Bookkeeping.
@@ -214,6 +235,13 @@ def check_values(config: ml_collections.ConfigDict) -> None:
         fail("label_smoothing", "must be in [0, 1)")
     if not 0.0 <= config.ema_decay < 1.0:
         fail("ema_decay", "must be in [0, 1) (0 disables the EMA; 0.999 is typical)")
+    if config.ema_every_steps < 1:
+        fail("ema_every_steps", "must be >= 1")
+    if config.loss not in LOSSES:
+        fail("loss", f"is not one of {LOSSES}")
+    for field in ("bce_target_threshold", "warmup_start_factor"):
+        if not 0.0 <= config[field] < 1.0:
+            fail(field, "must be in [0, 1)")
     if config.crop_padding < 0:
         fail("crop_padding", "must be >= 0")
     if config.train_subset < 0:

@@ -146,7 +146,7 @@ def read_all(paths: list[str], read) -> tuple[list, list, int]:
 def from_workdir(args):
     """(read one file, classify a batch, class names) of the run in ``--workdir``."""
     from resnet_flax.config import ConfigError
-    from resnet_flax.data import datasets, tfds_source
+    from resnet_flax.data import datasets, sources, tfds_source
     from resnet_flax.run import evaluate
     from resnet_flax.workdir import resume_guard
     from resnet_flax.workdir.checkpoint import CheckpointError
@@ -160,7 +160,7 @@ def from_workdir(args):
     except (ConfigError, CheckpointError, tfds_source.DatasetUnavailable) as e:
         cli.fail(str(e))
     shape = datasets.get(config.dataset, config.data_dir or None).image_shape
-    view = (centre_crop_view(config.crop_size, config.eval_crop_fraction)
+    view = (centre_crop_view(sources.eval_crop_size(config), config.eval_crop_fraction)
             if config.crop != "none" else None)
     return (functools.partial(read_image, shape=shape, view=view),
             functools.partial(classify, config, state), names)

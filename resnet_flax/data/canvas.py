@@ -35,8 +35,9 @@ def run_side(config) -> int:
     where = config.crop_resize
     if where == "auto":
         where = "host" if jax.default_backend() == "cpu" else "device"
+    # A policy works on the finished crop, so the host makes it.
     if (where == "host" or config.input != "stream" or config.crop != "inception"
-            or not spec.raw_store_side):
+            or not spec.raw_store_side or config.auto_augment):
         return 0
     return side(spec.raw_store_side, config.crop_size, tuple(config.crop_ratio))
 

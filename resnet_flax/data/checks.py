@@ -38,6 +38,23 @@ def check(config) -> None:
         raise ConfigError(f"config.dataset={config.dataset!r} is not one of "
                           f"{tuple(sorted(datasets.SPECS))} or {datasets.FOLDER_PREFIX}PATH"
                           f"{closest(config.dataset, datasets.SPECS)}")
+    if config.repeated_augment < 0:
+        fail("repeated_augment", "must be >= 0 (0 or 1: off; timm and torchvision use 3)")
+    if config.auto_augment:
+        _check_policy(config)
+
+
+def _check_policy(config) -> None:
+    if config.input != "stream":
+        raise ConfigError(f"config.auto_augment={config.auto_augment!r} needs "
+                          "config.input='stream' (a policy runs on the host, in its workers)")
+    from resnet_flax.data import sources  # Its image size and mean, as training takes them.
+
+    try:
+        sources.augment_policy(config)
+    except ValueError as e:
+        raise ConfigError(f"config.auto_augment={config.auto_augment!r} "
+                          f"(interpolation {config.auto_augment_interpolation!r}): {e}") from None
 
 
 def _spec(config) -> datasets.DatasetSpec | None:

@@ -53,11 +53,25 @@ def steps_per_epoch(num_examples: int, batch_size: int) -> int:
     return num_examples // batch_size
 
 
-def train_batches(seed: int, epoch: int, num_examples: int, batch_size: int) -> np.ndarray:
-    """(steps, batch_size) indices: a fresh permutation for every (seed, epoch)."""
+def train_batches(seed: int, epoch: int, num_examples: int, batch_size: int,
+                  repeats: int = 1, devices: int = 1) -> np.ndarray:
+    """(steps, batch_size) indices: a fresh permutation for every (seed, epoch).
+
+    ``repeats`` > 1: repeated augmentation as torchvision's ``RASampler`` and timm's
+    ``RepeatAugSampler`` draw it: each image of the permutation ``repeats`` times in a row,
+    the epoch as long as without (so about 1 / repeats of the images), and the copies dealt
+    to the ``devices`` in turn, as the samplers deal them to ranks: device d's rows of a
+    step are positions d, d + devices, ... of the sequence (distinct images on a device).
+    """
     order = np.random.default_rng([seed, epoch]).permutation(num_examples)
     steps = steps_per_epoch(num_examples, batch_size)
-    return order[: steps * batch_size].reshape(steps, batch_size).astype(np.int32)
+    if repeats <= 1:
+        return order[: steps * batch_size].reshape(steps, batch_size).astype(np.int32)
+    if batch_size % devices:
+        raise ValueError(f"batch_size={batch_size} does not split over {devices} devices")
+    dealt = np.repeat(order, repeats)[: steps * batch_size]
+    by_device = dealt.reshape(steps, batch_size // devices, devices).transpose(0, 2, 1)
+    return by_device.reshape(steps, batch_size).astype(np.int32)
 
 
 def eval_batches(num_examples: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from resnet_flax.data import canvas, datasets, pipeline, tfds_source
+from resnet_flax.data import canvas, datasets, pipeline, policies, tfds_source
 
 # Batches put on the devices ahead of the step that takes them.
 _DEVICE_PREFETCH = 2
@@ -59,8 +59,7 @@ class Device:
 
     def train_batches(self, epoch: int, first: int) -> Iterator[tuple]:
         """The data arguments of each step of ``epoch`` from step ``first`` on."""
-        order = pipeline.train_batches(self.config.seed, epoch, self.num_train,
-                                       self.config.batch_size)
+        order = train_order(self.config, self.mode, epoch, self.num_train)
         for indices in order[first:]:
             yield (*self._train, self.mode.put_rows(indices[self._rows]))
 
@@ -68,8 +67,7 @@ class Device:
         """The data of each chunk of the last ``sum(lengths)`` steps of ``epoch``, chunks
         of ``lengths`` steps: (images, labels, indices (rows, width): a step a column,
         the columns past the chunk's length zero). One shape for every chunk: one program."""
-        order = pipeline.train_batches(self.config.seed, epoch, self.num_train,
-                                       self.config.batch_size)
+        order = train_order(self.config, self.mode, epoch, self.num_train)
         start = len(order) - sum(lengths)
         for length in lengths:
             columns = np.zeros((width, order.shape[1]), order.dtype)
@@ -131,8 +129,10 @@ class Stream:
         side = canvas.run_side(config)
         self.crop = stream.Crop(config.crop, config.crop_size, tuple(config.crop_scale),
                                 tuple(config.crop_ratio), config.eval_crop_fraction,
-                                canvas=side)
+                                canvas=side, policy=augment_policy(config),
+                                eval_size=eval_crop_size(config))
         self.image_shape = image_shape(config)
+        self.eval_image_shape = image_shape(config, eval_crop_size(config))
         # A training batch's images: the crops, or the boxes the step resizes to them.
         self.train_image_shape = (side + 1, side, self.image_shape[-1]) if side else \
             self.image_shape
@@ -172,9 +172,9 @@ class Stream:
         if self._resumed and self._resumed["step"] == start:
             offset, state = self._resumed["offset"], self._resumed["grain"]
         self._resumed = None
-        dataset = self._pipelines.train_dataset(self._train_source, self._examples, c.seed,
-                                                c.num_epochs, c.batch_size, self._rows,
-                                                self.crop)
+        dataset = self._pipelines.train_dataset(
+            self._train_source, self._examples, c.seed, c.num_epochs, c.batch_size,
+            self._rows, self.crop, c.repeated_augment, self.mode.mesh.devices.size)
         self.close()
         self._host = self._pipelines.batches(dataset[offset:], c.input_workers, state)
         # Batches go to the devices ahead of their steps, across epoch ends as well.
@@ -207,7 +207,7 @@ class Stream:
 
     def example_eval_args(self) -> tuple:
         rows = self._eval_rows.stop - self._eval_rows.start
-        return self.mode.put_rows((np.zeros((rows, *self.image_shape), np.uint8),
+        return self.mode.put_rows((np.zeros((rows, *self.eval_image_shape), np.uint8),
                                    np.zeros(rows, np.int32), np.zeros(rows, np.float32)))
 
     def position(self) -> dict | None:
@@ -234,10 +234,36 @@ def _ahead(host: Iterator[tuple[dict, dict]], put) -> Iterator[tuple[dict, dict]
         yield queue.popleft()
 
 
-def image_shape(config) -> tuple[int, int, int]:
-    """The (H, W, C) of a batch's images: the crop's size, or the dataset's own."""
+def image_shape(config, size: int = 0) -> tuple[int, int, int]:
+    """The (H, W, C) of a batch's images: the crop's size (``size``, else
+    ``config.crop_size``), or the dataset's own."""
     h, w, c = datasets.get(config.dataset, config.data_dir or None).image_shape
-    return (config.crop_size, config.crop_size, c) if config.crop != "none" else (h, w, c)
+    size = size or config.crop_size
+    return (size, size, c) if config.crop != "none" else (h, w, c)
+
+
+def eval_crop_size(config) -> int:
+    """The side of evaluation's centre crop: ``eval_crop_size``, else the training crop's."""
+    return config.eval_crop_size or config.crop_size
+
+
+def train_order(config, mode, epoch: int, num_train: int) -> np.ndarray:
+    """``epoch``'s (steps, batch) indices, repeated augmentation dealt over ``mode``'s
+    devices (``config.repeated_augment``)."""
+    return pipeline.train_batches(config.seed, epoch, num_train, config.batch_size,
+                                  config.repeated_augment, mode.mesh.devices.size)
+
+
+def augment_policy(config):
+    """The policy ``config.auto_augment`` names for the training crops (None: none), filling
+    with the mean the images are normalised by where the policy fills with a mean."""
+    if not config.auto_augment:
+        return None
+    spec = datasets.get(config.dataset, config.data_dir or None)
+    imagenet = config.normalization == "imagenet" and spec.image_shape[-1] == 3
+    return policies.build(config.auto_augment, config.auto_augment_interpolation,
+                          image_shape(config)[0], datasets.IMAGENET_MEAN if imagenet else
+                          spec.mean)
 
 
 def open_source(config) -> Device | Stream:

@@ -23,9 +23,11 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import grain
 import numpy as np
+from PIL import Image
 
 from resnet_flax import quiet
 from resnet_flax.data import canvas, crops, images, pipeline, tfds_source
@@ -51,6 +53,9 @@ class Crop:
     # > 0: a raw store's training crops go out as boxes on canvases of this side, for
     # the step to resize (``data/canvas.py``).
     canvas: int = 0
+    # An augmentation policy for each training crop (``data/policies``), or None.
+    policy: Any = None
+    eval_size: int = 0  # > 0: evaluation's crop size where it is not ``size``.
 
 
 class _InWorker:
@@ -101,8 +106,9 @@ class _Steps:
     each epoch's order is computed where it is needed, and kept."""
 
     def __init__(self, examples: np.ndarray, seed: int, num_epochs: int, global_batch: int,
-                 rows: slice):
+                 rows: slice, repeats: int = 1, devices: int = 1):
         self.examples, self.seed, self.global_batch = examples, seed, global_batch
+        self.repeats, self.devices = repeats, devices
         self.rows = np.arange(rows.start, rows.stop)
         self.steps = pipeline.steps_per_epoch(len(examples), global_batch)
         self.num_epochs = num_epochs
@@ -113,8 +119,9 @@ class _Steps:
 
     def _order(self, epoch: int) -> np.ndarray:
         if epoch not in self._orders:
-            self._orders = {epoch: pipeline.train_batches(self.seed, epoch, len(self.examples),
-                                                          self.global_batch)}
+            self._orders = {epoch: pipeline.train_batches(
+                self.seed, epoch, len(self.examples), self.global_batch, self.repeats,
+                self.devices)}
         return self._orders[epoch]
 
     def __getitem__(self, k: int) -> tuple[int, np.ndarray, np.ndarray]:
@@ -135,22 +142,40 @@ class _ReadTrain(_InWorker):
     def __call__(self, item) -> dict:
         epoch, positions, indices = item
         stored, labels = self._read(indices)
-        if self.crop.kind != "inception":
+        c = self.crop
+        if c.kind != "inception" and c.policy is None:
             return {"image": np.stack([images.decode(d, self.channels) for d in stored]),
                     "label": labels}
+        rngs = [np.random.default_rng([self.seed, epoch, int(p)]) for p in positions]
+        if c.canvas:
+            return {"image": self._on_canvases(stored, rngs), "label": labels}
+        views = []
+        for data, rng in zip(stored, rngs):
+            view = self._crop(data, rng)
+            views.append(view if c.policy is None else _augmented(c.policy, view, rng))
+        return {"image": np.stack(views), "label": labels}
+
+    def _crop(self, data, rng: np.random.Generator) -> np.ndarray:
         c = self.crop
-        shape = (c.canvas + 1, c.canvas) if c.canvas else (c.size, c.size)
-        batch = np.empty((len(stored), *shape, self.channels), np.uint8)
-        for row, (data, position) in enumerate(zip(stored, positions)):
-            rng = np.random.default_rng([self.seed, epoch, int(position)])
-            if c.canvas:
-                pixels = images.decode(data, self.channels)
-                box = crops.inception_box(rng, *pixels.shape[:2], c.scale, c.ratio)
-                canvas.place(batch[row], pixels, box, c.size)
-            else:
-                batch[row] = crops.train_view(rng, data, self.channels, c.size, c.scale,
-                                              c.ratio, c.reduce)
-        return {"image": batch, "label": labels}
+        if c.kind != "inception":
+            return images.decode(data, self.channels)
+        return crops.train_view(rng, data, self.channels, c.size, c.scale, c.ratio, c.reduce)
+
+    def _on_canvases(self, stored: list, rngs: list) -> np.ndarray:
+        """Each image's crop box and the pixels around it, for the step to resize."""
+        c = self.crop
+        batch = np.empty((len(stored), c.canvas + 1, c.canvas, self.channels), np.uint8)
+        for row, (data, rng) in enumerate(zip(stored, rngs)):
+            pixels = images.decode(data, self.channels)
+            box = crops.inception_box(rng, *pixels.shape[:2], c.scale, c.ratio)
+            canvas.place(batch[row], pixels, box, c.size)
+        return batch
+
+
+def _augmented(policy, view: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``policy`` applied to a uint8 (H, W, C) crop, drawing from ``rng`` after the crop."""
+    image = Image.fromarray(view[..., 0] if view.shape[-1] == 1 else view)
+    return np.asarray(policy(image, rng)).reshape(view.shape)
 
 
 class _ReadEval(_InWorker):
@@ -171,16 +196,19 @@ class _ReadEval(_InWorker):
 
     def _view(self, data) -> np.ndarray:
         if self.crop.kind == "inception":
-            return crops.eval_view(data, self.channels, self.crop.size, self.crop.eval_fraction)
+            return crops.eval_view(data, self.channels, self.crop.eval_size or self.crop.size,
+                                   self.crop.eval_fraction)
         return images.decode(data, self.channels)
 
 
 def train_dataset(source, examples: np.ndarray, seed: int, num_epochs: int,
-                  global_batch: int, rows: slice, crop: Crop) -> grain.MapDataset:
+                  global_batch: int, rows: slice, crop: Crop, repeats: int = 1,
+                  devices: int = 1) -> grain.MapDataset:
     """The run's training batches for this process, epoch after epoch: batch ``k`` is its
     ``rows`` of global step ``k``, drawn from ``examples`` (indices into ``source``: the
-    split, or a subset of it) in the order of ``pipeline.train_batches(seed, epoch)``."""
-    steps = _Steps(examples, seed, num_epochs, global_batch, rows)
+    split, or a subset of it) in the order of ``pipeline.train_batches(seed, epoch, ...,
+    repeats, devices)``."""
+    steps = _Steps(examples, seed, num_epochs, global_batch, rows, repeats, devices)
     return grain.MapDataset.source(steps).map(_ReadTrain(source, crop, seed))
 
 

@@ -89,9 +89,9 @@ def from_workdir(workdir: str, which: str = "latest") -> Exportable:
     model = models.from_config(config, num_classes)
     view = None
     if config.crop != "none":
-        view = {"resize_shorter": crops.eval_resize(config.crop_size,
-                                                    config.eval_crop_fraction),
-                "centre_crop": config.crop_size, "interpolation": "bilinear"}
+        size = sources.eval_crop_size(config)
+        view = {"resize_shorter": crops.eval_resize(size, config.eval_crop_fraction),
+                "centre_crop": size, "interpolation": "bilinear"}
     return Exportable(
         config.model, model_overrides(config), model, variables,
         functools.partial(_run_logits, state.apply_fn, cfg=cfg), tuple(input_shape),

@@ -23,6 +23,7 @@ def pretrained_config(config, weights):
     with config.unlocked():
         config.model, config.input, config.crop = weights.model, "stream", "inception"
         config.crop_size, config.eval_crop_fraction = weights.size, weights.crop_fraction
+        config.eval_crop_size = 0  # The weights' own size, above.
         config.normalization, config.ema_decay, config.tta_flip = "imagenet", 0.0, False
     validate(config)
     return config

@@ -48,10 +48,11 @@ def schedule(config, steps_per_epoch: int) -> optax.Schedule:
     """The learning rate per step: constant, piecewise, linear warmup + cosine, or onecycle.
 
     ``piecewise`` is He et al.'s recipe: the peak multiplied by ``lr_decay_factor`` at each
-    epoch in ``lr_boundaries_epochs``. ``warmup_epochs`` ramps linearly from 0 in front of
-    ``constant`` and ``piecewise`` too (Goyal et al.: 5 epochs, then x0.1 at 30/60/80, the
-    boundaries counted from the start). ``onecycle`` is torch's ``OneCycleLR`` (cosine):
-    from peak / ``onecycle_div_factor`` up to the peak at ``onecycle_pct_start`` of the
+    epoch in ``lr_boundaries_epochs``. ``warmup_epochs`` ramps linearly from
+    ``warmup_start_factor`` x the peak (0 unless set; torchvision's V2 recipe: 0.01), in
+    front of ``constant`` and ``piecewise`` too (Goyal et al.: 5 epochs, then x0.1 at
+    30/60/80, the boundaries counted from the start). ``onecycle`` is torch's ``OneCycleLR``:
+    cosine, from peak / ``onecycle_div_factor`` up to the peak at ``onecycle_pct_start`` of the
     run, then down to that start value / ``onecycle_final_div_factor``.
     """
     total = config.num_epochs * steps_per_epoch
@@ -59,7 +60,8 @@ def schedule(config, steps_per_epoch: int) -> optax.Schedule:
     warmup = int(config.warmup_epochs * steps_per_epoch)
     if config.schedule == "warmup_cosine":
         return optax.warmup_cosine_decay_schedule(
-            0.0, peak, warmup_steps=warmup, decay_steps=max(total, warmup + 1))
+            config.warmup_start_factor * peak, peak, warmup_steps=warmup,
+            decay_steps=max(total, warmup + 1))
     if config.schedule == "onecycle":
         return optax.cosine_onecycle_schedule(
             max(total, 2), peak, pct_start=config.onecycle_pct_start,
@@ -75,7 +77,7 @@ def schedule(config, steps_per_epoch: int) -> optax.Schedule:
         raise ValueError(f"config.schedule={config.schedule!r} is unknown")
     if warmup <= 0:
         return base
-    ramp = optax.linear_schedule(0.0, peak, warmup)
+    ramp = optax.linear_schedule(config.warmup_start_factor * peak, peak, warmup)
     return lambda step: jnp.where(step < warmup, ramp(step), base(step))
 
 

@@ -52,8 +52,10 @@ class TrainState(flax.struct.PyTreeNode):
         # Copies: the step donates the state, and a buffer can be donated once.
         return self.replace(ema=jax.tree.map(jnp.copy, self.variables()))
 
-    def update_ema(self, decay: float) -> TrainState:
-        """Moves the EMA toward the current variables (call after the step's update).
+    def update_ema(self, decay: float, every: int = 1) -> TrainState:
+        """Moves the EMA toward the current variables (call after the step's update), after
+        the first step's update and every ``every``-th one from there (torchvision's V2
+        recipe: 32); the others leave it as it is.
 
         The decay ramps up as ``min(decay, (1 + t) / (10 + t))`` at update ``t`` (0 for
         the first step's), as in TensorFlow's ExponentialMovingAverage, so the
@@ -61,6 +63,8 @@ class TrainState(flax.struct.PyTreeNode):
         """
         t = self.step.astype(jnp.float32) - 1.0
         d = jnp.minimum(decay, (1.0 + t) / (10.0 + t))
+        if every > 1:
+            d = jnp.where((self.step - 1) % every == 0, d, 1.0)
         ema = jax.tree.map(lambda e, v: e + (1.0 - d) * (v - e), self.ema, self.variables())
         return self.replace(ema=ema)
 

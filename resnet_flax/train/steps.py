@@ -35,7 +35,10 @@ class StepConfig:
     crop_padding: int = 0
     random_flip: bool = False
     label_smoothing: float = 0.0
+    loss: str = "softmax"
+    bce_target_threshold: float = 0.0
     ema_decay: float = 0.0
+    ema_every_steps: int = 1
     tta_flip: bool = False
     cutout_size: int = 0
     random_erasing: float = 0.0
@@ -121,13 +124,13 @@ def train_step(state: TrainState, batch: tuple, key: jax.Array,
         (x, targets, batch_labels, partners), cfg.axis_name)
 
     loss, logits, batch_stats, grads = loss_and_grads(state, x, targets, dropout_key,
-                                                      cfg.grad_accum_steps)
+                                                      cfg.grad_accum_steps, cfg)
     grads = parallel.mean_over(grads, cfg.axis_name)
     # Equal already where BatchNorm syncs; per-device (ghost) statistics are averaged.
     batch_stats = parallel.mean_over(batch_stats, cfg.axis_name)
     state = state.apply_gradients(grads, batch_stats)
     if cfg.ema_decay:
-        state = state.update_ema(cfg.ema_decay)
+        state = state.update_ema(cfg.ema_decay, cfg.ema_every_steps)
     n = batch_labels.shape[0]
     metrics = {
         "loss_sum": loss * n,
@@ -154,8 +157,23 @@ def _nonfinite(loss, grads, batch_stats) -> jnp.ndarray:
     return bad.astype(jnp.float32)
 
 
+_SOFTMAX = StepConfig(num_classes=0, mean=(), std=())  # The default loss, for callers without one.
+
+
+def training_loss(logits: jnp.ndarray, targets: jnp.ndarray, cfg: StepConfig) -> jnp.ndarray:
+    """The batch's mean loss against (mixed, smoothed) target distributions: softmax
+    cross-entropy, or timm's ``BinaryCrossEntropy`` (a sigmoid per class, the mean over
+    examples and classes; targets above ``bce_target_threshold`` made 1, the rest 0)."""
+    if cfg.loss == "softmax":
+        return optax.softmax_cross_entropy(logits, targets).mean()
+    if cfg.bce_target_threshold:
+        targets = (targets > cfg.bce_target_threshold).astype(targets.dtype)
+    return optax.sigmoid_binary_cross_entropy(logits, targets).mean()
+
+
 def loss_and_grads(state: TrainState, x: jnp.ndarray, targets: jnp.ndarray,
-                   dropout_key: jax.Array, accum_steps: int = 1):
+                   dropout_key: jax.Array, accum_steps: int = 1,
+                   cfg: StepConfig | None = None):
     """(mean loss, logits, new BatchNorm statistics, gradient) of one batch.
 
     With ``accum_steps`` = k > 1 the batch runs as k micro-batches one after another
@@ -170,7 +188,7 @@ def loss_and_grads(state: TrainState, x: jnp.ndarray, targets: jnp.ndarray,
             logits, new_vars = state.apply_fn(
                 {"params": params, "batch_stats": batch_stats}, x, train=True,
                 mutable=["batch_stats"], rngs={"dropout": key})
-            loss = optax.softmax_cross_entropy(logits, targets).mean()
+            loss = training_loss(logits, targets, cfg or _SOFTMAX)
             return loss, (logits, new_vars["batch_stats"])
 
         (loss, (logits, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)

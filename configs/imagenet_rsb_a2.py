@@ -1,0 +1,17 @@
+"""ImageNet ResNet-50 with "ResNet strikes back" procedure A2: configs/imagenet_rsb_a1.py
+with the A2 column of its table (the source, figures and differences are there).
+
+    python -m resnet_flax.main --config configs/imagenet_rsb_a2.py --workdir runs/rsb_a2
+"""
+
+import importlib.util
+import pathlib
+
+_path = pathlib.Path(__file__).with_name("imagenet_rsb_a1.py")
+_spec = importlib.util.spec_from_file_location("imagenet_rsb_a1", _path)
+_rsb = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_rsb)
+
+
+def get_config():
+    return _rsb.get_config("a2")
