@@ -1,7 +1,8 @@
 """ImageNet ResNet-50 with timm's "ResNet strikes back" procedure A1 (Wightman, Touvron
-and Jegou 2021, table 1: 80.4% top-1 after 600 epochs; not measured with this code
-base). ``VARIANTS`` holds A2 (79.8%, 300 epochs) and A3 (78.1%, 100 epochs at 160 px)
-too: configs/imagenet_rsb_a2.py and _a3.py are this file with their column.
+and Jegou 2021). Expected: 80.4% top-1 after 600 epochs, the paper's table 1 (not
+measured with this code base). ``VARIANTS`` holds A2 (79.8%, 300 epochs) and A3
+(78.1%, 100 epochs at 160 px) too: configs/imagenet_rsb_a2.py and _a3.py are this
+file with their column.
 
 From the paper's table 1 and timm's train.py: LAMB (timm's eps 1e-6), batch 2048, cosine
 after 5 linear warm-up epochs (from timm's warmup_lr 1e-4), binary cross-entropy with
