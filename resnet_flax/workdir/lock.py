@@ -13,6 +13,7 @@ import contextlib
 import os
 import pathlib
 import socket
+import time
 
 import filelock
 
@@ -57,8 +58,14 @@ def held(workdir: pathlib.Path, active: bool = True):
         lock.release()
 
 
-def _owner(workdir: pathlib.Path) -> str:
-    try:
-        return (workdir / OWNER).read_text().strip() or "its owner is not recorded"
-    except OSError:
-        return "its owner is not recorded"
+def _owner(workdir: pathlib.Path, wait_s: float = 1.0) -> str:
+    """The holder's record; a holder that took the lock a moment ago writes it right
+    after, so an absent or empty one is read again for up to ``wait_s``."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        with contextlib.suppress(OSError):
+            if found := (workdir / OWNER).read_text().strip():
+                return found
+        if time.monotonic() >= deadline:
+            return "its owner is not recorded"
+        time.sleep(0.02)
