@@ -123,8 +123,7 @@ def train_step(state: TrainState, batch: tuple, key: jax.Array,
     x, targets, batch_labels, partners = parallel.this_device_rows(
         (x, targets, batch_labels, partners), cfg.axis_name)
 
-    loss, logits, batch_stats, grads = loss_and_grads(state, x, targets, dropout_key,
-                                                      cfg.grad_accum_steps, cfg)
+    loss, logits, batch_stats, grads = loss_and_grads(state, x, targets, dropout_key, cfg)
     grads = parallel.mean_over(grads, cfg.axis_name)
     # Equal already where BatchNorm syncs; per-device (ghost) statistics are averaged.
     batch_stats = parallel.mean_over(batch_stats, cfg.axis_name)
@@ -157,9 +156,6 @@ def _nonfinite(loss, grads, batch_stats) -> jnp.ndarray:
     return bad.astype(jnp.float32)
 
 
-_SOFTMAX = StepConfig(num_classes=0, mean=(), std=())  # The default loss, for callers without one.
-
-
 def training_loss(logits: jnp.ndarray, targets: jnp.ndarray, cfg: StepConfig) -> jnp.ndarray:
     """The batch's mean loss against (mixed, smoothed) target distributions: softmax
     cross-entropy, or timm's ``BinaryCrossEntropy`` (a sigmoid per class, the mean over
@@ -172,11 +168,10 @@ def training_loss(logits: jnp.ndarray, targets: jnp.ndarray, cfg: StepConfig) ->
 
 
 def loss_and_grads(state: TrainState, x: jnp.ndarray, targets: jnp.ndarray,
-                   dropout_key: jax.Array, accum_steps: int = 1,
-                   cfg: StepConfig | None = None):
+                   dropout_key: jax.Array, cfg: StepConfig):
     """(mean loss, logits, new BatchNorm statistics, gradient) of one batch.
 
-    With ``accum_steps`` = k > 1 the batch runs as k micro-batches one after another
+    With ``cfg.grad_accum_steps`` = k > 1 the batch runs as k micro-batches one after another
     (``lax.scan``: activations of one micro-batch at a time) and the gradient is their
     mean: for a model without BatchNorm exactly the whole batch's. BatchNorm normalises
     each micro-batch by its own statistics and updates the running ones k times, as
@@ -188,12 +183,13 @@ def loss_and_grads(state: TrainState, x: jnp.ndarray, targets: jnp.ndarray,
             logits, new_vars = state.apply_fn(
                 {"params": params, "batch_stats": batch_stats}, x, train=True,
                 mutable=["batch_stats"], rngs={"dropout": key})
-            loss = training_loss(logits, targets, cfg or _SOFTMAX)
+            loss = training_loss(logits, targets, cfg)
             return loss, (logits, new_vars["batch_stats"])
 
         (loss, (logits, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         return loss, logits, stats, grads
 
+    accum_steps = cfg.grad_accum_steps
     if accum_steps == 1:
         return one(state.batch_stats, x, targets, dropout_key)
 
