@@ -32,6 +32,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--jobs", default="1,2,4", help="comma-separated values of --jobs")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--arms", default="", help="comma-separated arms (default: every arm)")
     p.add_argument("--data-dir", default="", help="TFDS data dir")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="more overrides for every run (e.g. a toy size on a CPU)")
@@ -47,6 +48,7 @@ def grid_seconds(args, jobs: int, workdir: pathlib.Path) -> tuple[float, int, in
                "--seeds", str(args.seeds), "--jobs", str(jobs), "--workdir", str(workdir),
                "--set", f"num_epochs={args.epochs}"]
     command += ["--data_dir", args.data_dir] if args.data_dir else []
+    command += ["--arms", args.arms] if args.arms else []
     for item in args.set:
         command += ["--set", item]
     env = {**os.environ, "RESNET_FLAX_COMPILE_CACHE": str(workdir / ".compile_cache")}
