@@ -125,6 +125,32 @@ def tiny_data_dir(tmp_path_factory) -> pathlib.Path:
     return data_dir
 
 
+def _session_root(tmp_path_factory) -> pathlib.Path:
+    """A folder every test process of this session shares: the workers' common parent
+    under pytest-xdist, the session's own temporary folder without it."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session")
+def one_epoch_run(tiny_data_dir, tmp_path_factory) -> pathlib.Path:
+    """One epoch of the tiny recipe (checkpoints at steps 4 and 8), trained once for the
+    whole session, whichever worker asks first. Read it, or copy it before writing."""
+    import filelock
+    from runs import run_main
+
+    root = _session_root(tmp_path_factory)
+    workdir = root / "one_epoch_run"
+    with filelock.FileLock(str(root / "one_epoch_run.lock")):
+        if not workdir.is_dir():
+            partial = root / "one_epoch_run.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            proc = run_main(partial, *tiny_overrides(tiny_data_dir, num_epochs=1))
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            partial.rename(workdir)
+    return workdir
+
+
 def tiny_overrides(data_dir, **extra) -> list[str]:
     """CLI overrides that make configs/fashion_mnist.py run in seconds on the tiny data."""
     values = {"data_dir": str(data_dir), "batch_size": 8, "eval_batch_size": 8,

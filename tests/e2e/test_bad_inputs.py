@@ -252,16 +252,6 @@ def _snapshot(workdir: pathlib.Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def finished_run(tiny_data_dir, tmp_path_factory) -> pathlib.Path:
-    """One epoch of the tiny recipe: checkpoints at steps 4 and 8."""
-    workdir = tmp_path_factory.mktemp("finished")
-    proc = _run("resnet_flax.main", [*_main(*tiny_overrides(tiny_data_dir, num_epochs=1))],
-                workdir)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return workdir
-
-
-@pytest.fixture(scope="module")
 def garbled_data(tiny_data_dir, tmp_path_factory) -> pathlib.Path:
     data_dir = tmp_path_factory.mktemp("garbled") / "tfds"
     shutil.copytree(tiny_data_dir, data_dir)
@@ -324,7 +314,7 @@ def test_a_bad_input_is_one_line_and_loses_nothing(case, tmp_path, request):
     (tmp_path / "broken.py").write_text("def get_config():\n    return undefined_name\n")
     workdir = tmp_path / "run"
     if case.trained:
-        shutil.copytree(request.getfixturevalue("finished_run"), workdir)
+        shutil.copytree(request.getfixturevalue("one_epoch_run"), workdir)
     else:
         workdir.mkdir()
         (workdir / "notes.txt").write_text("mine")

@@ -3,13 +3,13 @@ status a stopped training run has (128 + the signal), and nothing half-written, 
 the signal lands (in Orbax's event loop as it reads the checkpoint, in a garbage
 collection callback)."""
 
+import shutil
 import signal
 import subprocess
 import sys
 
 import pytest
-from conftest import REPO, tiny_overrides
-from runs import run_main
+from conftest import REPO
 
 # Runs a command with FUNCTION (module:name) patched to signal this process first.
 _SIGNAL_DURING = """
@@ -72,9 +72,10 @@ else:
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_data_dir, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("run")
-    assert run_main(workdir, *tiny_overrides(tiny_data_dir, num_epochs=1)).returncode == 0
+def trained(one_epoch_run, tmp_path_factory):
+    """A copy of the session's one-epoch run: the signalled commands may write to it."""
+    workdir = tmp_path_factory.mktemp("run") / "run"
+    shutil.copytree(one_epoch_run, workdir)
     return workdir
 
 
