@@ -55,6 +55,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--compile-cache", default="/tmp/resnet_flax_gpu_experiments_cache",
                    help="the runs' shared persistent compilation cache")
     p.add_argument("--experiments", default="all", help="all, or one experiment's name")
+    p.add_argument("--arms", default="", help="one experiment's arms, comma-separated "
+                   "(default: every arm)")
     p.add_argument("--jobs", type=int, default=4, help="runs at once on the GPU")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--budget", type=float, default=450.0,
@@ -73,6 +75,7 @@ def experiments_command(args, data_dir: pathlib.Path) -> list[str]:
     command = [sys.executable, "-m", "experiments.run", args.experiments, "--scale", "gpu",
                "--jobs", str(args.jobs), "--seeds", str(args.seeds), "--data_dir",
                str(data_dir), "--workdir", str(workdir)]
+    command += ["--arms", args.arms] if args.arms else []
     for item in SMOKE_SETS if args.smoke else ():
         command += ["--set", item]
     return command
