@@ -97,8 +97,9 @@ def markdown(module, rows: list[dict], command: str, figure: str, scale: str,
              "## What shows", "", *(f"- {line}" for line in
                                     claims.verdicts(getattr(module, "CLAIMS", ()), rows)),
              "", "A finding shows when the arms are in its order by more than their seeds' "
-             "standard deviations added; one seed cannot tell.", "", "## Table", "", head,
-             "|" + "---|" * 10]
+             "standard deviations added; one seed cannot tell.", "",
+             *([note, ""] if (note := getattr(module, "NOTES", {}).get(scale)) else []),
+             "## Table", "", head, "|" + "---|" * 10]
     for r in rows:
         lines.append(
             f"| {r['arm']} | {r['model']} | {r['seeds']} | {_pm(r, 'final_test_error')} | "

@@ -34,6 +34,16 @@ CLAIMS = [
           "resnet20_C", 0.01),
 ]
 
+# Said under the verdicts on a scale's page: what a reader needs beside them.
+NOTES = {
+    "cpu": "Why C may trail B on these nets: He et al. 2016 (Identity Mappings, sec. 3.1 "
+           "and table 1) found that 1x1 convolutional shortcuts on every unit, option C, "
+           "impede signal propagation when many residual units are stacked: ResNet-110 on "
+           "CIFAR-10 reached 12.22% test error with them against 6.61% with identity "
+           "shortcuts, its training error higher too. Table 3's small gain for C was on "
+           "ImageNet's ResNet-34; the claim stays that paper's.",
+}
+
 
 def base(dataset, scale):
     return he_cifar(dataset, epochs=paper_epochs())
