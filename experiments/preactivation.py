@@ -1,7 +1,7 @@
 """Post-activation (v1) against pre-activation (v2) residual units."""
 
 from experiments.claims import Ahead
-from experiments.common import gpu_scale, he_cifar, paper_epochs
+from experiments.common import cpu_scale, gpu_scale, he_cifar, paper_epochs
 
 TITLE = "Pre-activation: v1 against v2 residual units"
 SOURCE = "He et al. 2016, Identity Mappings in Deep Residual Networks, table 3"
@@ -13,6 +13,10 @@ ARMS = {**{f"v1_resnet{d}": {"model": f"resnet{d}"} for d in (56, 110)},
 SCALES = {
     "quick": {"num_epochs": 6, "lr_boundaries_epochs": (4, 5), "train_subset": 5000,
               "arms": ["v1_resnet56", "v2_resnet56"]},
+    # Degradation's recipe (5,000 images, 5 epochs of warm-up) at quarter width and 20
+    # epochs: ResNet-110's cost is what fits the four arms' 3 seeds in about 90 minutes.
+    "cpu": cpu_scale(20, 5000, warmup_epochs=5.0,
+                     **{"model_options.width_multiplier": 0.25}),
     # Both depths: the finding is that the gap grows with depth, so 110 must run.
     "gpu": gpu_scale(10),
     "paper": {"num_epochs": paper_epochs(), "train_subset": 0},
