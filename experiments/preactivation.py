@@ -33,6 +33,16 @@ CLAIMS = [
           "v1_resnet110", "first_train_loss"),
 ]
 
+# Said under the verdicts on a scale's page: what a reader needs beside them.
+NOTES = {
+    "cpu": "At this scale every arm still underfits: its training error is about as high as "
+           "its test error. He et al. 2016's test-error gap is one of generalisation at "
+           "convergence (64k iterations; v2 \"reaches slightly higher training loss at "
+           "convergence\" yet lower test error), and 20 epochs of 5,000 images are 780 "
+           "iterations, so the two test-error verdicts here are read before the finding "
+           "applies; the start-of-training claim is the one this scale measures.",
+}
+
 
 def base(dataset, scale):
     return he_cifar(dataset, epochs=paper_epochs())
