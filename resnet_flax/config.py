@@ -119,7 +119,7 @@ def _model_fields(c: ml_collections.ConfigDict) -> None:
         name: opt(kind) for name, kind in (
             ("dtype", str), ("shortcut", str), ("plain", bool), ("zero_init_residual", bool),
             ("dropout_rate", float), ("conv_init", str), ("bn_momentum", float),
-            ("bn_epsilon", float), ("bn_convention", str), ("preact", bool),
+            ("bn_epsilon", float), ("bn_convention", str), ("bn_batch", int), ("preact", bool),
             ("stochastic_depth", float), ("width_multiplier", float), ("se_reduction", int),
             ("block_dropout", float), ("stem", str), ("stem_width", int), ("groups", int),
             ("base_width", int), ("conv_bias", bool), ("activation", str), ("norm", str),

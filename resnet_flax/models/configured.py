@@ -34,3 +34,8 @@ def check(config) -> None:
                           f"{config.model} {e.parts}{closest(e.unknown[0], e.parts)}") from None
     except ValueError as e:
         raise ConfigError(f"config.model_options: {e}") from None
+    bn_batch = config.model_options.get("bn_batch")
+    if bn_batch and config.batch_size % bn_batch:
+        raise ConfigError(f"config.model_options.bn_batch={bn_batch}: a batch of "
+                          f"{config.batch_size} does not split into slices of {bn_batch} "
+                          "images; give a divisor of config.batch_size")

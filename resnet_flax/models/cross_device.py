@@ -58,6 +58,7 @@ class GhostBatchNorm(nn.Module):
     running + (1 - m) * mean over slices`` of each slice's mean and biased variance."""
 
     groups: int = 1
+    group_images: int = 0  # > 0: slices of this many images, however large the batch.
     use_running_average: bool = False
     momentum: float = 0.9
     epsilon: float = 1e-5
@@ -75,10 +76,12 @@ class GhostBatchNorm(nn.Module):
             mean, var = ra_mean.value, ra_var.value
             y = (x.astype(jnp.float32) - mean) * jax.lax.rsqrt(var + self.epsilon)
         else:
-            if x.shape[0] % self.groups:
+            groups = x.shape[0] // self.group_images if self.group_images else self.groups
+            if not groups or x.shape[0] % groups:
                 raise ValueError(f"GhostBatchNorm: a batch of {x.shape[0]} does not split "
-                                 f"into {self.groups} equal groups")
-            g = x.astype(jnp.float32).reshape(self.groups, -1, *x.shape[1:])
+                                 f"into {self.group_images or self.groups} equal "
+                                 f"{'images' if self.group_images else 'groups'}")
+            g = x.astype(jnp.float32).reshape(groups, -1, *x.shape[1:])
             axes = tuple(range(1, g.ndim - 1))  # Per group: examples and spatial positions.
             mean = g.mean(axes, keepdims=True)
             # As nn.BatchNorm: E[x^2] - E[x]^2, clipped at 0.

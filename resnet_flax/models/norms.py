@@ -76,6 +76,9 @@ OPTIONS = (
     Option("bn_momentum", float, "read in `bn_convention`", low=0.0, high=1.0),
     Option("bn_epsilon", float, "added to the variance (torch's and Flax's 1e-5, Keras' 1e-3)",
            low=0.0),
+    Option("bn_batch", int, "BatchNorm's statistics per slice of this many images of a step's "
+           "batch, as on one worker of a multi-GPU step (ghost BatchNorm; Wu & He 2018's "
+           "fig. 1); unset: the whole batch", low=1),
     Option("bn_convention", str, "how `bn_momentum` reads: `flax` keeps running = m * running "
            "+ (1 - m) * batch (so torch's 0.1 is 0.9), `torch` the other way", BN_CONVENTIONS),
 )
@@ -100,6 +103,11 @@ def with_options(norm, options: dict):
     carry to any class that has the field (momentum only means something to BatchNorm)."""
     settings = dict(getattr(norm, "keywords", {}))
     cls = options.get("norm", part_class(norm))
+    if options.get("bn_batch"):
+        if not issubclass(cls, nn.BatchNorm):
+            raise ValueError(f"bn_batch={options['bn_batch']} sets BatchNorm's batch; "
+                             f"{cls.__name__} has no batch statistics (use norm='batch')")
+        cls, settings["group_images"] = cross_device.GhostBatchNorm, options["bn_batch"]
     for option, field in NORM_FIELDS.items():
         if option in options:
             settings[field] = options[option]

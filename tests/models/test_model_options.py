@@ -139,3 +139,35 @@ def test_an_options_value_is_checked_where_it_is_declared():
     with pytest.raises(ConfigError, match=r"^config.model_options.stem='cifr' is not one of "
                                           r"\('imagenet', .*; did you mean 'cifar'\?$"):
         configured.check(config)
+
+
+def test_bn_batch_normalises_each_slice_of_that_many_images_by_its_own_statistics():
+    x = jax.random.normal(jax.random.key(0), (8, 32, 32, 3))
+    sliced = models.create("resnet20", bn_batch=4)
+    whole = models.create("resnet20")
+    variables = whole.init(jax.random.key(1), x, train=False)  # The same variables.
+    assert jax.tree.structure(variables) == jax.tree.structure(
+        sliced.init(jax.random.key(1), x, train=False))
+    y, stats = sliced.apply(variables, x, train=True, mutable=["batch_stats"])
+    halves = [whole.apply(variables, half, train=True, mutable=["batch_stats"])
+              for half in (x[:4], x[4:])]
+    np.testing.assert_allclose(y, np.concatenate([h[0] for h in halves]), atol=1e-5)
+    # The running statistics move by the slices' mean, as one worker's each would.
+    expected = jax.tree.map(lambda a, b: (a + b) / 2, halves[0][1], halves[1][1])
+    for got, want in zip(jax.tree.leaves(stats), jax.tree.leaves(expected)):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    assert not np.allclose(y, whole.apply(variables, x, train=True, mutable=["batch_stats"])[0],
+                           atol=1e-3)
+
+
+def test_bn_batch_is_refused_where_it_cannot_mean_anything():
+    from resnet_flax.config import ConfigError, default_config
+    from resnet_flax.models import configured
+
+    with pytest.raises(ValueError, match="bn_batch=4 sets BatchNorm's batch; GroupNorm has no"):
+        models.create("resnet20", norm="group", bn_batch=4)
+    config = default_config()
+    config.batch_size, config.model_options.bn_batch = 128, 48
+    with pytest.raises(ConfigError, match=r"^config.model_options.bn_batch=48: a batch of 128 "
+                                          r"does not split into slices of 48 images"):
+        configured.check(config)
