@@ -1,8 +1,9 @@
 """What an experiment's published finding predicts of its table, checked against it.
 
 An experiment module lists its ``CLAIMS``: each names two arms and a figure (an error or
-a loss: lower is better) and says which arm the finding puts ahead (``Ahead``), or that
-the two should be close (``Close``). ``verdicts`` reads them against the table of
+a loss: lower is better) and says which arm the finding puts ahead (``Ahead``), that
+the two should be close (``Close``), or that one matches or beats the other
+(``NotBehind``). ``verdicts`` reads them against the table of
 finished runs and says plainly, a line each, what shows and what does not.
 """
 
@@ -37,6 +38,17 @@ class Close:
     figure: str = "final_test_error"
 
 
+@dataclasses.dataclass(frozen=True)
+class NotBehind:
+    """``ahead`` matches or beats ``behind``: its ``figure`` is at most ``within`` higher."""
+
+    text: str
+    ahead: str
+    behind: str
+    within: float
+    figure: str = "final_test_error"
+
+
 def _shown(row: dict, figure: str) -> str:
     name, scale, unit = FIGURES[figure]
     mean, std = scale * row[f"{figure}_mean"], scale * row[f"{figure}_std"]
@@ -44,9 +56,9 @@ def _shown(row: dict, figure: str) -> str:
     return f"{row['arm']} {mean:.2f}{spread}{unit}"
 
 
-def verdict(claim: Ahead | Close, rows: dict[str, dict]) -> str:
+def verdict(claim: Ahead | Close | NotBehind, rows: dict[str, dict]) -> str:
     """One line: whether ``claim`` shows in ``rows`` (arm -> table row, finished seeds)."""
-    arms = (claim.ahead, claim.behind) if isinstance(claim, Ahead) else (claim.a, claim.b)
+    arms = (claim.a, claim.b) if isinstance(claim, Close) else (claim.ahead, claim.behind)
     missing = [a for a in arms if a not in rows or not rows[a]["seeds"]]
     if missing:
         return (f"**Not measured here:** {claim.text} (no finished run of "
@@ -59,6 +71,9 @@ def verdict(claim: Ahead | Close, rows: dict[str, dict]) -> str:
         if abs(gap) <= claim.within:
             return f"**Shows:** {claim.text} ({figures})."
         return f"**Does not show:** {claim.text} ({figures})."
+    if isinstance(claim, NotBehind):
+        shown = "Shows" if gap >= -claim.within else "Does not show"
+        return f"**{shown}:** {claim.text} ({figures})."
     if gap <= 0:
         return f"**Does not show:** {claim.text} ({figures})."
     spread = first[f"{claim.figure}_std"] + second[f"{claim.figure}_std"]

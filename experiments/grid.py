@@ -8,9 +8,12 @@ An experiment module defines:
 - ``SCALES``: scale name -> overrides for every arm (``quick`` fits a 2-core CPU,
   ``paper`` is the published schedule), optionally with an ``"arms"`` list: the arms
   that scale runs;
-- optionally ``PLOT = "scatter"`` (accuracy against parameters and MACs) instead of
+- optionally ``PLOT = "scatter"`` (test error against parameters and MACs) instead of
   the default error curves, or ``PANELS`` (panel title -> arms): the paper's figure, a
-  panel per group, training error bold and test error thin against iterations.
+  panel per group, training error bold and test error thin against iterations; and
+  ``BATCH_SWEEP`` (norm -> images its statistics span -> arm): a second figure, test
+  error against those images (Wu & He's fig. 1);
+- optionally ``NOTES`` (scale -> text): said under that scale's verdicts.
 
 Runs of one arm differ only in ``config.seed``.
 """

@@ -81,7 +81,7 @@ def _pm(row: dict, column: str, percent: bool = True) -> str:
     return f"{scale * mean:.{digits}f} +- {scale * std:.{digits}f}"
 
 
-def markdown(module, rows: list[dict], command: str, figure: str, scale: str,
+def markdown(module, rows: list[dict], command: str, figures: list[str], scale: str,
              pending: int) -> str:
     head = ("| arm | model | seeds | test error % | best test acc % | train error % | "
             "train loss | params | MACs | wall s |")
@@ -108,37 +108,49 @@ def markdown(module, rows: list[dict], command: str, figure: str, scale: str,
             f"{layer_table.format_count(r['macs'])} | {r['wall_seconds_mean']:.0f} |")
     lines += ["", "Errors are final-epoch figures, mean +- std over seeds (std with n - 1; "
               "the mean alone where one seed ran).",
-              "", f"![{module.TITLE}]({figure})", ""]
+              "", *(f"![{module.TITLE}]({figure})" for figure in figures), ""]
     return "\n".join(lines)
 
 
 def write(module, runs: list[Run], workdir: pathlib.Path, command: str,
           scale: str) -> list[dict]:
-    """Writes results.csv, results.md and the figure from the finished runs; returns the
-    table."""
+    """Writes results.csv, results.md and its figures from the finished runs; returns
+    the table."""
     rows = table(runs)
     pending = sum(not finished(run) for run in runs)
     with open(workdir / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    if getattr(module, "PLOT", "curves") == "scatter":
-        figure = "scatter.png"
-        plots.accuracy_scatter(rows, workdir / figure, module.TITLE)
-    else:
-        figure = "curves.png"
-        curves = {run.arm: [] for run in runs}
-        for run in runs:
-            rows_of_run = _rows(run)  # Read once: a run's metrics.jsonl can be long.
-            if rows_of_run and finished(run):
-                curves[run.arm].append(rows_of_run)
-        panels = getattr(module, "PANELS", None)
-        if panels:  # The paper's own layout: a panel per group of arms.
-            plots.error_panels({name: {arm: curves[arm] for arm in arms if arm in curves}
-                                for name, arms in panels.items()}, workdir / figure,
-                               module.TITLE)
-        else:
-            plots.experiment_curves(curves, workdir / figure, module.TITLE)
-    (workdir / "results.md").write_text(markdown(module, rows, command, figure, scale,
+    figures = [_figure(module, rows, runs, workdir)]
+    sweep = getattr(module, "BATCH_SWEEP", None)
+    if sweep:  # Error against the images BatchNorm's statistics span.
+        by_arm = {row["arm"]: row for row in rows}
+        plots.error_by_batch({norm: {n: by_arm[arm] for n, arm in arms.items() if arm in by_arm}
+                              for norm, arms in sweep.items()}, workdir / "batch.png",
+                             "Test error against BatchNorm's batch")
+        figures.append("batch.png")
+    (workdir / "results.md").write_text(markdown(module, rows, command, figures, scale,
                                                  pending))
     return rows
+
+
+def _figure(module, rows: list[dict], runs: list[Run], workdir: pathlib.Path) -> str:
+    """The experiment's main figure: test error against size (``PLOT = "scatter"``), or
+    error curves, a panel per group of ``PANELS`` where the paper draws it so."""
+    if getattr(module, "PLOT", "curves") == "scatter":
+        plots.error_scatter(rows, workdir / "scatter.png", module.TITLE)
+        return "scatter.png"
+    curves = {run.arm: [] for run in runs}
+    for run in runs:
+        rows_of_run = _rows(run)  # Read once: a run's metrics.jsonl can be long.
+        if rows_of_run and finished(run):
+            curves[run.arm].append(rows_of_run)
+    panels = getattr(module, "PANELS", None)
+    if panels:  # The paper's own layout: a panel per group of arms.
+        plots.error_panels({name: {arm: curves[arm] for arm in arms if arm in curves}
+                            for name, arms in panels.items()}, workdir / "curves.png",
+                           module.TITLE)
+    else:
+        plots.experiment_curves(curves, workdir / "curves.png", module.TITLE)
+    return "curves.png"

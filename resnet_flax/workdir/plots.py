@@ -137,23 +137,48 @@ def experiment_curves(runs: dict[str, list[list[dict]]], path: pathlib.Path,
     plt.close(fig)
 
 
-def accuracy_scatter(rows: list[dict], path: pathlib.Path, title: str = "") -> None:
-    """Final test accuracy (mean, std bars) against parameters and against MACs, one
+def error_scatter(rows: list[dict], path: pathlib.Path, title: str = "") -> None:
+    """Final test error (mean, std bars) against parameters and against MACs, one
     labelled point per arm (rows of an experiment's results table)."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), sharey=True)
     for ax, key, name in ((axes[0], "params", "parameters"), (axes[1], "macs", "MACs per image")):
-        for i, row in enumerate(rows):
-            acc = 100 * row["final_test_accuracy_mean"]
-            ax.errorbar(row[key], acc, yerr=100 * row["final_test_accuracy_std"], fmt="o",
+        for i, row in enumerate(r for r in rows if r["seeds"]):
+            error = 100 * row["final_test_error_mean"]
+            ax.errorbar(row[key], error, yerr=100 * row["final_test_error_std"], fmt="o",
                         color=f"C{i % 10}", capsize=3)
-            ax.annotate(row["arm"], (row[key], acc), textcoords="offset points",
+            ax.annotate(row["arm"], (row[key], error), textcoords="offset points",
                         xytext=(4, 4), fontsize=8)
         ax.set_xscale("log")
         ax.set_xlabel(name + " (log scale)")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("final test accuracy (%)")
+    axes[0].set_ylabel("final test error (%)")
     fig.suptitle(title + " (mean +- std over seeds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def error_by_batch(series: dict[str, dict[int, dict]], path: pathlib.Path,
+                   title: str = "") -> None:
+    """Wu & He's fig. 1: final test error (mean, std bars) against the images a norm's
+    statistics span, one line per norm. ``series``: norm -> images -> results row."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    for i, (name, by_images) in enumerate(series.items()):
+        points = sorted((n, row) for n, row in by_images.items() if row["seeds"])
+        if not points:
+            continue
+        ax.errorbar([n for n, _ in points], [100 * r["final_test_error_mean"] for _, r in points],
+                    yerr=[100 * r["final_test_error_std"] for _, r in points], marker="o",
+                    capsize=3, color=f"C{i % 10}", label=name)
+    ax.set_xscale("log", base=2)
+    ax.invert_xaxis()  # As the paper: the batch shrinks to the right.
+    ax.set_xlabel("images a BatchNorm's statistics span (log scale)")
+    ax.set_ylabel("final test error (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=9)
+    fig.suptitle(title + " (mean +- std over seeds)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -40,15 +40,17 @@ def run_tiny(name, data_dir, workdir, *extra):
 
 
 def assert_results(name, workdir, arms=()):
-    """results.csv has one row per quick arm (of ``arms``, if given); the figure is drawn
-    and linked."""
+    """results.csv has one row per quick arm (of ``arms``, if given); the figures are
+    drawn and linked."""
     module = grid.load(name)
     with open(workdir / "results.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["arm"] for r in rows] == grid.arms(module, "quick", arms)
-    figure = "scatter.png" if getattr(module, "PLOT", "") == "scatter" else "curves.png"
-    assert (workdir / figure).stat().st_size > 10_000
-    assert f"]({figure})" in (workdir / "results.md").read_text()
+    figures = ["scatter.png" if getattr(module, "PLOT", "") == "scatter" else "curves.png",
+               *(["batch.png"] if getattr(module, "BATCH_SWEEP", None) else [])]
+    for figure in figures:
+        assert (workdir / figure).stat().st_size > 10_000
+        assert f"]({figure})" in (workdir / "results.md").read_text()
 
 
 RERUN = "shortcuts"  # Runs end to end in the rerun test below.
@@ -58,7 +60,8 @@ RERUN = "shortcuts"  # Runs end to end in the rerun test below.
 # every arm's config is validated above. (): every arm.
 END_TO_END_ARMS = {"degradation": ("plain20", "resnet20"),
                    "depth_width": ("resnet20", "wrn_16_1"),
-                   "normalization": ("plain_none", "resnet_bn_zero", "resnet_gn"),
+                   "normalization": ("plain_none", "resnet_bn_zero", "resnet_gn",
+                                     "resnet_bn_2"),
                    "preactivation": ("v2_resnet56",), "optimizer": ()}
 
 
@@ -208,6 +211,10 @@ def test_a_claim_shows_only_when_its_gap_passes_the_seeds_spread():
         "**Shows:**")
     assert claims.verdicts([close], [_row("a", 0.10, 0), _row("b", 0.125, 0)])[0].startswith(
         "**Does not show:**")
+    matches = claims.NotBehind("a matches or beats b", "a", "b", within=0.01)
+    for a, shown in ((0.05, "Shows"), (0.105, "Shows"), (0.115, "Does not show")):
+        assert claims.verdicts([matches], [_row("a", a, 0.0), _row("b", 0.10, 0.0)])[
+            0].startswith(f"**{shown}:** a matches or beats b"), a
 
 
 @pytest.mark.slow
