@@ -23,9 +23,9 @@ import jax
 import jax.numpy as jnp
 
 from resnet_flax import models
-from resnet_flax.models import norms
+from resnet_flax.models import cross_device, norms
 
-_COUNTED = (nn.Conv, nn.Dense, nn.BatchNorm, norms.GroupNorm)
+_COUNTED = (nn.Conv, nn.Dense, nn.BatchNorm, cross_device.GhostBatchNorm, norms.GroupNorm)
 
 
 @dataclasses.dataclass(frozen=True)

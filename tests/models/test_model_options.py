@@ -158,6 +158,10 @@ def test_bn_batch_normalises_each_slice_of_that_many_images_by_its_own_statistic
         np.testing.assert_allclose(got, want, atol=1e-5)
     assert not np.allclose(y, whole.apply(variables, x, train=True, mutable=["batch_stats"])[0],
                            atol=1e-3)
+    from resnet_flax.models import layer_table  # Its summary counts the same parameters.
+
+    assert layer_table.summarize("resnet20", bn_batch=4).params == (
+        layer_table.summarize("resnet20").params)
 
 
 def test_bn_batch_is_refused_where_it_cannot_mean_anything():
