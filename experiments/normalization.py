@@ -60,6 +60,15 @@ CLAIMS = [
     Ahead("at 2 images a batch GroupNorm beats BatchNorm", "resnet_gn", "resnet_bn_2"),
 ]
 
+# Said under the verdicts on a scale's page: what a reader needs beside them.
+NOTES = {
+    "cpu": "BatchNorm's batch in the batch sweep is a slice of each step's 128 images "
+           "(`model_options.bn_batch`), normalised by its own statistics as each GPU's "
+           "images are in Wu & He's runs; they also scale the lr with their total batch, "
+           "which stays 128 here. GroupNorm has 2 groups at this quarter width: the "
+           "full-width net's 2, 4 and 8 channels a group.",
+}
+
 
 def base(dataset, scale):
     c = he_cifar(dataset, epochs=paper_epochs())
