@@ -59,7 +59,7 @@ def resume(workdir, data_dir, epochs: int, address: str | None = None) -> str:
 def test_a_dead_peer_ends_the_run_at_once_in_one_line_and_it_resumes(
         tiny_data_dir, tmp_path, doomed):
     workdir = tmp_path / "run"
-    procs = start_processes(workdir, tiny_data_dir, doomed, peer_timeout=10)
+    procs = start_processes(workdir, tiny_data_dir, doomed, epochs=2, peer_timeout=10)
     seconds, status, err = survive(procs, doomed)
     assert seconds < 5  # Not JAX's heartbeat wait.
     assert status == 75
@@ -69,7 +69,7 @@ def test_a_dead_peer_ends_the_run_at_once_in_one_line_and_it_resumes(
     assert "Check failure" not in err and "Fatal Python error" not in err
     assert complete_steps(workdir) == ["4"]  # Nothing partial counts as a step.
     if doomed == 1:  # The same command resumes from that checkpoint to the end.
-        resumed = resume(workdir, tiny_data_dir, 6)
+        resumed = resume(workdir, tiny_data_dir, 2)
         assert "resuming" in resumed and "from step 4" in resumed
 
 
@@ -90,9 +90,10 @@ def test_whenever_a_peer_dies_the_survivor_gives_one_line_within_5_s(
     steps = complete_steps(workdir) if (workdir / "checkpoints").is_dir() else []
     last = f"step {steps[-1]} in" if steps else "none yet in"
     assert f"last checkpoint: {last} {workdir / 'checkpoints'};" in said[0]
-    if moment == "commit":  # Step 8's unfinished folder is not a step: resumed from 4.
+    if moment == "commit":  # Step 8's unfinished folder is not a step.
         assert steps == ["4"]
-        # Process 0's address again at once: a new run binds it (doomed 0: its helper
-        # still holds the old connections).
+    if (moment, doomed) == ("commit", 0):  # Resumed from 4 (the other resumes above).
+        # Process 0's address again at once: a new run binds it, while the dead
+        # coordinator's helper still holds the old connections.
         resumed = resume(workdir, tiny_data_dir, 2, address)
         assert "from step 4" in resumed and complete_steps(workdir)[-1] == "16"

@@ -2,17 +2,16 @@
 
 import pytest
 from conftest import tiny_overrides
-from runs import assert_same_training, run_main, run_processes
+from runs import assert_same_training, run_processes
 
 
 @pytest.mark.slow
-def test_two_processes_match_one_process_with_two_devices(tiny_data_dir, tmp_path):
+def test_two_processes_match_one_process_with_two_devices(tiny_data_dir, tmp_path,
+                                                          one_epoch_run):
+    """one_epoch_run is these overrides in one process with two virtual devices."""
     overrides = tiny_overrides(tiny_data_dir, num_epochs=1)
-    single = tmp_path / "single"
-    proc = run_main(single, *overrides)  # One process, two virtual devices.
-    assert proc.returncode == 0, proc.stderr[-3000:]
     run_processes(tmp_path / "multi", overrides, num_processes=2, devices_each=1)
-    assert_same_training(single, tmp_path / "multi")
+    assert_same_training(one_epoch_run, tmp_path / "multi")
 
 
 @pytest.mark.slow

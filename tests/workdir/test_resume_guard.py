@@ -90,3 +90,17 @@ def test_load_keeps_the_optimizer_options_a_run_was_given(tmp_path):
     back = resume_guard.load(tmp_path)
     assert dict(back.optimizer_options) == {"decay": 0.95, "centered": True}
     assert resume_guard.compare(back, tmp_path).changed == {}
+
+
+def test_synchronised_statistics_resume_without_a_warning(tmp_path):
+    """The warning is for per-device statistics only; a run without a device change
+    gets none either (test_device_counts runs the warned resume end to end)."""
+    config = default_config()
+    config.batch_size = 8
+    moved = {"devices": (2, 1)}
+    config.sync_batch_stats = True
+    assert resume_guard.ghost_statistics_warning(config, tmp_path, moved) is None
+    config.sync_batch_stats = False
+    assert resume_guard.ghost_statistics_warning(config, tmp_path, {}) is None
+    assert "span 8 examples, not 4" in resume_guard.ghost_statistics_warning(
+        config, tmp_path, moved)
