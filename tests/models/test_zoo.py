@@ -9,6 +9,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 import pytest
 from flax import traverse_util
@@ -167,11 +168,14 @@ def test_forward_and_train_step(name):
     run = jax.jit
     variables = run(lambda x: model.init(jax.random.key(0), x, train=False))(x)
     loss, params, stats = run(lambda v: train_step(model, x, labels, v))(variables)
-    assert bool(jnp.isfinite(loss))
-    changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), variables["params"], params)
+    # Compared in NumPy: a jnp op on each of ~50 leaf shapes compiles ~50 programs.
+    assert np.isfinite(float(loss))
+    changed = jax.tree.map(lambda a, b: bool(np.any(np.asarray(a) != np.asarray(b))),
+                           variables["params"], params)
     assert any(jax.tree.leaves(changed))
-    assert not all(jax.tree.leaves(jax.tree.map(jnp.array_equal, variables["batch_stats"],
-                                                stats)))
+    assert not all(jax.tree.leaves(jax.tree.map(
+        lambda a, b: np.array_equal(np.asarray(a), np.asarray(b)), variables["batch_stats"],
+        stats)))
     # Eval mode with the initial statistics (mean 0, var 1) does not normalize, and
     # 600 residual additions overflow float32 (resnet1202); so evaluate with the
     # batch's statistics. From the initial parameters: one lr-0.1 step on 2 examples
@@ -180,7 +184,7 @@ def test_forward_and_train_step(name):
     logits = run(lambda v: model.apply(v, x, train=False))(
         {"params": variables["params"], "batch_stats": stats})
     assert logits.shape == (2, models.spec(name).num_classes)
-    assert logits.dtype == jnp.float32 and bool(jnp.isfinite(logits).all())
+    assert logits.dtype == jnp.float32 and np.isfinite(np.asarray(logits)).all()
 
 
 @pytest.mark.parametrize("name", ["plain_resnet20", "plain_resnet18", "plain_wrn_16_4"])
@@ -191,7 +195,7 @@ def test_plain_twin_forward_and_train_step(name):
     model, x = shallow(model), small_input(name, side=16)
     variables = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False))(x)
     loss, _, _ = jax.jit(lambda v: train_step(model, x, jnp.array([0, 1]), v))(variables)
-    assert bool(jnp.isfinite(loss))
+    assert np.isfinite(float(loss))
 
 
 @pytest.mark.parametrize("name", models.names())
