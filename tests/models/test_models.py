@@ -38,8 +38,10 @@ def test_cifar_param_counts_equal_he_et_al_option_a(name, expected):
 def test_output_and_feature_shapes(name, size, channels, classes, stage_shapes):
     model = models.create(name, num_classes=classes)
     x = jnp.ones((2, size, size, channels))
-    variables = model.init(jax.random.key(0), x, train=False)
-    out = model.apply(variables, x, train=False, return_features=True)
+    # Shapes only: traced, not run (test_zoo runs every net).
+    variables = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
+    out = jax.eval_shape(lambda v: model.apply(v, x, train=False, return_features=True),
+                         variables)
     assert out["logits"].shape == (2, classes)
     stages = [out["stem"]] + [out[f"stage{i}"] for i in range(1, len(stage_shapes))]
     assert [a.shape[1:] for a in stages] == stage_shapes
