@@ -46,7 +46,9 @@ NOTES = {
            "of depth and width. With the 0.3 dropout between their convolutions, seed 0 "
            "ended at 23.60% (WRN-16-2) and 18.05% (WRN-16-4), behind both ResNets: at a "
            "quarter of the width and 20 epochs every arm underfits (its training error is "
-           "about its test error), and dropout only slows the fit.",
+           "about its test error), and dropout only slows the fit. Without it both WRNs "
+           "lead in the mean, each in 2 seeds of 3: ResNet-110's seeds spread from 10.65% "
+           "to 16.30%, more than the gap.",
 }
 
 
