@@ -80,10 +80,9 @@ NOTES = {
            "error), and the gap measures how fast each fits, not what Wu & He measure.\n\n"
            "The first epoch is a fifth of the 5-epoch warm-up, and both arms end it about "
            "chance (2.21-2.38 against ln 10 = 2.30): it cannot tell their early training "
-           "apart. After it, zero-init "
-           "stays behind to the end (22.6 +- 0.7% final training error against 15.5 +- "
-           "0.3%); Goyal et al. state the finding for ResNet-50 on ImageNet at large "
-           "batches.",
+           "apart. After it, zero-init stays behind to the end (22.6 +- 0.7% final "
+           "training error against 15.5 +- 0.3%); Goyal et al. state the finding for "
+           "ResNet-50 on ImageNet at large batches.",
 }
 
 

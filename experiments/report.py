@@ -86,10 +86,12 @@ def markdown(module, rows: list[dict], command: str, figures: list[str], scale: 
     head = ("| arm | model | seeds | test error % | best test acc % | train error % | "
             "train loss | params | MACs | wall s |")
     done = sum(r["seeds"] for r in rows)
-    runs = f"{done} runs" if done != 1 else "1 run"
-    state = (f"{runs} finished, {pending} not yet: the table and the verdicts count the "
-             "finished ones." if pending else f"All {runs} finished." if done != 1 else
-             "Its 1 run finished.")
+    runs = "1 run" if done == 1 else f"{done} runs"
+    if pending:
+        state = (f"{runs} finished, {pending} not yet: the table and the verdicts count the "
+                 "finished ones.")
+    else:
+        state = "Its 1 run finished." if done == 1 else f"All {runs} finished."
     recipe = ", ".join(f"{k}={v}" for k, v in module.SCALES[scale].items() if k != "arms")
     lines = [f"# {module.TITLE}", "", f"{module.SOURCE}. Published finding: {module.FINDING}",
              "", f"Scale: `{scale}`. {state}", "",
